@@ -1,0 +1,53 @@
+"""Read-only JSON endpoints for datasets and import jobs (DRF)."""
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recommendations.models import Dataset, ImportJob
+
+
+def _require(request: Request, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied()
+
+
+class DatasetOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "domain", "source", "licence_note", "import_format", "is_implicit",
+            "rating_min", "rating_max", "n_users", "n_items", "n_interactions", "import_seconds", "imported_at",
+        ]  # fmt: skip
+
+
+class DatasetListApi(APIView):
+    def get(self, request: Request) -> Response:
+        _require(request, "recommendations.view_dataset")
+        datasets = Dataset.objects.visible_to(request.user)
+        return Response(DatasetOutputSerializer(datasets, many=True).data)
+
+
+class DatasetDetailApi(APIView):
+    def get(self, request: Request, dataset_id: int) -> Response:
+        _require(request, "recommendations.view_dataset")
+        dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=dataset_id)
+        return Response(DatasetOutputSerializer(dataset).data)
+
+
+class ImportJobDetailApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+        class Meta:
+            model = ImportJob
+            fields = [
+                "id", "name", "format", "status", "phase", "progress_done", "progress_total", "percent",
+                "error", "dataset", "created_at", "started_at", "finished_at",
+            ]  # fmt: skip
+
+    def get(self, request: Request, job_id: int) -> Response:
+        _require(request, "recommendations.view_importjob")
+        job = get_object_or_404(ImportJob, pk=job_id)
+        return Response(self.OutputSerializer(job).data)

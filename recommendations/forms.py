@@ -1,0 +1,85 @@
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from recommendations.importers import FORMATS, ImportFailed, parse_mapping
+from recommendations.importers.base import human_bytes
+from recommendations.models import Dataset
+
+DATA_SUFFIXES = {".zip", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".inter"}
+ATTRIBUTE_SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".item", ".user"}
+
+
+class ImportForm(forms.Form):
+    format = forms.ChoiceField(choices=[(key, label) for key, (label, _) in FORMATS.items()])
+    name = forms.CharField(max_length=100, help_text="A name of your choosing, e.g. ml-100k.")
+    domain = forms.ChoiceField(choices=Dataset.Domain.choices, initial=Dataset.Domain.OTHER)
+    interactions = forms.FileField(
+        required=False,
+        label="Interactions file or zip",
+        help_text="MovieLens: the GroupLens zip. RecBole: the .inter file or a zip. CSV/JSONL: the interactions.",
+    )
+    items = forms.FileField(required=False, label="Item attributes (optional)")
+    users = forms.FileField(required=False, label="User attributes (optional)")
+    mapping = forms.CharField(
+        required=False,
+        label="Column mapping",
+        help_text="CSV/JSONL and RecBole: e.g. user=uid,item=iid,rating=stars,timestamp=ts",
+    )
+    delimiter = forms.CharField(required=False, max_length=1, help_text="CSV only; default comma.")
+    encoding = forms.CharField(required=False, max_length=40, help_text="Default UTF-8 (MovieLens: Latin-1).")
+    replace = forms.BooleanField(required=False, help_text="Swap an existing dataset of the same name atomically.")
+
+    def _check_file(self, role: str, suffixes: set[str]) -> Any:
+        upload = self.cleaned_data.get(role)
+        if upload is None:
+            return None
+        limit = settings.XREC_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"{upload.name} is {human_bytes(upload.size)}, over the {human_bytes(limit)} limit"
+            )
+        if Path(upload.name).suffix.lower() not in suffixes:
+            raise forms.ValidationError(f"{upload.name}: expected one of {', '.join(sorted(suffixes))}")
+        return upload
+
+    def clean_interactions(self) -> Any:
+        return self._check_file("interactions", DATA_SUFFIXES)
+
+    def clean_items(self) -> Any:
+        return self._check_file("items", ATTRIBUTE_SUFFIXES)
+
+    def clean_users(self) -> Any:
+        return self._check_file("users", ATTRIBUTE_SUFFIXES)
+
+    def clean_mapping(self) -> dict[str, str]:
+        try:
+            return parse_mapping(self.cleaned_data.get("mapping", ""))
+        except ImportFailed as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if (
+            cleaned.get("format") != "movielens-100k"
+            and not cleaned.get("interactions")
+            and "interactions" not in self.errors
+        ):
+            self.add_error("interactions", "Upload the interactions file (only MovieLens-100K has a bundled copy).")
+        return cleaned
+
+    def importer_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.cleaned_data["mapping"]:
+            options["map"] = self.cleaned_data["mapping"]
+        for key in ("delimiter", "encoding"):
+            if self.cleaned_data[key]:
+                options[key] = self.cleaned_data[key]
+        return options
+
+    def uploads(self) -> dict[str, Any]:
+        """Uploaded files by role, as ``import_job_start`` takes them."""
+        roles = {"interactions": "data", "items": "items", "users": "users"}
+        return {role: self.cleaned_data[field] for field, role in roles.items() if self.cleaned_data.get(field)}

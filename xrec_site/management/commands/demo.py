@@ -1,0 +1,100 @@
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.urls import reverse
+
+from recommendations.models import Dataset, DatasetUser, Interaction, Item
+from recommendations.services import dataset_import_files
+from xrec_site.management.commands.createdemousers import DEFAULT_PASSWORD
+from xrec_site.roles import demo_users_create
+
+DEMO_DATASET = "movielens-100k"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the demo pipeline on the embedded default, then serve the site with a worker. "
+        "With --no-serve, run the pipeline only and print a JSON summary as the last line."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="run the pipeline and exit")
+        parser.add_argument("--fresh", action="store_true", help="re-import the demo dataset even if present")
+        parser.add_argument("--host", default=os.environ.get("XREC_DEMO_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("XREC_DEMO_PORT", "8000")))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = os.environ.get("XREC_DEMO_PASSWORD", DEFAULT_PASSWORD)
+        self.stdout.write("migrating the database…")
+        call_command("migrate", interactive=False, verbosity=0)
+        logins = demo_users_create(password=password)
+
+        dataset = Dataset.objects.filter(name=DEMO_DATASET).first()
+        if dataset is None or options["fresh"]:
+            self.stdout.write("importing MovieLens-100K from the recbole package…")
+            dataset = dataset_import_files(format="movielens-100k", path=None, name=DEMO_DATASET, replace=True).dataset
+        base = f"http://{options['host']}:{options['port']}"
+        summary = {
+            "counts": {
+                "datasets": Dataset.objects.count(),
+                "items": Item.objects.count(),
+                "dataset_users": DatasetUser.objects.count(),
+                "interactions": Interaction.objects.count(),
+                "site_users": get_user_model().objects.count(),
+            },
+            "dataset": {
+                "name": dataset.name,
+                "users": dataset.n_users,
+                "items": dataset.n_items,
+                "interactions": dataset.n_interactions,
+                "import_seconds": round(dataset.import_seconds or 0, 2),
+            },
+            "urls": {
+                "home": base + reverse("home"),
+                "login": base + reverse("login"),
+                "dataset": base + reverse("recommendations:dataset_detail", args=[dataset.pk]),
+                "import": base + reverse("recommendations:import"),
+                "admin": base + reverse("admin:index"),
+            },
+            "logins": {username: {"role": role, "password": password} for username, role in logins.items()},
+        }
+        if options["no_serve"]:
+            self.stdout.write(json.dumps(summary))
+            return
+        self._serve(summary, options["host"], options["port"])
+
+    def _serve(self, summary: dict[str, Any], host: str, port: int) -> None:
+        call_command("collectstatic", interactive=False, verbosity=0)
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        worker = subprocess.Popen([*manage, "worker", "--loglevel=WARNING"])
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "xrec_site.wsgi",
+                f"--bind={host}:{port}",
+                "--workers=2",
+                "--access-logfile=-",
+                "--log-level=warning",
+            ]
+        )
+        self.stdout.write(f"\nxrec is running at {summary['urls']['home']} (Ctrl-C stops it)")
+        for username, login in summary["logins"].items():
+            self.stdout.write(f"  {login['role']:<11} {username} / {login['password']}")
+        try:
+            web.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in (web, worker):
+                process.terminate()
+            for process in (web, worker):
+                process.wait(timeout=30)

@@ -1,0 +1,22 @@
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from recommendations.models import Dataset
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Each role's starting page: what it may use, and nothing it may not."""
+    datasets = Dataset.objects.visible_to(request.user)[:5]
+    return render(request, "home.html", {"datasets": datasets})
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for process managers and the demo: the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"ok": True})
