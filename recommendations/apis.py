@@ -15,7 +15,7 @@ def _require(request: Request, permission: str) -> None:
         raise PermissionDenied()
 
 
-class DatasetOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class DatasetOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
         fields = [
@@ -39,7 +39,7 @@ class DatasetDetailApi(APIView):
 
 
 class ImportJobDetailApi(APIView):
-    class OutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = ImportJob
             fields = [

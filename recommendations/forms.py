@@ -15,7 +15,7 @@ ATTRIBUTE_SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".it
 class ImportForm(forms.Form):
     format = forms.ChoiceField(choices=[(key, label) for key, (label, _) in FORMATS.items()])
     name = forms.CharField(max_length=100, help_text="A name of your choosing, e.g. ml-100k.")
-    domain = forms.ChoiceField(choices=Dataset.Domain.choices, initial=Dataset.Domain.OTHER)
+    domain = forms.ChoiceField(choices=Dataset.Domain.choices, initial=Dataset.Domain.OTHER, required=False)
     interactions = forms.FileField(
         required=False,
         label="Interactions file or zip",
@@ -69,6 +69,9 @@ class ImportForm(forms.Form):
         ):
             self.add_error("interactions", "Upload the interactions file (only MovieLens-100K has a bundled copy).")
         return cleaned
+
+    def clean_domain(self) -> str:
+        return self.cleaned_data.get("domain") or Dataset.Domain.OTHER
 
     def importer_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}

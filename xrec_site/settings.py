@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from kombu import Queue
 
 # Lets classes such as ModelAdmin[Dataset] be subscripted at run time for type checking.
 django_stubs_ext.monkeypatch()
@@ -29,7 +30,8 @@ def env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
-VAR_DIR = Path(os.environ.get("XREC_VAR_DIR", BASE_DIR / "var"))
+# Relative paths are taken from the project root, whatever the working directory.
+VAR_DIR = BASE_DIR / os.environ.get("XREC_VAR_DIR", "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -138,6 +140,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every start when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -180,6 +183,7 @@ CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
 # Routed by task name: anything that loads a model onto an accelerator goes to "gpu".
 CELERY_TASK_ROUTES = {
     "explanations.generate_*": {"queue": "gpu"},

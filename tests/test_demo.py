@@ -1,0 +1,52 @@
+"""`manage.py demo --no-serve` builds the embedded demo from nothing and summarises it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+pytestmark = pytest.mark.flow
+
+
+def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env["XREC_VAR_DIR"] = str(tmp_path / "var")
+
+    def demo() -> dict:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "demo", "--no-serve"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    summary = demo()
+
+    assert summary["dataset"] | {"import_seconds": 0} == {
+        "name": "movielens-100k",
+        "users": 943,
+        "items": 1682,
+        "interactions": 100_000,
+        "import_seconds": 0,
+    }
+    assert summary["counts"] == {
+        "datasets": 1,
+        "items": 1682,
+        "dataset_users": 943,
+        "interactions": 100_000,
+        "site_users": 3,
+    }
+    assert set(summary["logins"]) == {"annotator", "researcher", "admin"}
+    assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
+    assert (tmp_path / "var" / "xrec.sqlite3").exists()
+
+    again = demo()  # a second run reuses what is there
+    assert again["counts"] == summary["counts"]
