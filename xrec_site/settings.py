@@ -183,7 +183,9 @@ CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
+# Explicit routing keys: without them Celery binds every queue with the key "default", and a
+# task sent to "gpu" would be delivered to both queues.
+CELERY_TASK_QUEUES = (Queue("default", routing_key="default"), Queue("gpu", routing_key="gpu"))
 # Routed by task name: anything that loads a model onto an accelerator goes to "gpu".
 CELERY_TASK_ROUTES = {
     "explanations.generate_*": {"queue": "gpu"},

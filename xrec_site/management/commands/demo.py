@@ -73,7 +73,9 @@ class Command(BaseCommand):
     def _serve(self, summary: dict[str, Any], host: str, port: int) -> None:
         call_command("collectstatic", interactive=False, verbosity=0)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        worker = subprocess.Popen([*manage, "worker", "--loglevel=WARNING"])
+        worker_log = settings.VAR_DIR / "worker.log"
+        with worker_log.open("ab") as log:
+            worker = subprocess.Popen([*manage, "worker", "--loglevel=INFO"], stdout=log, stderr=subprocess.STDOUT)
         web = subprocess.Popen(
             [
                 sys.executable,
@@ -87,6 +89,7 @@ class Command(BaseCommand):
             ]
         )
         self.stdout.write(f"\nxrec is running at {summary['urls']['home']} (Ctrl-C stops it)")
+        self.stdout.write(f"  worker log: {worker_log}")
         for username, login in summary["logins"].items():
             self.stdout.write(f"  {login['role']:<11} {username} / {login['password']}")
         try:
