@@ -84,15 +84,16 @@ def dataset_import(
             n_interactions=len(parsed.interactions),
             imported_by=imported_by,
         )
+        dataset_id = dataset.pk
         insert_rows(
             Item,
             ["dataset", "external_id", "title", "attributes"],
-            ((dataset.pk, ext, title, attrs) for ext, (title, attrs) in parsed.items.items()),
+            ((dataset_id, ext, title, attrs) for ext, (title, attrs) in parsed.items.items()),
         )
         insert_rows(
             DatasetUser,
             ["dataset", "external_id", "profile"],
-            ((dataset.pk, ext, profile) for ext, profile in parsed.users.items()),
+            ((dataset_id, ext, profile) for ext, profile in parsed.users.items()),
         )
         item_ids = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "pk"))
         user_ids = dict(DatasetUser.objects.filter(dataset=dataset).values_list("external_id", "pk"))
@@ -100,7 +101,7 @@ def dataset_import(
             Interaction,
             ["dataset", "user", "item", "rating", "timestamp"],
             (
-                (dataset.pk, user_ids[user], item_ids[item], rating, timestamp)
+                (dataset_id, user_ids[user], item_ids[item], rating, timestamp)
                 for user, item, rating, timestamp in parsed.interactions
             ),
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,17 @@ def _fields(line: str, sep: str, count: int, where: str) -> list[str]:
     return parts
 
 
+def _records(
+    files: FileSet, name: str, sep: str, count: int, *, encoding: str, progress: Progress
+) -> Iterator[tuple[int, str, list[str]]]:
+    """Yield ``(line number, where, fields)`` for each non-blank line of a GroupLens file."""
+    label = files.display(name)
+    for number, line in files.lines(name, encoding=encoding, progress=progress):
+        if line.strip():
+            where = f"{label} line {number}"
+            yield number, where, _fields(line, sep, count, where)
+
+
 def _int(value: str, what: str, where: str) -> int:
     try:
         return int(value)
@@ -66,21 +79,13 @@ def read_ml100k(path: Path, *, options: dict[str, Any], progress: Progress, max_
         if not files.has(required):
             raise ImportFailed(f"{path.name}: no {required} (found: {', '.join(files.names()) or 'nothing'})")
 
+    records = partial(_records, files, encoding=encoding, progress=progress)
     genres = ML100K_GENRES
     if files.has("u.genre"):
-        named = {}
-        for number, line in files.lines("u.genre", encoding=encoding):
-            if line.strip():
-                name, index = _fields(line, "|", 2, f"{files.display('u.genre')} line {number}")
-                named[_int(index, "genre index", f"u.genre line {number}")] = name
+        named = {_int(index, "genre index", where): name for _, where, (name, index) in records("u.genre", "|", 2)}
         genres = [named[i] for i in sorted(named)]
 
-    label = files.display("u.item")
-    for number, line in files.lines("u.item", encoding=encoding, progress=progress):
-        if not line.strip():
-            continue
-        where = f"{label} line {number}"
-        parts = _fields(line, "|", 5 + len(genres), where)
+    for _, where, parts in records("u.item", "|", 5 + len(genres)):
         title, year = split_title_year(parts[1])
         if year is None and parts[2][-4:].isdigit():
             year = int(parts[2][-4:])
@@ -96,21 +101,12 @@ def read_ml100k(path: Path, *, options: dict[str, Any], progress: Progress, max_
         builder.add_item(parts[0], title, attributes, where=where)
 
     if files.has("u.user"):
-        label = files.display("u.user")
-        for number, line in files.lines("u.user", encoding=encoding, progress=progress):
-            if not line.strip():
-                continue
-            where = f"{label} line {number}"
-            user_id, age, gender, occupation, zip_code = _fields(line, "|", 5, where)
+        for _, where, (user_id, age, gender, occupation, zip_code) in records("u.user", "|", 5):
             profile = {"age": _int(age, "age", where), "gender": gender, "occupation": occupation}
             builder.add_user(user_id, profile | {"zip_code": zip_code}, where=where)
 
     label = files.display("u.data")
-    for number, line in files.lines("u.data", encoding=encoding, progress=progress):
-        if not line.strip():
-            continue
-        where = f"{label} line {number}"
-        user_id, item_id, rating, timestamp = _fields(line, "\t", 4, where)
+    for number, where, (user_id, item_id, rating, timestamp) in records("u.data", "\t", 4):
         builder.add_interaction(
             user_id, item_id, parse_rating(rating, where), parse_timestamp(timestamp, where),
             file=label, line=number,
@@ -126,13 +122,9 @@ def read_ml1m(path: Path, *, options: dict[str, Any], progress: Progress, max_by
     if not files.has("ratings.dat"):
         raise ImportFailed(f"{path.name}: no ratings.dat (found: {', '.join(files.names()) or 'nothing'})")
 
+    records = partial(_records, files, encoding=encoding, progress=progress)
     if files.has("movies.dat"):
-        label = files.display("movies.dat")
-        for number, line in files.lines("movies.dat", encoding=encoding, progress=progress):
-            if not line.strip():
-                continue
-            where = f"{label} line {number}"
-            movie_id, raw_title, genres = _fields(line, "::", 3, where)
+        for _, where, (movie_id, raw_title, genres) in records("movies.dat", "::", 3):
             title, year = split_title_year(raw_title)
             attributes: dict[str, Any] = {"genres": [g for g in genres.split("|") if g]}
             if year is not None:
@@ -140,12 +132,7 @@ def read_ml1m(path: Path, *, options: dict[str, Any], progress: Progress, max_by
             builder.add_item(movie_id, title, attributes, where=where)
 
     if files.has("users.dat"):
-        label = files.display("users.dat")
-        for number, line in files.lines("users.dat", encoding=encoding, progress=progress):
-            if not line.strip():
-                continue
-            where = f"{label} line {number}"
-            user_id, gender, age, occupation, zip_code = _fields(line, "::", 5, where)
+        for _, where, (user_id, gender, age, occupation, zip_code) in records("users.dat", "::", 5):
             age_code = _int(age, "age", where)
             occupation_code = _int(occupation, "occupation", where)
             if age_code not in ML1M_AGES or not 0 <= occupation_code < len(ML1M_OCCUPATIONS):
@@ -160,11 +147,7 @@ def read_ml1m(path: Path, *, options: dict[str, Any], progress: Progress, max_by
             builder.add_user(user_id, profile, where=where)
 
     label = files.display("ratings.dat")
-    for number, line in files.lines("ratings.dat", encoding=encoding, progress=progress):
-        if not line.strip():
-            continue
-        where = f"{label} line {number}"
-        user_id, movie_id, rating, timestamp = _fields(line, "::", 4, where)
+    for number, where, (user_id, movie_id, rating, timestamp) in records("ratings.dat", "::", 4):
         builder.add_interaction(
             user_id, movie_id, parse_rating(rating, where), parse_timestamp(timestamp, where),
             file=label, line=number,

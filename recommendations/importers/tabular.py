@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,8 @@ def read_tabular(path: Path, *, options: dict[str, Any], progress: Progress, max
     Options: ``map`` (role → column), ``items`` and ``users`` (paths), ``delimiter`` (CSV,
     default ``,``), ``encoding`` (default UTF-8), ``domain``, ``licence_note``.
     """
-    if path.is_dir():
-        raise ImportFailed(f"{path}: give the interactions file, not a folder")
+    if path.is_dir() or zipfile.is_zipfile(path):
+        raise ImportFailed(f"{path.name}: give the interactions file itself (CSV or JSONL), not a folder or zip")
     encoding = options.get("encoding") or "utf-8"
     delimiter = options.get("delimiter") or ","
     explicit = dict(options.get("map") or {})
@@ -159,35 +160,26 @@ def read_tabular(path: Path, *, options: dict[str, Any], progress: Progress, max
         licence_note=options.get("licence_note") or "",
     )
 
-    if items_path := options.get("items"):
-        items = FileSet.open(Path(items_path), max_bytes=max_bytes)
-        name = Path(items_path).name
-        label = items.display(name)
-        columns, records = _records(items, name, encoding=encoding, delimiter=delimiter, progress=progress)
-        key = _key(columns, mapping["item"], ("item_id", "id"), label)
+    def attribute_rows(option: str, role: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(where, id, other columns) for each row of the optional items or users file."""
+        if not (attribute_path := options.get(option)):
+            return
+        name = Path(attribute_path).name
+        files = FileSet.open(Path(attribute_path), max_bytes=max_bytes)
+        columns, records = _records(files, name, encoding=encoding, delimiter=delimiter, progress=progress)
+        key = _key(columns, mapping[role], (f"{role}_id", "id"), files.display(name))
         for number, record in records:
-            where = f"{label} line {number}"
-            title = _text(record.get("title"))
-            attributes = {
-                column: _attribute(column, value)
-                for column, value in record.items()
-                if column not in (key, "title") and value not in ("", None)
-            }
-            builder.add_item(_text(record.get(key)), title, attributes, where=where)
+            values = {column: value for column, value in record.items() if column != key and value not in ("", None)}
+            yield f"{files.display(name)} line {number}", _text(record.get(key)), values
 
-    if users_path := options.get("users"):
-        users = FileSet.open(Path(users_path), max_bytes=max_bytes)
-        name = Path(users_path).name
-        label = users.display(name)
-        columns, records = _records(users, name, encoding=encoding, delimiter=delimiter, progress=progress)
-        key = _key(columns, mapping["user"], ("user_id", "id"), label)
-        for number, record in records:
-            profile = {
-                column: _attribute(column, value)
-                for column, value in record.items()
-                if column != key and value not in ("", None)
-            }
-            builder.add_user(_text(record.get(key)), profile, where=f"{label} line {number}")
+    for where, external_id, values in attribute_rows("items", "item"):
+        title = _text(values.pop("title", ""))
+        attributes = {column: _attribute(column, value) for column, value in values.items()}
+        builder.add_item(external_id, title, attributes, where=where)
+    for where, external_id, values in attribute_rows("users", "user"):
+        builder.add_user(
+            external_id, {column: _attribute(column, value) for column, value in values.items()}, where=where
+        )
 
     files = FileSet.open(path, max_bytes=max_bytes)
     label = files.display(path.name)

@@ -187,3 +187,10 @@ def test_split_title_year(title: str, expected: tuple[str, int | None]) -> None:
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImportFailed, match="unknown format 'netflix'"):
         importers.read("netflix", tmp_path)
+
+
+def test_csv_format_refuses_a_zip_with_a_clear_message(tmp_path: Path) -> None:
+    archive = write_zip(tmp_path / "ratings.zip", {"r.csv": "user,item\na,b\n"})
+
+    with pytest.raises(ImportFailed, match=r"ratings\.zip: give the interactions file itself"):
+        importers.read("csv", archive)
