@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from recommendations import importers
@@ -39,9 +39,13 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _name_taken(name: str) -> ImportFailed:
+    return ImportFailed(f"a dataset named {name!r} already exists; use --replace to swap it for the new one")
+
+
 def _refuse_existing(name: str, *, replace: bool) -> None:
     if not replace and Dataset.objects.filter(name=name).exists():
-        raise ImportFailed(f"a dataset named {name!r} already exists; use --replace to swap it for the new one")
+        raise _name_taken(name)
 
 
 def dataset_import(
@@ -68,22 +72,27 @@ def dataset_import(
         existing = Dataset.objects.select_for_update().filter(name=name).first()
         if existing is not None:
             if not replace:
-                raise ImportFailed(f"a dataset named {name!r} already exists; use --replace to swap it for the new one")
+                raise _name_taken(name)
             existing.delete()
-        dataset = Dataset.objects.create(
-            name=name,
-            domain=domain or parsed.domain,
-            source=parsed.source,
-            licence_note=parsed.licence_note,
-            import_format=parsed.format,
-            is_implicit=not ratings,
-            rating_min=min(ratings, default=None),
-            rating_max=max(ratings, default=None),
-            n_users=len(parsed.users),
-            n_items=len(parsed.items),
-            n_interactions=len(parsed.interactions),
-            imported_by=imported_by,
-        )
+        try:
+            # A savepoint, so that losing a race for the name is a clean ImportFailed.
+            with transaction.atomic():
+                dataset = Dataset.objects.create(
+                    name=name,
+                    domain=domain or parsed.domain,
+                    source=parsed.source,
+                    licence_note=parsed.licence_note,
+                    import_format=parsed.format,
+                    is_implicit=not ratings,
+                    rating_min=min(ratings, default=None),
+                    rating_max=max(ratings, default=None),
+                    n_users=len(parsed.users),
+                    n_items=len(parsed.items),
+                    n_interactions=len(parsed.interactions),
+                    imported_by=imported_by,
+                )
+        except IntegrityError:
+            raise _name_taken(name) from None
         dataset_id = dataset.pk
         insert_rows(
             Item,
@@ -119,8 +128,11 @@ def dataset_import_files(
     imported_by: Any = None,
     progress: Progress = no_progress,
     max_bytes: int | None = None,
+    source: str | None = None,
 ) -> ImportResult:
     """Read files with the ``format`` importer and write them as dataset ``name``.
+
+    ``source`` describes where the files came from when their path does not (an upload).
 
     Raises ImportFailed, naming file and line, for bad input; the database is then unchanged.
     """
@@ -128,6 +140,7 @@ def dataset_import_files(
     name = _check_name(name)
     _refuse_existing(name, replace=replace)  # fail before reading a large file for nothing
     parsed = importers.read(format, path, options=options, progress=progress, max_bytes=max_bytes)
+    parsed.source = source or parsed.source
     dataset = dataset_import(
         parsed=parsed, name=name, replace=replace, domain=domain, imported_by=imported_by, progress=progress
     )
@@ -197,6 +210,7 @@ def import_job_start(
         data_path, extra = _store_uploads(format, uploads)
         path = str(data_path)
         options.update(extra)
+        options["source"] = "uploaded " + ", ".join(upload.name or role for role, upload in uploads.items())
     job = ImportJob.objects.create(
         name=name, format=format, domain=domain, path=path, options=options, replace=replace, created_by=created_by
     )
@@ -232,12 +246,15 @@ def import_job_run(*, job_id: int) -> None:
             return
         job.status, job.started_at = ImportJob.Status.RUNNING, timezone.now()
         job.save(update_fields=["status", "started_at"])
+    options = dict(job.options)
+    source = options.pop("source", None)
     try:
         result = dataset_import_files(
             format=job.format,
             path=Path(job.path) if job.path else None,
             name=job.name,
-            options=job.options,
+            options=options,
+            source=source,
             replace=job.replace,
             domain=job.domain,
             imported_by=job.created_by,

@@ -263,6 +263,7 @@ def test_job_run_imports_and_removes_uploads(admin_user, django_capture_on_commi
     assert job.status == ImportJob.Status.SUCCEEDED and job.percent == 100
     assert job.dataset is not None and job.dataset.n_interactions == 2
     assert job.dataset.imported_by == admin_user
+    assert job.dataset.source == "uploaded r.csv"
     assert not Path(job.path).exists()
 
 
