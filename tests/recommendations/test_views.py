@@ -116,7 +116,7 @@ def test_import_form_starts_a_job_and_redirects_to_its_progress(admin_user, djan
         "books",
         "csv",
         "books",
-        {"map": {"rating": "rating"}},
+        {"map": {"rating": "rating"}, "source": "uploaded r.csv"},
         admin_user,
     )
     assert len(callbacks) == 1
