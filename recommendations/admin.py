@@ -1,7 +1,16 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item
+from recommendations.models import (
+    Dataset,
+    DatasetUser,
+    ImportJob,
+    Interaction,
+    Item,
+    Recommendation,
+    RecommenderRun,
+    Split,
+)
 
 
 @admin.register(Dataset)
@@ -56,3 +65,45 @@ class ImportJobAdmin(admin.ModelAdmin[ImportJob]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(Split)
+class SplitAdmin(admin.ModelAdmin[Split]):
+    list_display = [
+        "id",
+        "dataset",
+        "mode",
+        "seed",
+        "min_interactions",
+        "test_ratio",
+        "n_train",
+        "n_test",
+        "created_at",
+    ]
+    list_filter = ["mode", "dataset"]
+    readonly_fields = [f.name for f in Split._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # splits are computed by the training workflow, never typed in
+
+
+@admin.register(RecommenderRun)
+class RecommenderRunAdmin(admin.ModelAdmin[RecommenderRun]):
+    list_display = ["id", "dataset", "algorithm", "status", "k", "fit_seconds", "created_by", "created_at"]
+    list_filter = ["status", "algorithm", "dataset"]
+    search_fields = ["algorithm", "error"]
+    list_select_related = ["dataset", "created_by"]
+    readonly_fields = [f.name for f in RecommenderRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # started from the Runs page or `manage.py train_recommender`
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(admin.ModelAdmin[Recommendation]):
+    list_display = ["run", "user", "rank", "item", "score"]
+    list_filter = ["run"]
+    search_fields = ["user__external_id", "item__title"]
+    list_select_related = ["run", "user", "item"]
+    raw_id_fields = ["user", "item"]
+    show_full_result_count = False

@@ -1,12 +1,15 @@
+import json
 from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.conf import settings
 
+from recommendations.algorithms import ALGORITHMS, HyperparameterError
+from recommendations.algorithms import validate as validate_hyperparameters
 from recommendations.importers import FORMATS, ImportFailed, parse_mapping
 from recommendations.importers.base import human_bytes
-from recommendations.models import Dataset
+from recommendations.models import Dataset, Split
 
 DATA_SUFFIXES = {".zip", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".inter"}
 ATTRIBUTE_SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".item", ".user"}
@@ -86,3 +89,58 @@ class ImportForm(forms.Form):
         """Uploaded files by role, as ``import_job_start`` takes them."""
         roles = {"interactions": "data", "items": "items", "users": "users"}
         return {role: self.cleaned_data[field] for field, role in roles.items() if self.cleaned_data.get(field)}
+
+
+class RecommenderRunForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.filter(is_implicit=False))
+    algorithm = forms.ChoiceField(choices=[(name, name) for name in ALGORITHMS], initial="SVD")
+    hyperparameters = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON, e.g. {"n_factors": 50, "n_epochs": 20}. Empty: Surprise\'s defaults.',
+    )
+    split_mode = forms.ChoiceField(choices=Split.Mode.choices, initial=Split.Mode.LEAVE_LAST_OUT, label="Split")
+    min_interactions = forms.IntegerField(
+        initial=5, min_value=2, help_text="Leave-last-out: users with fewer interactions stay in train only."
+    )
+    test_ratio = forms.FloatField(
+        initial=0.2, min_value=0.0, max_value=1.0, help_text="Global cut-off and random: share in test."
+    )
+    cutoff_timestamp = forms.IntegerField(
+        required=False, help_text="Global cut-off: a Unix time instead of the ratio (optional)."
+    )
+    seed = forms.IntegerField(initial=0)
+    k = forms.IntegerField(initial=10, min_value=1, max_value=1000, label="K")
+    relevance_threshold = forms.FloatField(initial=4.0, help_text="Test ratings at or above this are relevant.")
+
+    def clean_hyperparameters(self) -> dict[str, Any]:
+        text = (self.cleaned_data.get("hyperparameters") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("give a JSON object of parameter names and values")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        algorithm, hyperparameters = cleaned.get("algorithm"), cleaned.get("hyperparameters")
+        if algorithm and hyperparameters is not None:
+            try:
+                cleaned["hyperparameters"] = validate_hyperparameters(algorithm, hyperparameters)
+            except HyperparameterError as exc:
+                self.add_error("hyperparameters", str(exc))
+        return cleaned
+
+    def split_options(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "mode": data["split_mode"],
+            "seed": data["seed"],
+            "min_interactions": data["min_interactions"],
+            "test_ratio": data["test_ratio"],
+            "cutoff_timestamp": data["cutoff_timestamp"],
+        }

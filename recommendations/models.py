@@ -6,13 +6,19 @@ Dataset users are the people inside a rating dataset; they are never site accoun
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
-from recommendations.querysets import DatasetQuerySet, InteractionQuerySet, ItemQuerySet
+from recommendations.querysets import (
+    DatasetQuerySet,
+    InteractionQuerySet,
+    ItemQuerySet,
+    RecommendationQuerySet,
+    RecommenderRunQuerySet,
+)
 
 
 def display_pairs(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -147,11 +153,11 @@ class Interaction(models.Model):
         return datetime.fromtimestamp(self.timestamp, tz=UTC)
 
 
-class ImportJob(models.Model):
-    """An import started from the site and run by a worker, with its progress and outcome.
+class Job(models.Model):
+    """What every long-running, worker-run row shares: status, progress, outcome, timings.
 
-    The dataset appears only when the job succeeds; a failed job keeps its error and
-    leaves every dataset as it was.
+    Only a PENDING row is ever claimed (``claim_pending``), which makes the tasks that run
+    jobs idempotent: a second delivery finds the row RUNNING or finished and does nothing.
     """
 
     class Status(models.TextChoices):
@@ -162,18 +168,11 @@ class ImportJob(models.Model):
 
     TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED})
 
-    name = models.CharField(max_length=100, help_text="Name of the dataset to create.")
-    format = models.CharField(max_length=40)
-    domain = models.CharField(max_length=20, choices=Dataset.Domain.choices, default=Dataset.Domain.OTHER)
-    path = models.TextField(blank=True, help_text="File or folder to read; empty for a bundled copy.")
-    options = models.JSONField(default=dict, blank=True)
-    replace = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     phase = models.CharField(max_length=200, blank=True)
     progress_done = models.BigIntegerField(default=0)
     progress_total = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
-    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -182,10 +181,23 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
 
-    def __str__(self) -> str:
-        return f"import {self.name} ({self.format}, {self.status})"
+    @classmethod
+    def claim_pending(cls, pk: int) -> Self | None:
+        """Mark row ``pk`` RUNNING and return it, or None if it is gone or not PENDING.
+
+        The row lock (PostgreSQL; SQLite serialises writers anyway) makes two workers that
+        receive the same task race safely: only one sees PENDING.
+        """
+        with transaction.atomic():
+            job = cls._default_manager.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if job is None or job.status != cls.Status.PENDING:
+                return None
+            job.status, job.started_at, job.error = cls.Status.RUNNING, timezone.now(), ""
+            job.save(update_fields=["status", "started_at", "error"])
+            return job
 
     @property
     def is_terminal(self) -> bool:
@@ -199,15 +211,179 @@ class ImportJob(models.Model):
             return 0
         return min(99, int(100 * self.progress_done / self.progress_total))
 
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
     def report_progress(self, phase: str, done: int, total: int) -> None:
-        self.phase, self.progress_done, self.progress_total = phase, done, total
+        self.phase, self.progress_done, self.progress_total = phase[:200], done, total
         self.save(update_fields=["phase", "progress_done", "progress_total"])
+
+    def mark_failed(self, error: str) -> None:
+        self.status, self.error, self.finished_at = self.Status.FAILED, error, timezone.now()
+        self.save(update_fields=["status", "error", "finished_at"])
+
+
+class ImportJob(Job):
+    """An import started from the site and run by a worker, with its progress and outcome.
+
+    The dataset appears only when the job succeeds; a failed job keeps its error and
+    leaves every dataset as it was.
+    """
+
+    name = models.CharField(max_length=100, help_text="Name of the dataset to create.")
+    format = models.CharField(max_length=40)
+    domain = models.CharField(max_length=20, choices=Dataset.Domain.choices, default=Dataset.Domain.OTHER)
+    path = models.TextField(blank=True, help_text="File or folder to read; empty for a bundled copy.")
+    options = models.JSONField(default=dict, blank=True)
+    replace = models.BooleanField(default=False)
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs")
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"import {self.name} ({self.format}, {self.status})"
 
     def mark_succeeded(self, dataset: Dataset) -> None:
         self.status, self.dataset, self.finished_at = self.Status.SUCCEEDED, dataset, timezone.now()
         self.phase = "done"
         self.save(update_fields=["status", "dataset", "finished_at", "phase"])
 
-    def mark_failed(self, error: str) -> None:
-        self.status, self.error, self.finished_at = self.Status.FAILED, error, timezone.now()
-        self.save(update_fields=["status", "error", "finished_at"])
+
+class Split(models.Model):
+    """A stored division of a dataset's interactions into train and test.
+
+    Only the test side is stored (``SplitTestInteraction``); train is every other
+    interaction of the dataset. A split is computed once and read back, never recomputed,
+    and the same parameters and seed always give the same split.
+    """
+
+    class Mode(models.TextChoices):
+        LEAVE_LAST_OUT = "leave_last_out", "Temporal leave-last-out per user"
+        GLOBAL_TIME = "global_time", "Temporal global cut-off"
+        RANDOM = "random", "Seeded random ratio"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="splits")
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.LEAVE_LAST_OUT)
+    seed = models.IntegerField(default=0)
+    min_interactions = models.PositiveIntegerField(
+        default=5, help_text="Leave-last-out: users with fewer interactions stay in train only."
+    )
+    test_ratio = models.FloatField(default=0.2, help_text="Global cut-off and random: share of interactions in test.")
+    cutoff_timestamp = models.BigIntegerField(
+        null=True, blank=True, help_text="Global cut-off: interactions at or after this time are test."
+    )
+    used_cutoff_timestamp = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Global cut-off: the time actually used (computed from the ratio if not given).",
+    )
+    n_train = models.PositiveIntegerField(default=0)
+    n_test = models.PositiveIntegerField(default=0)
+    n_test_users = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "mode", "seed", "min_interactions", "test_ratio"],
+                condition=models.Q(cutoff_timestamp__isnull=True),
+                name="split_unique_parameters",
+            ),
+            models.UniqueConstraint(
+                fields=["dataset", "mode", "seed", "min_interactions", "test_ratio", "cutoff_timestamp"],
+                name="split_unique_parameters_with_cutoff",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} · {self.describe()}"
+
+    def describe(self) -> str:
+        if self.mode == self.Mode.LEAVE_LAST_OUT:
+            return f"leave-last-out (users with ≥{self.min_interactions})"
+        if self.mode == self.Mode.GLOBAL_TIME:
+            return f"global cut-off at {self.used_cutoff_timestamp} ({self.n_test / max(1, self.n_train + self.n_test):.0%} test)"
+        return f"random {self.test_ratio:.0%} test, seed {self.seed}"
+
+
+class SplitTestInteraction(models.Model):
+    """One interaction that a split puts in test."""
+
+    split = models.ForeignKey(Split, on_delete=models.CASCADE, related_name="test_rows")
+    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["split", "interaction"], name="split_test_unique_interaction")]
+
+    def __str__(self) -> str:
+        return f"split {self.split_id}: interaction {self.interaction_id}"
+
+
+class RecommenderRun(Job):
+    """One Surprise model fitted on a split's train side, evaluated on its test side, and
+    its top-K recommendations for every dataset user.
+
+    The fitted model is pickled under XREC_MODEL_DIR; ``model_sha256`` lets a reader check
+    the file is the one this run wrote.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="recommender_runs")
+    split_options = models.JSONField(
+        default=dict, blank=True, help_text="Parameters of the split; the worker computes or reuses it."
+    )
+    split = models.ForeignKey(Split, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    algorithm = models.CharField(max_length=40)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    seed = models.IntegerField(default=0)
+    k = models.PositiveSmallIntegerField(default=10, help_text="Length of each user's recommendation list.")
+    relevance_threshold = models.FloatField(
+        default=4.0, help_text="A test rating at or above this is relevant for the top-K metrics."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    fit_seconds = models.FloatField(null=True, blank=True)
+    evaluate_seconds = models.FloatField(null=True, blank=True)
+    topk_seconds = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    model_path = models.CharField(max_length=500, blank=True)
+    model_sha256 = models.CharField(max_length=64, blank=True)
+
+    objects: ClassVar[RecommenderRunQuerySet] = RecommenderRunQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.algorithm} on {self.dataset_id}"
+
+    def mark_succeeded(self, *, metrics: dict[str, Any]) -> None:
+        self.status, self.metrics, self.finished_at = self.Status.SUCCEEDED, metrics, timezone.now()
+        self.phase = "done"
+        self.save(update_fields=["status", "metrics", "finished_at", "phase"])
+
+
+class Recommendation(models.Model):
+    """Item ``item`` at position ``rank`` (1 = best) of ``user``'s list in ``run``."""
+
+    run = models.ForeignKey(RecommenderRun, on_delete=models.CASCADE, related_name="recommendations")
+    user = models.ForeignKey(DatasetUser, on_delete=models.CASCADE, related_name="recommendations")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="recommendations")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+
+    objects: ClassVar[RecommendationQuerySet] = RecommendationQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["run", "user", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "user", "rank"], name="recommendation_unique_rank"),
+            models.UniqueConstraint(fields=["run", "user", "item"], name="recommendation_unique_item"),
+        ]
+        indexes = [models.Index(fields=["run", "item"], name="recommendation_run_item")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} #{self.rank}: {self.item_id} ({self.score:.3f})"

@@ -8,11 +8,14 @@ from django.db import models
 from django.db.models import Count, Q
 
 if TYPE_CHECKING:
-    from recommendations.models import (  # noqa: F401 - Item, Interaction: quoted base classes
+    from recommendations.models import (  # noqa: F401 - some are named only in quoted base classes
         Dataset,
         DatasetUser,
         Interaction,
         Item,
+        Recommendation,
+        RecommenderRun,
+        Split,
     )
 
 
@@ -47,6 +50,35 @@ class InteractionQuerySet(models.QuerySet["Interaction"]):
         """A dataset user's interactions, oldest first, with their items."""
         return self.filter(user=user).select_related("item").order_by("timestamp", "id")
 
+    def in_test_of(self, split: Split) -> InteractionQuerySet:
+        return self.filter(pk__in=split.test_rows.values("interaction_id"))
+
+    def in_train_of(self, split: Split) -> InteractionQuerySet:
+        """The split's train side: the dataset's interactions that are not in its test set."""
+        return self.filter(dataset_id=split.dataset_id).exclude(pk__in=split.test_rows.values("interaction_id"))
+
     def rating_histogram(self) -> list[tuple[float | None, int]]:
         rows = self.values("rating").annotate(n=Count("id")).order_by("rating")
         return [(row["rating"], row["n"]) for row in rows]
+
+
+class RecommenderRunQuerySet(models.QuerySet["RecommenderRun"]):
+    def visible_to(self, user: Any) -> RecommenderRunQuerySet:
+        if user.has_perm("recommendations.view_recommenderrun"):
+            return self
+        return self.none()
+
+    def with_related(self) -> RecommenderRunQuerySet:
+        return self.select_related("dataset", "split", "created_by")
+
+
+class RecommendationQuerySet(models.QuerySet["Recommendation"]):
+    def for_run(self, run: RecommenderRun) -> RecommendationQuerySet:
+        return self.filter(run=run)
+
+    def for_user(self, user: DatasetUser) -> RecommendationQuerySet:
+        return self.filter(user=user).select_related("item").order_by("rank")
+
+    def counts_per_item(self) -> list[int]:
+        """How many lists each recommended item appears in (items never recommended omitted)."""
+        return list(self.values("item").annotate(n=Count("id")).values_list("n", flat=True))

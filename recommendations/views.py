@@ -1,17 +1,22 @@
-"""Dataset pages for researchers and the import page for admins."""
+"""Dataset and recommender-run pages for researchers; the import page for admins."""
+
+from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from recommendations.forms import ImportForm
+from recommendations.algorithms import ALGORITHMS, HyperparameterError
+from recommendations.algorithms import defaults as algorithm_defaults
+from recommendations.forms import ImportForm, RecommenderRunForm
 from recommendations.importers import ImportFailed
-from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item
+from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item, Recommendation, RecommenderRun
 from recommendations.services import import_job_start
+from recommendations.services.training import TrainingError, recommender_run_retry, recommender_run_start
 
 PAGE_SIZE = 25
 
@@ -81,3 +86,83 @@ def import_job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
         # 286 tells htmx to stop polling once the job has finished.
         return HttpResponseStopPolling(response.content) if job.is_terminal else response
     return render(request, "recommendations/import_job.html", {"job": job})
+
+
+@login_required
+@permission_required("recommendations.view_recommenderrun", raise_exception=True)
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = RecommenderRun.objects.visible_to(request.user).with_related()
+    return render(request, "recommendations/run_list.html", {"runs": runs})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("recommendations.add_recommenderrun", raise_exception=True)
+def run_create(request: HttpRequest) -> HttpResponse:
+    form = RecommenderRunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            run = recommender_run_start(
+                created_by=request.user,
+                dataset=data["dataset"],
+                algorithm=data["algorithm"],
+                hyperparameters=data["hyperparameters"],
+                split_options=form.split_options(),
+                seed=data["seed"],
+                k=data["k"],
+                relevance_threshold=data["relevance_threshold"],
+            )
+        except (HyperparameterError, TrainingError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("recommendations:run_detail", run_id=run.pk)
+    defaults = {name: algorithm_defaults(name) for name in ALGORITHMS}
+    return render(request, "recommendations/run_form.html", {"form": form, "defaults": defaults})
+
+
+@login_required
+@permission_required("recommendations.view_recommenderrun", raise_exception=True)
+def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(RecommenderRun.objects.visible_to(request.user).with_related(), pk=run_id)
+    if request.htmx and request.htmx.target == "status":
+        response = render(request, "recommendations/run_detail.html#status", {"run": run})
+        if run.is_terminal:
+            # Reload the whole page once so the metrics appear; 286 stops the polling.
+            response = HttpResponseStopPolling(response.content)
+            response["HX-Refresh"] = "true"
+        return response
+    context: dict[str, Any] = {"run": run, "user_query": request.GET.get("user", "").strip()}
+    if context["user_query"]:
+        context |= _user_panel(run, context["user_query"])
+    if request.htmx and request.htmx.target == "user-panel":
+        return render(request, "recommendations/run_detail.html#user-panel", context)
+    catalogue = run.metrics.get("catalogue", {})
+    if catalogue.get("top_item") is not None:
+        context["top_item"] = Item.objects.filter(pk=catalogue["top_item"]).first()
+    histogram = run.metrics.get("histogram", [])
+    peak = max((row["items"] for row in histogram), default=0)
+    context["histogram"] = [row | {"width": 100 * row["items"] // peak if peak else 0} for row in histogram]
+    return render(request, "recommendations/run_detail.html", context)
+
+
+def _user_panel(run: RecommenderRun, external_id: str) -> dict[str, Any]:
+    user = DatasetUser.objects.filter(dataset_id=run.dataset_id, external_id=external_id).first()
+    if user is None or run.split is None:
+        return {"panel_user": None}
+    interactions = Interaction.objects.history_of(user)
+    return {
+        "panel_user": user,
+        "history": interactions.in_train_of(run.split),
+        "test_items": interactions.in_test_of(run.split),
+        "recommendations": Recommendation.objects.for_run(run).for_user(user),
+    }
+
+
+@require_POST
+@login_required
+@permission_required("recommendations.add_recommenderrun", raise_exception=True)
+def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(RecommenderRun.objects.visible_to(request.user), pk=run_id)
+    recommender_run_retry(run=run)
+    return redirect("recommendations:run_detail", run_id=run.pk)

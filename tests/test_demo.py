@@ -43,7 +43,13 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
         "dataset_users": 943,
         "interactions": 100_000,
         "site_users": 3,
+        "splits": 1,
+        "recommender_runs": 1,
+        "recommendations": 9430,  # top 10 for each of the 943 users
     }
+    assert summary["recommender"]["algorithm"] == "SVD"
+    assert 0.8 < summary["recommender"]["rmse"] < 1.2
+    assert summary["urls"]["run"].startswith("http://127.0.0.1:8000/runs/")
     assert set(summary["logins"]) == {"annotator", "researcher", "admin"}
     assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
     assert (tmp_path / "var" / "xrec.sqlite3").exists()

@@ -17,11 +17,22 @@ ADMIN = "admin"
 ROLES = (ANNOTATOR, RESEARCHER, ADMIN)
 STAFF_ROLES = frozenset({RESEARCHER, ADMIN})
 
-_DATA_MODELS = ("dataset", "item", "datasetuser", "interaction", "importjob")
+_DATA_MODELS = (
+    "dataset",
+    "item",
+    "datasetuser",
+    "interaction",
+    "importjob",
+    "split",
+    "splittestinteraction",
+    "recommenderrun",
+    "recommendation",
+)
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     ANNOTATOR: [],
-    RESEARCHER: [f"recommendations.view_{model}" for model in _DATA_MODELS],
+    # Researchers read everything and train recommenders; importing data is for admins.
+    RESEARCHER: [f"recommendations.view_{model}" for model in _DATA_MODELS] + ["recommendations.add_recommenderrun"],
     ADMIN: [
         f"recommendations.{action}_{model}" for model in _DATA_MODELS for action in ("view", "add", "change", "delete")
     ]

@@ -12,7 +12,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from recommendations import importers
 from recommendations.bulk import insert_rows
@@ -240,12 +239,9 @@ def import_job_run(*, job_id: int) -> None:
     delivery of the same task finds it RUNNING or finished and returns. Uploaded files are
     removed when the job ends either way.
     """
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
-        if job is None or job.status != ImportJob.Status.PENDING:
-            return
-        job.status, job.started_at = ImportJob.Status.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
+    job = ImportJob.claim_pending(job_id)
+    if job is None:
+        return
     options = dict(job.options)
     source = options.pop("source", None)
     try:

@@ -70,3 +70,28 @@ def test_admin_uploads_a_csv_and_watches_the_worker_import_it(
     # The id doubles as the title (no item file): both cells show it as text, not markup.
     assert page.locator("#items td").get_by_text("<b>x</b>", exact=True).count() == 2
     assert page.locator("#items td b").count() == 0
+
+
+def test_admin_trains_svd_and_browses_a_users_history_and_top_10(page, live_server, celery_worker_process) -> None:
+    UserFactory(username="adm", role=ADMIN)
+    dataset_import_files(format="movielens-100k", path=None, name="movielens-100k")
+
+    _log_in(page, live_server, "adm")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
+    page.get_by_role("link", name="Train a recommender").click()
+    page.get_by_label("Dataset").select_option(label="movielens-100k")
+    page.get_by_label("Algorithm").select_option("SVD")
+    page.get_by_role("button", name="Start training").click()
+
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    # The status partial polls the worker's progress, then reloads the page with the metrics.
+    page.locator("#metrics").wait_for(timeout=90_000)
+    assert page.locator("#run-status").inner_text() == "Succeeded"
+    assert page.get_by_text("How many items were recommended how often").is_visible()
+    page.get_by_label("Dataset user id").fill("1")
+    page.get_by_role("button", name="Show").click()
+    page.locator("#user-recommendations tbody tr").nth(9).wait_for()
+    assert page.locator("#user-recommendations tbody tr").count() == 10
+    assert page.locator("#user-test tbody tr").count() == 1  # leave-last-out: one test item
+    assert page.locator("#user-history tbody tr").count() == 271  # user 1 rated 272 movies
+    assert "user=1" in page.url  # the panel's state is in the address, so it can be shared

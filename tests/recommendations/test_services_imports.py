@@ -197,7 +197,7 @@ def test_failure_while_writing_rolls_back_the_replace(
             raise RuntimeError("disk full")
         return original(model, fields, rows, **kwargs)
 
-    monkeypatch.setattr("recommendations.services.insert_rows", exploding_insert)
+    monkeypatch.setattr("recommendations.services.imports.insert_rows", exploding_insert)
     before = table_counts()
 
     with pytest.raises(RuntimeError, match="disk full"):

@@ -7,11 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
-from recommendations.models import Dataset, DatasetUser, Interaction, Item
+from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun, Split
 from recommendations.services import dataset_import_files
+from recommendations.services.training import recommender_run_create, recommender_run_execute
 from xrec_site.management.commands.createdemousers import DEFAULT_PASSWORD
 from xrec_site.roles import demo_users_create
 
@@ -40,6 +41,18 @@ class Command(BaseCommand):
         if dataset is None or options["fresh"]:
             self.stdout.write("importing MovieLens-100K from the recbole package…")
             dataset = dataset_import_files(format="movielens-100k", path=None, name=DEMO_DATASET, replace=True).dataset
+        run = (
+            RecommenderRun.objects.filter(dataset=dataset, algorithm="SVD", status=RecommenderRun.Status.SUCCEEDED)
+            .order_by("-id")
+            .first()
+        )
+        if run is None:
+            self.stdout.write("training SVD and ranking the top 10 for every user…")
+            run = recommender_run_create(created_by=None, dataset=dataset, algorithm="SVD", seed=0)
+            recommender_run_execute(run_id=run.pk)
+            run.refresh_from_db()
+            if run.status != RecommenderRun.Status.SUCCEEDED:
+                raise CommandError(f"the demo's SVD run failed: {run.error}")
         base = f"http://{options['host']}:{options['port']}"
         summary = {
             "counts": {
@@ -48,6 +61,9 @@ class Command(BaseCommand):
                 "dataset_users": DatasetUser.objects.count(),
                 "interactions": Interaction.objects.count(),
                 "site_users": get_user_model().objects.count(),
+                "splits": Split.objects.count(),
+                "recommender_runs": RecommenderRun.objects.count(),
+                "recommendations": Recommendation.objects.count(),
             },
             "dataset": {
                 "name": dataset.name,
@@ -56,11 +72,19 @@ class Command(BaseCommand):
                 "interactions": dataset.n_interactions,
                 "import_seconds": round(dataset.import_seconds or 0, 2),
             },
+            "recommender": {
+                "run": run.pk,
+                "algorithm": run.algorithm,
+                "rmse": round(run.metrics["rating"]["rmse"], 4),
+                f"ndcg@{run.k}": round(run.metrics["topk"]["ndcg"], 4),
+                "top_item_user_share": round(run.metrics["catalogue"]["top_item_user_share"], 4),
+            },
             "urls": {
                 "home": base + reverse("home"),
                 "login": base + reverse("login"),
                 "dataset": base + reverse("recommendations:dataset_detail", args=[dataset.pk]),
                 "import": base + reverse("recommendations:import"),
+                "run": base + reverse("recommendations:run_detail", args=[run.pk]),
                 "admin": base + reverse("admin:index"),
             },
             "logins": {username: {"role": role, "password": password} for username, role in logins.items()},
