@@ -49,6 +49,7 @@ def dataset_detail(request: HtmxHttpRequest, dataset_id: int) -> HttpResponse:
         "top_items": Item.objects.of_dataset(dataset).most_interacted()[:10],
         "sample_users": DatasetUser.objects.filter(dataset=dataset).order_by("id")[:10],
         "import_job": dataset.import_jobs.first(),
+        "runs": RecommenderRun.objects.visible_to(request.user).filter(dataset=dataset)[:20],
     }
     return render(request, "recommendations/dataset_detail.html", context)
 
