@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import platform
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,6 +27,7 @@ from surprise import SVD, Dataset, Reader
 from surprise.model_selection import KFold, cross_validate
 
 from recommendations.metrics import rating_errors
+from tests.perf.machine import describe_machine
 
 # Surprise's README / docs benchmark table: SVD on ML-100K, 5-fold, RMSE 0.934, MAE 0.737.
 PUBLISHED_RMSE = 0.934
@@ -55,24 +52,6 @@ def ml100k_path() -> Path:
     if not path.is_file():
         raise SystemExit(f"MovieLens-100K atomic file missing: {path}")
     return path
-
-
-def describe_machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = "no gpu"
-    if shutil.which("nvidia-smi"):
-        query = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=False
-        )
-        names = query.stdout.strip().splitlines()
-        # Surprise is CPU-only: a GPU is named to describe the machine, not because it was used.
-        gpu = f"{names[0]} (unused)" if names else gpu
-    return f"{cpu} / {gpu}, {os.cpu_count()} cores"
 
 
 def main() -> None:

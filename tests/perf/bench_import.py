@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.perf.machine import describe_machine as describe_host
 
 if TYPE_CHECKING:
     from recommendations.importers import ParsedDataset
@@ -240,21 +240,8 @@ def drop_bench_database(url: str) -> None:
 def describe_machine() -> str:
     from django.db import connection
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = "no gpu"
-    if shutil.which("nvidia-smi"):
-        query = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=False
-        )
-        names = query.stdout.strip().splitlines()
-        gpu = names[0] if names else gpu
     version = ".".join(map(str, connection.get_database_version()))
-    return f"{cpu} / {gpu}, {os.cpu_count()} cores, {connection.vendor} {version}"
+    return f"{describe_host()}, {connection.vendor} {version}"
 
 
 # --- the benchmark ---------------------------------------------------------------------------

@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import platform
 import resource
-import shutil
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -40,6 +36,7 @@ import numpy as np
 from surprise import SVD, Dataset, Reader, Trainset
 
 from recommendations.scoring import top_k
+from tests.perf.machine import describe_machine
 
 SEED = 20_240_601
 K = 10
@@ -169,24 +166,6 @@ def ours(algo: SVD, trainset: Trainset) -> Ranking:
 
 
 # --- the benchmark ---------------------------------------------------------------------------
-
-
-def describe_machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = "no gpu"
-    if shutil.which("nvidia-smi"):
-        query = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=False
-        )
-        names = query.stdout.strip().splitlines()
-        gpu = names[0] if names else gpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu} / {gpu}, {cores} cores"
 
 
 def peak_rss_mb() -> float:
