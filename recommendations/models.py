@@ -165,8 +165,9 @@ class Job(models.Model):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
-    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED})
+    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     phase = models.CharField(max_length=200, blank=True)

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -58,13 +59,8 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{auth}@{host}{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, settings, tmp_path: Path):
-    """A real `manage.py worker` process on this configuration's broker and the test database.
-
-    Transactional tests commit, so the worker (a separate process and connection) sees
-    what the test wrote, and on_commit enqueues at once.
-    """
+def start_worker(log_path: Path, env_overrides: dict[str, str]) -> Any:
+    """Start `manage.py worker` on this configuration's broker; return once it is ready."""
     import os
     import subprocess
     import sys
@@ -72,18 +68,10 @@ def celery_worker_process(transactional_db, settings, tmp_path: Path):
     import uuid
 
     from django.conf import settings as django_settings
-    from django.db import connection
 
-    from xrec_site.celery import app
-
-    app.control.purge()  # messages left by earlier runs would name rows that no longer exist
-    log_path = tmp_path / "worker.log"
-    env = os.environ | {
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "XREC_UPLOAD_DIR": str(settings.XREC_UPLOAD_DIR),
-        "XREC_MODEL_DIR": str(settings.XREC_MODEL_DIR),
-    }
-    with log_path.open("wb") as log:
+    env = os.environ | env_overrides
+    ready_marks = log_path.read_bytes().count(b" ready.") if log_path.exists() else 0
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "worker", "--loglevel=INFO", f"--hostname=flow-{uuid.uuid4().hex[:8]}@%h"],
             cwd=django_settings.BASE_DIR,
@@ -92,17 +80,50 @@ def celery_worker_process(transactional_db, settings, tmp_path: Path):
             stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 90
-    while b" ready." not in log_path.read_bytes():
+    # The log may hold an earlier worker's lines: wait for one more "ready." than it had.
+    while log_path.read_bytes().count(b" ready.") == ready_marks:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"worker did not start:\n{log_path.read_text()}")
         time.sleep(0.2)
-    yield process
+    return process
+
+
+def stop_worker(process: Any) -> None:
+    import subprocess
+
     process.terminate()
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture
+def worker_env(transactional_db, settings) -> dict[str, str]:
+    """What a worker process needs to share this test's database and folders."""
+    from django.db import connection
+
+    from xrec_site.celery import app
+
+    app.control.purge()  # messages left by earlier runs would name rows that no longer exist
+    return {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "XREC_UPLOAD_DIR": str(settings.XREC_UPLOAD_DIR),
+        "XREC_MODEL_DIR": str(settings.XREC_MODEL_DIR),
+    }
+
+
+@pytest.fixture
+def celery_worker_process(worker_env, tmp_path: Path):
+    """A real `manage.py worker` process on this configuration's broker and the test database.
+
+    Transactional tests commit, so the worker (a separate process and connection) sees
+    what the test wrote, and on_commit enqueues at once.
+    """
+    process = start_worker(tmp_path / "worker.log", worker_env)
+    yield process
+    stop_worker(process)
 
 
 def wait_for(predicate, timeout: float = 120, every: float = 0.25):

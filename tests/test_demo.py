@@ -18,12 +18,12 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
 
     def demo() -> dict:
         done = subprocess.run(
-            [sys.executable, "manage.py", "demo", "--no-serve"],
+            [sys.executable, "manage.py", "demo", "--no-serve", "--llm-users", "4"],
             cwd=settings.BASE_DIR,
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=900,
             check=True,
         )
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -50,6 +50,11 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     assert summary["recommender"]["algorithm"] == "SVD"
     assert 0.8 < summary["recommender"]["rmse"] < 1.2
     assert summary["urls"]["run"].startswith("http://127.0.0.1:8000/runs/")
+    llm = summary["explanations"]
+    assert llm["generators"] == 2 and llm["generation_runs"] == 3  # teacher, base, tuned
+    assert llm["explanations"] == 4 + 2 + 2
+    assert llm["adapter"]["examples"] + llm["adapter"]["filtered"] == 4
+    assert set(llm["compare"]) == {"base", "tuned"} and llm["compare"]["tuned"]["n"] == 2
     assert set(summary["logins"]) == {"annotator", "researcher", "admin"}
     assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
     assert (tmp_path / "var" / "xrec.sqlite3").exists()

@@ -29,12 +29,22 @@ _DATA_MODELS = (
     "recommendation",
 )
 
+_EXPLANATION_MODELS = ("generator", "prompttemplate", "generationrun", "explanation", "adaptertraining")
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     ANNOTATOR: [],
     # Researchers read everything and train recommenders; importing data is for admins.
-    RESEARCHER: [f"recommendations.view_{model}" for model in _DATA_MODELS] + ["recommendations.add_recommenderrun"],
+    RESEARCHER: [f"recommendations.view_{model}" for model in _DATA_MODELS]
+    + ["recommendations.add_recommenderrun"]
+    + [f"explanations.view_{model}" for model in _EXPLANATION_MODELS],
     ADMIN: [
         f"recommendations.{action}_{model}" for model in _DATA_MODELS for action in ("view", "add", "change", "delete")
+    ]
+    # Admins start generation and tuning jobs (GPU time) and manage generators.
+    + [
+        f"explanations.{action}_{model}"
+        for model in _EXPLANATION_MODELS
+        for action in ("view", "add", "change", "delete")
     ]
     # Admins manage site accounts and their roles in the Django admin.
     + ["auth.view_user", "auth.add_user", "auth.change_user", "auth.view_group"],

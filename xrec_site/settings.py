@@ -179,6 +179,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task with acks_late (generation chunks) held by a worker that dies is redelivered after
+    # this many seconds, so it must exceed the longest chunk; a starting worker also requeues
+    # stalled chunks at once (explanations.tasks).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("XREC_VISIBILITY_TIMEOUT", "14400"))}
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
@@ -199,6 +204,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- xrec ---------------------------------------------------------------------------------
+# Models load from local folders only; nothing reaches for a hub at run time unless the
+# environment says otherwise explicitly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 XREC_MODEL_DIR = Path(os.environ.get("XREC_MODEL_DIR", VAR_DIR / "models"))
 XREC_UPLOAD_DIR = Path(os.environ.get("XREC_UPLOAD_DIR", VAR_DIR / "uploads"))
 # Any single file an importer reads (or a zip member, uncompressed) may not exceed this.

@@ -14,4 +14,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("", include("recommendations.urls")),
+    path("", include("explanations.urls")),
 ]

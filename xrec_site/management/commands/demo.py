@@ -10,6 +10,15 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
+from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator, PromptTemplate
+from explanations.querysets import generation_run_text_stats
+from explanations.services.adapters import adapter_training_run, adapter_training_start
+from explanations.services.generation import generation_chunk_run, generation_run_start
+from explanations.services.generators import (
+    bundled_model_prepare,
+    generator_ensure_bundled,
+    prompt_templates_ensure_builtin,
+)
 from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun, Split
 from recommendations.services import dataset_import_files
 from recommendations.services.training import recommender_run_create, recommender_run_execute
@@ -28,6 +37,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-serve", action="store_true", help="run the pipeline and exit")
         parser.add_argument("--fresh", action="store_true", help="re-import the demo dataset even if present")
+        parser.add_argument(
+            "--llm-users",
+            type=int,
+            default=int(os.environ.get("XREC_DEMO_LLM_USERS", "16")),
+            help="users in the teacher run (the base-vs-tuned comparison uses half as many)",
+        )
         parser.add_argument("--host", default=os.environ.get("XREC_DEMO_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("XREC_DEMO_PORT", "8000")))
 
@@ -53,6 +68,7 @@ class Command(BaseCommand):
             run.refresh_from_db()
             if run.status != RecommenderRun.Status.SUCCEEDED:
                 raise CommandError(f"the demo's SVD run failed: {run.error}")
+        explanations = self._explanation_stage(run, options["llm_users"])
         base = f"http://{options['host']}:{options['port']}"
         summary = {
             "counts": {
@@ -79,12 +95,14 @@ class Command(BaseCommand):
                 f"ndcg@{run.k}": round(run.metrics["topk"]["ndcg"], 4),
                 "top_item_user_share": round(run.metrics["catalogue"]["top_item_user_share"], 4),
             },
+            "explanations": explanations,
             "urls": {
                 "home": base + reverse("home"),
                 "login": base + reverse("login"),
                 "dataset": base + reverse("recommendations:dataset_detail", args=[dataset.pk]),
                 "import": base + reverse("recommendations:import"),
                 "run": base + reverse("recommendations:run_detail", args=[run.pk]),
+                "explanations": base + reverse("explanations:run_list"),
                 "admin": base + reverse("admin:index"),
             },
             "logins": {username: {"role": role, "password": password} for username, role in logins.items()},
@@ -93,6 +111,77 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary))
             return
         self._serve(summary, options["host"], options["port"])
+
+    def _explanation_stage(self, run: RecommenderRun, n_users: int) -> dict[str, Any]:
+        """Self-distillation on the bundled model: teacher run, LoRA adapter, base vs tuned."""
+        self.stdout.write("preparing the bundled SmolLM2-135M-Instruct (once)…")
+        bundled_model_prepare()
+        base = generator_ensure_bundled()
+        template = prompt_templates_ensure_builtin()[0]  # xrec-default, the improved template
+        training = (
+            AdapterTraining.objects.filter(base_generator=base, status=AdapterTraining.Status.SUCCEEDED)
+            .order_by("-id")
+            .first()
+        )
+        if training is None:
+            self.stdout.write(f"teacher run: explaining the top item for {n_users} users…")
+            teacher = self._generate(run, base, template, sample=GenerationRun.Sample.FIRST, size=n_users)
+            self.stdout.write("training a LoRA adapter on the teacher's filtered explanations…")
+            training = adapter_training_start(
+                created_by=None,
+                base_generator=base,
+                source_run=teacher,
+                options={"epochs": 1, "learning_rate": 5e-4, "batch_size": 4, "max_length": 512},
+                enqueue=False,
+            )
+            adapter_training_run(training_id=training.pk)
+            training.refresh_from_db()
+            if training.status != AdapterTraining.Status.SUCCEEDED:
+                raise CommandError(f"the demo's adapter training failed: {training.error}")
+        tuned = training.generators.get()
+        compared = {}
+        for label, generator in (("base", base), ("tuned", tuned)):
+            generation = GenerationRun.objects.filter(generator=generator, sample=GenerationRun.Sample.RANDOM).first()
+            if generation is None:
+                self.stdout.write(f"explaining with the {label} generator…")
+                generation = self._generate(
+                    run, generator, template, sample=GenerationRun.Sample.RANDOM, size=max(1, n_users // 2)
+                )
+            compared[label] = {"generation_run": generation.pk} | {
+                key: round(value, 3) for key, value in generation_run_text_stats(generation).items()
+            }
+        return {
+            "generators": Generator.objects.count(),
+            "generation_runs": GenerationRun.objects.count(),
+            "explanations": Explanation.objects.filter(status=Explanation.Status.DONE).count(),
+            "adapter": {
+                "training": training.pk,
+                "examples": training.n_examples,
+                "filtered": training.n_filtered,
+                "validation_loss_first": training.validation_losses[0][1] if training.validation_losses else None,
+                "validation_loss_last": training.validation_losses[-1][1] if training.validation_losses else None,
+            },
+            "compare": compared,
+        }
+
+    def _generate(
+        self, run: RecommenderRun, generator: Generator, template: PromptTemplate, *, sample: str, size: int
+    ) -> GenerationRun:
+        generation = generation_run_start(
+            created_by=None,
+            recommender_run=run,
+            generator=generator,
+            template=template,
+            sample=sample,
+            sample_size=size,
+            seed=1,
+            chunk_size=8,
+            enqueue=False,
+        )
+        for chunk in range(-(-generation.n_total // generation.chunk_size)):
+            generation_chunk_run(run_id=generation.pk, chunk=chunk)
+        generation.refresh_from_db()
+        return generation
 
     def _serve(self, summary: dict[str, Any], host: str, port: int) -> None:
         call_command("collectstatic", interactive=False, verbosity=0)

@@ -1,0 +1,104 @@
+"""JSON endpoints: start a generation run, read its status, list its explanations (DRF)."""
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from explanations.models import Explanation, GenerationRun, Generator, PromptTemplate
+from explanations.prompts import Controls
+from explanations.querysets import generation_run_stats
+from explanations.services.generation import generation_run_start
+from explanations.services.generators import GenerationError
+from recommendations.models import RecommenderRun
+
+
+def _require(request: Request, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied()
+
+
+class GenerationRunStartApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        recommender_run = serializers.PrimaryKeyRelatedField(queryset=RecommenderRun.objects.all())
+        generator = serializers.PrimaryKeyRelatedField(queryset=Generator.objects.all())
+        template = serializers.PrimaryKeyRelatedField(queryset=PromptTemplate.objects.all())
+        depth = serializers.IntegerField(default=1, min_value=1)
+        sample = serializers.ChoiceField(choices=GenerationRun.Sample.choices, default=GenerationRun.Sample.FIRST)
+        sample_size = serializers.IntegerField(default=50, min_value=1)
+        seed = serializers.IntegerField(default=0)
+        history_length = serializers.IntegerField(default=10, min_value=0, max_value=200)
+        max_words = serializers.IntegerField(default=75, min_value=1, max_value=500)
+        aspects = serializers.ListField(child=serializers.CharField(), default=list)
+        tone = serializers.ChoiceField(choices=GenerationRun.Tone.choices, default=GenerationRun.Tone.NEUTRAL)
+        second_person = serializers.BooleanField(default=True)
+        include_profile = serializers.BooleanField(default=True)
+        chunk_size = serializers.IntegerField(default=8, min_value=1, max_value=256)
+
+    def post(self, request: Request) -> Response:
+        _require(request, "explanations.add_generationrun")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        controls = Controls(
+            history_length=values["history_length"],
+            max_words=values["max_words"],
+            aspects=tuple(values["aspects"]),
+            tone=values["tone"],
+            second_person=values["second_person"],
+            include_profile=values["include_profile"],
+        )
+        try:
+            run = generation_run_start(
+                created_by=request.user,
+                recommender_run=values["recommender_run"],
+                generator=values["generator"],
+                template=values["template"],
+                depth=values["depth"],
+                sample=values["sample"],
+                sample_size=values["sample_size"],
+                seed=values["seed"],
+                controls=controls,
+                chunk_size=values["chunk_size"],
+            )
+        except GenerationError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response({"id": run.pk, "status": run.status, "total": run.n_total}, status=status.HTTP_201_CREATED)
+
+
+class GenerationRunDetailApi(APIView):
+    def get(self, request: Request, run_id: int) -> Response:
+        _require(request, "explanations.view_generationrun")
+        run = get_object_or_404(GenerationRun, pk=run_id)
+        stats = generation_run_stats(run)
+        return Response({"id": run.pk, "status": run.status, "cancel_requested": run.cancel_requested} | stats)
+
+
+class ExplanationListApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer):
+        user = serializers.CharField(source="recommendation.user.external_id")
+        item = serializers.CharField(source="recommendation.item.external_id")
+        item_title = serializers.CharField(source="recommendation.item.title")
+        rank = serializers.IntegerField(source="recommendation.rank")
+
+        class Meta:
+            model = Explanation
+            fields = [
+                "id", "recommendation", "user", "item", "item_title", "rank", "status", "text", "prompt",
+                "prompt_tokens", "completion_tokens", "latency_ms", "finish_reason", "error", "generated_at",
+            ]  # fmt: skip
+
+    def get(self, request: Request, run_id: int) -> Response:
+        _require(request, "explanations.view_explanation")
+        run = get_object_or_404(GenerationRun, pk=run_id)
+        rows = Explanation.objects.filter(generation_run=run).select_related(
+            "recommendation__user", "recommendation__item"
+        )
+        if wanted := request.query_params.get("status"):
+            rows = rows.filter(status=wanted)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(rows.order_by("id"), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

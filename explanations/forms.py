@@ -1,0 +1,107 @@
+from typing import Any
+
+from django import forms
+
+from explanations.models import AdapterTraining, GenerationRun, Generator, PromptTemplate
+from explanations.prompts import Controls
+from recommendations.models import Item, RecommenderRun
+
+
+class GenerationRunForm(forms.Form):
+    recommender_run = forms.ModelChoiceField(
+        queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset"),
+        label="Recommender run",
+    )
+    generator = forms.ModelChoiceField(queryset=Generator.objects.all())
+    template = forms.ModelChoiceField(queryset=PromptTemplate.objects.all(), label="Prompt template")
+    depth = forms.IntegerField(initial=1, min_value=1, max_value=1000, help_text="Explain the top N of each list.")
+    sample = forms.ChoiceField(choices=GenerationRun.Sample.choices, initial=GenerationRun.Sample.FIRST)
+    sample_size = forms.IntegerField(initial=50, min_value=1, label="Users")
+    seed = forms.IntegerField(initial=0)
+    history_length = forms.IntegerField(initial=10, min_value=0, max_value=200)
+    max_words = forms.IntegerField(initial=75, min_value=1, max_value=500)
+    aspects = forms.CharField(
+        required=False, help_text="Item attributes to focus on, comma-separated, e.g. genres, year."
+    )
+    tone = forms.ChoiceField(choices=GenerationRun.Tone.choices, initial=GenerationRun.Tone.NEUTRAL)
+    second_person = forms.BooleanField(required=False, initial=True, label="Address the user as “you”")
+    include_profile = forms.BooleanField(required=False, initial=True, label="Include the user's profile")
+    chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256, help_text="Explanations per batched call.")
+    preview_user = forms.CharField(required=False, label="Preview for user", help_text="A dataset user id.")
+    preview_rank = forms.IntegerField(required=False, initial=1, min_value=1, label="Preview rank")
+
+    def clean_aspects(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.strip() for a in self.cleaned_data.get("aspects", "").split(",") if a.strip()))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        run, aspects = cleaned.get("recommender_run"), cleaned.get("aspects") or ()
+        if run is not None and aspects:
+            sample = Item.objects.filter(dataset_id=run.dataset_id).values_list("attributes", flat=True)[:500]
+            keys = {key for attributes in sample for key in attributes}
+            unknown = [a for a in aspects if a not in keys]
+            if unknown:
+                self.add_error(
+                    "aspects",
+                    f"not attributes of this dataset's items: {', '.join(unknown)} (known: {', '.join(sorted(keys))})",
+                )
+        return cleaned
+
+    def controls(self) -> Controls:
+        data = self.cleaned_data
+        return Controls(
+            history_length=data["history_length"],
+            max_words=data["max_words"],
+            aspects=data["aspects"],
+            tone=data["tone"],
+            second_person=data["second_person"],
+            include_profile=data["include_profile"],
+        )
+
+
+class AdapterTrainingForm(forms.Form):
+    base_generator = forms.ModelChoiceField(
+        queryset=Generator.objects.filter(backend=Generator.Backend.HF, adapter_path=""), label="Base generator"
+    )
+    source_run = forms.ModelChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED),
+        required=False,
+        label="Teacher: a generation run",
+    )
+    upload = forms.FileField(
+        required=False,
+        label="…or teacher examples (JSONL)",
+        help_text='One object a line: {"messages": [{"role": "user", "content": "..."}], "response": "..."}',
+    )
+    filter_max_words = forms.IntegerField(initial=75, min_value=1, label="Drop answers longer than (words)")
+    filter_refusals = forms.BooleanField(required=False, initial=True, label="Drop refusals")
+    r = forms.IntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
+    alpha = forms.IntegerField(initial=16, min_value=1, label="LoRA alpha")
+    dropout = forms.FloatField(initial=0.05, min_value=0, max_value=0.9)
+    target_modules = forms.CharField(
+        required=False, help_text="Comma-separated; empty = q, k, v, o, gate, up and down projections."
+    )
+    epochs = forms.IntegerField(initial=1, min_value=1, max_value=100)
+    learning_rate = forms.FloatField(initial=2e-4, min_value=0)
+    batch_size = forms.IntegerField(initial=4, min_value=1, max_value=256)
+    max_length = forms.IntegerField(initial=512, min_value=16, max_value=8192)
+    validation_fraction = forms.FloatField(initial=0.1, min_value=0, max_value=0.5)
+    seed = forms.IntegerField(initial=0)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if bool(cleaned.get("source_run")) == bool(cleaned.get("upload")):
+            raise forms.ValidationError("Choose exactly one teacher: a generation run or a JSONL upload.")
+        return cleaned
+
+    def options(self) -> dict[str, Any]:
+        names = [f.name for f in AdapterTraining._meta.fields]
+        data = {
+            key: value
+            for key, value in self.cleaned_data.items()
+            if key in names and key not in {"base_generator", "source_run"}
+        }
+        data["target_modules"] = [
+            m.strip() for m in self.cleaned_data.get("target_modules", "").split(",") if m.strip()
+        ]
+        return data

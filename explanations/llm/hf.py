@@ -1,0 +1,209 @@
+"""A local transformers model, optionally quantised by bitsandbytes and extended by a LoRA adapter.
+
+Quantisation (``BackendSpec.quantization``):
+
+- ``nf4``: 4-bit NormalFloat with double quantisation; matrix products in bfloat16 on CUDA cards
+  that support it and on CPUs (bitsandbytes has a fused bf16 kernel for CPUs with AVX512-BF16 and
+  falls back to plain torch elsewhere), float16 on older cards.
+- ``int8``: LLM.int8 (``load_in_8bit``). bitsandbytes casts activations to float16 for these
+  layers, so the rest of the model is loaded in float16 too (on CPU as well, where it works but
+  is slower than nf4).
+- ``none``: full precision, float32 on CPU and bfloat16 (float16 on older cards) on CUDA.
+
+The model runs on the first CUDA device when there is one and on the CPU otherwise. A batch is
+one left-padded ``generate`` call. In full precision a prompt's answer does not depend on the
+batch it is in. Quantised, it can: bitsandbytes multiplies in bf16/fp16 with one kernel for a
+single row and another for a batch, and the rounding difference can flip a greedy choice (seen on
+an H200 with nf4 and int8). Repeating a generation exactly means repeating its batches.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages
+
+QUANTIZATIONS = ("nf4", "int8", "none")
+
+
+class HFBackend:
+    """A model loaded once and kept for every ``generate`` call until ``close``.
+
+    ``stop_token_ids`` ends an answer: the model's EOS ids from its generation config and the
+    tokenizer's EOS token. ``generate`` calls are serialised by a lock; one model is not meant to
+    serve two threads at once.
+    """
+
+    def __init__(self, spec: BackendSpec) -> None:
+        if spec.quantization not in QUANTIZATIONS:
+            raise BackendError(f"unknown quantization {spec.quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+        self.spec = spec
+        self.path = _model_dir(spec.model)
+        self.device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+        self._lock = threading.Lock()
+        self.tokenizer: Any = self._load_tokenizer()
+        self.model: Any = self._load_model()
+        if spec.adapter:
+            self.model = self._load_adapter(self.model, _adapter_dir(spec.adapter))
+        self.model.eval()
+        self.stop_token_ids = _stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+
+    def _load_tokenizer(self) -> Any:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load the tokenizer in {self.path}: {exc}") from exc
+        if not getattr(tokenizer, "chat_template", None):
+            raise BackendError(f"the tokenizer in {self.path} has no chat template")
+        # Left padding keeps every prompt's last token next to its first generated one.
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise BackendError(f"the tokenizer in {self.path} has neither a pad nor an EOS token")
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def _load_model(self) -> Any:
+        cuda = self.device.type == "cuda"
+        half = torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported() else torch.float16
+        options: dict[str, Any] = {}
+        if self.spec.quantization == "nf4":
+            options["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=half,
+            )
+            options["dtype"] = half
+        elif self.spec.quantization == "int8":
+            options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+            options["dtype"] = torch.float16
+        else:
+            options["dtype"] = half if cuda else torch.float32
+        if cuda:
+            options["device_map"] = {"": self.device.index}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.path, **options)
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
+            raise BackendError(
+                f"cannot load the model in {self.path} ({self.spec.quantization}, {self.device}): {exc}"
+            ) from exc
+        return model
+
+    def _load_adapter(self, model: Any, adapter: Path) -> Any:
+        from peft import PeftModel
+
+        try:
+            return PeftModel.from_pretrained(model, adapter)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise BackendError(f"cannot load the LoRA adapter in {adapter} onto {self.path}: {exc}") from exc
+
+    def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
+        """One completion per prompt, in order, from a single padded ``generate`` call.
+
+        Seeded with ``params.seed`` before decoding, so the same batch and parameters give the
+        same texts on the same hardware. ``prompt_tokens`` counts the prompt's chat-template
+        tokens (padding excluded); ``completion_tokens`` counts generated tokens up to and
+        including the first stop token.
+        """
+        if not prompts:
+            return []
+        with self._lock:
+            if self.model is None:
+                raise BackendError(f"the backend for {self.path} is closed")
+            batch = self.tokenizer.apply_chat_template(
+                [list(messages) for messages in prompts],
+                add_generation_prompt=True,
+                tokenize=True,
+                padding=True,
+                return_tensors="pt",
+                return_dict=True,
+            ).to(self.device)
+            torch.manual_seed(params.seed)
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed_all(params.seed)
+            with torch.inference_mode():
+                sequences = self.model.generate(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    **self._decoding(params),
+                )
+            prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+            generated = sequences[:, batch["input_ids"].shape[1] :].tolist()
+            return [self._completion(row, int(length)) for row, length in zip(generated, prompt_lengths, strict=True)]
+
+    def _decoding(self, params: DecodingParams) -> dict[str, Any]:
+        # Every knob is set here, so the model's own generation defaults (top-k 50, repetition
+        # penalties, a sampling temperature) never change what the recorded params mean.
+        options: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "eos_token_id": sorted(self.stop_token_ids),
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
+            "num_beams": 1,
+        }
+        if params.temperature == 0:
+            options |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        else:
+            options |= {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+        return options
+
+    def _completion(self, row: list[int], prompt_tokens: int) -> Completion:
+        # Rows that stop early are padded to the longest one; only the first stop token counts.
+        end = next((index for index, token in enumerate(row) if token in self.stop_token_ids), None)
+        if end is None:
+            tokens, count, reason = row, len(row), "length"
+        else:
+            tokens, count, reason = row[:end], end + 1, "stop"
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=count, finish_reason=reason)
+
+    def model_bytes(self) -> int:
+        """Bytes the weights and buffers take (quantised sizes for nf4 and int8)."""
+        if self.model is None:
+            return 0
+        return sum(t.numel() * t.element_size() for t in (*self.model.parameters(), *self.model.buffers()))
+
+    def close(self) -> None:
+        with self._lock:
+            self.model = None
+            self.tokenizer = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _model_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise BackendError(f"model directory {path} does not exist")
+    if not (path / "config.json").is_file():
+        raise BackendError(f"model directory {path} has no config.json")
+    return path
+
+
+def _adapter_dir(value: str) -> Path:
+    path = Path(value)
+    if not (path / "adapter_config.json").is_file():
+        raise BackendError(f"adapter directory {path} has no adapter_config.json")
+    return path
+
+
+def _stop_token_ids(*values: int | list[int] | None) -> frozenset[int]:
+    ids: set[int] = set()
+    for value in values:
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    if not ids:
+        raise BackendError("the model defines no EOS token, so answers could never stop")
+    return frozenset(ids)

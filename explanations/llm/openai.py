@@ -1,0 +1,186 @@
+"""Any OpenAI-compatible chat completions endpoint: vLLM, TGI, llama.cpp's server, hosted APIs.
+
+Standard library only. ``BackendSpec.base_url`` is the server's root or its API root; the
+endpoint is found by these rules (a trailing slash is ignored):
+
+- ``…/chat/completions`` is used as it is;
+- ``…/v1`` (any API root ending in a version) gets ``/chat/completions`` appended;
+- anything else gets ``/v1/chat/completions`` appended.
+
+So ``http://gpu:8000``, ``http://gpu:8000/v1`` and ``http://gpu:8000/v1/chat/completions`` all
+reach the same endpoint.
+
+Each prompt is one request; a batch keeps up to ``spec.concurrency`` requests in flight. A request
+is tried ``spec.max_retries + 1`` times in all when the connection fails, times out, or the server
+answers 429 or 5xx, waiting an exponential backoff with jitter between tries, or the server's
+``Retry-After`` when it sends one. Any other 4xx fails at once: retrying a bad key or a bad model
+name cannot help. ``spec.timeout_seconds`` bounds the connection and each wait for data (a socket
+timeout), not a whole answer that keeps arriving.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import random
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages
+
+# Backoff before try n+1 is about BACKOFF_BASE_SECONDS * 2**(n-1), capped; tests shrink it.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 30.0
+# A server may ask for any wait; a worker should not sleep for hours on its word.
+RETRY_AFTER_CAP_SECONDS = 120.0
+EXCERPT_CHARS = 300
+
+
+class OpenAIBackend:
+    """Chat completions over HTTP; holds no connection between calls, so ``close`` is trivial."""
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self.url = endpoint_url(spec.base_url)
+        if not spec.model:
+            raise BackendError(f"no model name given for {self.url}")
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "xrec"}
+        if spec.api_key:
+            self.headers["Authorization"] = f"Bearer {spec.api_key}"
+
+    def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
+        """One completion per prompt, in order; the first request that fails for good raises.
+
+        ``prompt_tokens`` and ``completion_tokens`` are the server's ``usage`` (0 when it sends
+        none); ``finish_reason`` is the server's, ``"unknown"`` when it sends none.
+        """
+        if not prompts:
+            return []
+        workers = max(1, min(self.spec.concurrency, len(prompts)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrec-openai") as pool:
+            futures = [pool.submit(self._complete, messages, params) for messages in prompts]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                # Requests already in flight finish on their own; the rest are not sent.
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def close(self) -> None:
+        pass
+
+    def _complete(self, messages: Messages, params: DecodingParams) -> Completion:
+        body = {
+            "model": self.spec.model,
+            "messages": list(messages),
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+        }
+        return self._parse(self._post(json.dumps(body).encode()))
+
+    def _post(self, data: bytes) -> bytes:
+        attempts = self.spec.max_retries + 1
+        failure, answered = "", False
+        for attempt in range(1, attempts + 1):
+            request = urllib.request.Request(self.url, data=data, headers=self.headers, method="POST")  # noqa: S310 (scheme checked in endpoint_url)
+            wait = backoff_seconds(attempt)
+            try:
+                with urllib.request.urlopen(request, timeout=self.spec.timeout_seconds) as response:  # noqa: S310
+                    return bytes(response.read())
+            except urllib.error.HTTPError as exc:
+                failure, answered = f"answered {exc.code}: {_excerpt(_body(exc))}", True
+                if exc.code != 429 and exc.code < 500:
+                    raise BackendError(f"{self.url} {failure}") from exc
+                wait = retry_after_seconds(exc.headers.get("Retry-After"), default=wait)
+            except urllib.error.URLError as exc:
+                failure, answered = self._describe(exc.reason), False
+            except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+                # Raised while reading the answer, after the connection was made.
+                failure, answered = self._describe(exc), False
+            if attempt < attempts:
+                time.sleep(wait)
+        if answered:
+            raise BackendError(f"{self.url} {failure} (after {attempts} attempts)")
+        raise BackendError(f"cannot reach {self.url}: {failure} after {attempts} attempts")
+
+    def _describe(self, reason: object) -> str:
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {self.spec.timeout_seconds:g} s"
+        if isinstance(reason, ConnectionRefusedError):
+            return "connection refused"
+        return str(reason) or type(reason).__name__
+
+    def _parse(self, payload: bytes) -> Completion:
+        try:
+            answer = json.loads(payload)
+            choice = answer["choices"][0]
+            text = choice["message"]["content"] or ""
+            usage = answer.get("usage") or {}
+            return Completion(
+                text=str(text).strip(),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                finish_reason=str(choice.get("finish_reason") or "unknown"),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise BackendError(f"{self.url} gave an answer that is no chat completion: {_excerpt(payload)}") from exc
+
+
+def endpoint_url(base_url: str) -> str:
+    """The chat completions URL for ``base_url`` (rules in the module docstring)."""
+    url = base_url.strip().rstrip("/")
+    if not re.match(r"https?://[^/]", url):
+        raise BackendError(f"base URL {base_url!r} is not an http:// or https:// URL")
+    if url.endswith("/chat/completions"):
+        return url
+    if re.search(r"/v\d+$", url):
+        return f"{url}/chat/completions"
+    return f"{url}/v1/chat/completions"
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Wait after failed try ``attempt``: doubling from the base, capped, less up to half at random.
+
+    The jitter spreads the retries of a batch's requests so they do not hit a recovering server
+    together.
+    """
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not a secret)
+
+
+def retry_after_seconds(value: str | None, *, default: float) -> float:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds, capped; ``default`` if absent."""
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return default
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
+
+
+def _body(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return bytes(error.read())
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _excerpt(payload: bytes) -> str:
+    text = payload.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= EXCERPT_CHARS else f"{text[:EXCERPT_CHARS]}…"

@@ -1,0 +1,223 @@
+"""Generators, prompt templates, generation runs, explanations and adapter trainings.
+
+Explanations hang off ``recommendations.Recommendation`` by id; nothing here is joined by
+row position. LLM output is untrusted text: it is stored as generated and escaped wherever
+it is shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from recommendations.models import Job, Recommendation, RecommenderRun
+
+
+class Generator(models.Model):
+    """A model to generate with: backend, model, quantisation, optional adapter, decoding defaults."""
+
+    class Backend(models.TextChoices):
+        HF = "hf", "Local model (transformers + bitsandbytes)"
+        OPENAI = "openai", "OpenAI-compatible endpoint (vLLM, TGI, hosted)"
+
+    class Quantization(models.TextChoices):
+        NF4 = "nf4", "4-bit NF4"
+        INT8 = "int8", "8-bit"
+        NONE = "none", "None (full precision)"
+
+    BUNDLED = "bundled:smollm2"
+
+    name = models.CharField(max_length=100, unique=True)
+    backend = models.CharField(max_length=10, choices=Backend.choices, default=Backend.HF)
+    model = models.CharField(
+        max_length=500,
+        default=BUNDLED,
+        help_text=f"hf: a local model folder, or {BUNDLED} for the bundled SmolLM2-135M-Instruct; "
+        "openai: the served model's name.",
+    )
+    quantization = models.CharField(max_length=10, choices=Quantization.choices, default=Quantization.NF4)
+    adapter_path = models.CharField(max_length=500, blank=True, help_text="A LoRA adapter folder (hf only).")
+    adapter_training = models.ForeignKey(
+        "AdapterTraining", null=True, blank=True, on_delete=models.SET_NULL, related_name="generators"
+    )
+    base_url = models.CharField(max_length=500, blank=True, help_text="openai: e.g. http://gpu-box:8000/v1")
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        default="XREC_OPENAI_API_KEY",
+        help_text="openai: the environment variable that holds the key (keys are never stored here).",
+    )
+    max_new_tokens = models.PositiveIntegerField(default=120)
+    temperature = models.FloatField(default=0.0, help_text="0 = greedy decoding.")
+    top_p = models.FloatField(default=1.0)
+    seed = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptTemplate(models.Model):
+    """A versioned prompt: a system and a user part in Django's template language.
+
+    Rows are never edited in place: a changed text is a new version (``prompt_template_revise``),
+    so every explanation keeps pointing at the exact prompt that produced it.
+    """
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=1)
+    description = models.TextField(blank=True)
+    system_text = models.TextField(blank=True)
+    user_text = models.TextField()
+    sha256 = models.CharField(max_length=64, editable=False)
+    builtin = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="prompttemplate_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @staticmethod
+    def digest(system_text: str, user_text: str) -> str:
+        return hashlib.sha256(f"{system_text}\x00{user_text}".encode()).hexdigest()
+
+
+class GenerationRun(Job):
+    """Explanations for the top ``depth`` recommendations of a sample of users of one run."""
+
+    class Sample(models.TextChoices):
+        ALL = "all", "All users"
+        FIRST = "first", "First N users"
+        RANDOM = "random", "Seeded random N users"
+        STRATIFIED = "stratified", "N users stratified by activity"
+
+    class Tone(models.TextChoices):
+        NEUTRAL = "neutral", "Neutral"
+        WARM = "warm", "Warm"
+        ENTHUSIASTIC = "enthusiastic", "Enthusiastic"
+
+    recommender_run = models.ForeignKey(RecommenderRun, on_delete=models.CASCADE, related_name="generation_runs")
+    generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="runs")
+    template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="runs")
+    depth = models.PositiveSmallIntegerField(default=1, help_text="Explain the top `depth` items of each list.")
+    sample = models.CharField(max_length=20, choices=Sample.choices, default=Sample.FIRST)
+    sample_size = models.PositiveIntegerField(default=50)
+    seed = models.IntegerField(default=0)
+    history_length = models.PositiveSmallIntegerField(default=10)
+    max_words = models.PositiveSmallIntegerField(default=75)
+    aspects = models.JSONField(default=list, blank=True, help_text="Item attributes to focus on, e.g. genres, year.")
+    tone = models.CharField(max_length=20, choices=Tone.choices, default=Tone.NEUTRAL)
+    second_person = models.BooleanField(default=True)
+    include_profile = models.BooleanField(default=True)
+    chunk_size = models.PositiveSmallIntegerField(default=8, help_text="Explanations per batched generate call.")
+    cancel_requested = models.BooleanField(default=False)
+    n_total = models.PositiveIntegerField(default=0)
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"generation #{self.pk} ({self.generator} on run {self.recommender_run_id})"
+
+    def controls(self) -> dict[str, Any]:
+        return {
+            "history_length": self.history_length,
+            "max_words": self.max_words,
+            "aspects": list(self.aspects),
+            "tone": self.tone,
+            "second_person": self.second_person,
+            "include_profile": self.include_profile,
+        }
+
+
+class Explanation(models.Model):
+    """One generated explanation of one recommendation, with its prompt and cost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    generation_run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="explanations")
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="explanations")
+    chunk = models.PositiveIntegerField(help_text="The task chunk this row belongs to.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    prompt = models.JSONField(default=list, blank=True, help_text="The exact chat messages sent.")
+    text = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True, help_text="This row's share of its batch's wall time.")
+    finish_reason = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    generated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["generation_run", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation_run", "recommendation"], name="explanation_unique_recommendation"
+            )
+        ]
+        indexes = [models.Index(fields=["generation_run", "chunk", "status"], name="explanation_run_chunk")]
+
+    def __str__(self) -> str:
+        return f"explanation {self.pk} ({self.status})"
+
+
+class AdapterTraining(Job):
+    """LoRA instruction tuning of a generator's base model on a teacher's explanations."""
+
+    class Source(models.TextChoices):
+        GENERATION_RUN = "generation_run", "Another generation run's explanations"
+        JSONL = "jsonl", "An uploaded JSONL file"
+
+    base_generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="adapter_trainings")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.GENERATION_RUN)
+    source_run = models.ForeignKey(
+        GenerationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="adapter_trainings"
+    )
+    source_path = models.CharField(max_length=500, blank=True, help_text="JSONL: the stored upload.")
+    filter_max_words = models.PositiveSmallIntegerField(
+        default=75, help_text="Drop teacher outputs longer than this many words."
+    )
+    filter_refusals = models.BooleanField(default=True, help_text="Drop teacher outputs that refuse or apologise.")
+    r = models.PositiveSmallIntegerField(default=8)
+    alpha = models.PositiveSmallIntegerField(default=16)
+    dropout = models.FloatField(default=0.05)
+    target_modules = models.JSONField(
+        default=list, help_text="Empty: q, k, v, o, gate, up and down projections, as in the original study."
+    )
+    epochs = models.PositiveSmallIntegerField(default=1)
+    learning_rate = models.FloatField(default=2e-4)
+    batch_size = models.PositiveSmallIntegerField(default=4)
+    max_length = models.PositiveIntegerField(default=512)
+    validation_fraction = models.FloatField(default=0.1)
+    seed = models.IntegerField(default=0)
+    n_examples = models.PositiveIntegerField(default=0)
+    n_filtered = models.PositiveIntegerField(default=0)
+    n_train = models.PositiveIntegerField(default=0)
+    n_validation = models.PositiveIntegerField(default=0)
+    train_losses = models.JSONField(default=list, blank=True)
+    validation_losses = models.JSONField(default=list, blank=True)
+    adapter_path = models.CharField(max_length=500, blank=True)
+    adapter_sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"adapter training #{self.pk} on {self.base_generator}"
+
+    def mark_succeeded(self) -> None:
+        self.status, self.finished_at, self.phase = self.Status.SUCCEEDED, timezone.now(), "done"
+        self.save(update_fields=["status", "finished_at", "phase"])

@@ -1,0 +1,192 @@
+"""Personalised prompts: what the LLM is told about a user, their history and the item.
+
+Only the train side of the recommender run's split ever reaches a prompt: the test side is
+what the recommender is judged on, and an item the user is known to have rated later must
+not leak into the "history" (the original study's histories did include held-out items).
+Templates use Django's template language with autoescaping off: the output is plain text
+for a model, and the context holds only plain values, so a template cannot reach code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.template import Context, Engine
+
+from explanations.llm.base import Messages
+from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, Split
+
+ENGINE = Engine(autoescape=False, debug=False, builtins=[], libraries={})
+# Attributes that say nothing about taste: links and raw dates.
+HIDDEN_ATTRIBUTES = {"imdb_url", "release_date", "url"}
+DOMAIN_NOUNS: dict[str, tuple[str, str, str]] = {
+    Dataset.Domain.MOVIES: ("movie", "movies", "watched"),
+    Dataset.Domain.GAMES: ("game", "games", "played"),
+    Dataset.Domain.NEWS: ("news article", "news articles", "read"),
+    Dataset.Domain.BOOKS: ("book", "books", "read"),
+    Dataset.Domain.MUSIC: ("track", "tracks", "listened to"),
+    Dataset.Domain.PRODUCTS: ("product", "products", "bought"),
+}
+GENDERS = {"M": "male", "F": "female"}
+
+
+@dataclass(frozen=True)
+class Controls:
+    history_length: int = 10
+    max_words: int = 75
+    aspects: tuple[str, ...] = ()
+    tone: str = "neutral"
+    second_person: bool = True
+    include_profile: bool = True
+
+
+def attributes_text(attributes: dict[str, Any], aspects: tuple[str, ...] = ()) -> str:
+    """``"genres: Action, Sci-Fi; year: 1977"``, limited to ``aspects`` when given."""
+    keys = [key for key in attributes if key not in HIDDEN_ATTRIBUTES and (not aspects or key in aspects)]
+    parts = []
+    for key in keys:
+        value = attributes[key]
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if text:
+            parts.append(f"{key.replace('_', ' ')}: {text}")
+    return "; ".join(parts)
+
+
+def profile_text(profile: dict[str, Any]) -> str:
+    """``"a 24-year-old male technician"`` from whatever profile fields the dataset has."""
+    words = []
+    group = profile.get("age_group")
+    age = profile.get("age")
+    if not group and isinstance(age, int):
+        words.append(f"{age}-year-old")
+    if gender := GENDERS.get(str(profile.get("gender", "")), ""):
+        words.append(gender)
+    occupation = str(profile.get("occupation", "")).strip()
+    words.append(occupation if occupation and occupation not in {"other", "none"} else "person")
+    if words == ["person"] and not group:
+        return ""
+    article = "an" if words[0][0].lower() in "aeiou8" else "a"
+    return f"{article} {' '.join(words)}" + (f" aged {group.lower()}" if group else "")
+
+
+def _item_context(item: Item, aspects: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "title": item.title or item.external_id,
+        "attributes": item.attributes,
+        "attributes_text": attributes_text(item.attributes, aspects),
+    }
+
+
+def history_for(user: DatasetUser, split: Split, length: int) -> list[Interaction]:
+    """The user's ``length`` most recent train-side interactions, oldest first."""
+    recent = Interaction.objects.history_of(user).in_train_of(split).order_by("-timestamp", "-id")[:length]
+    return list(reversed(recent))
+
+
+def prompt_context(recommendation: Recommendation, split: Split, controls: Controls) -> dict[str, Any]:
+    """Everything a template may use, as plain values."""
+    user, item, dataset = recommendation.user, recommendation.item, recommendation.item.dataset
+    noun, nouns, verb = DOMAIN_NOUNS.get(dataset.domain, ("item", "items", "chose"))
+    history = [
+        _item_context(interaction.item, controls.aspects)
+        | {"rating": None if interaction.rating is None else f"{interaction.rating:g}"}
+        for interaction in history_for(user, split, controls.history_length)
+    ]
+    return {
+        "user_id": user.external_id,
+        "profile": user.profile if controls.include_profile else {},
+        "profile_text": profile_text(user.profile) if controls.include_profile else "",
+        "history": history,
+        "item": _item_context(item, controls.aspects),
+        "domain": noun,
+        "domain_plural": nouns,
+        "verb_past": verb,
+        "rating_max": f"{dataset.rating_max:g}" if dataset.rating_max is not None else "",
+        "max_words": controls.max_words,
+        "tone": controls.tone,
+        "aspects": list(controls.aspects),
+        "aspects_text": ", ".join(a.replace("_", " ") for a in controls.aspects),
+        "second_person": controls.second_person,
+    }
+
+
+def render(system_text: str, user_text: str, context: dict[str, Any]) -> Messages:
+    """Chat messages from a template's two parts; an empty system part is left out."""
+    messages: Messages = []
+    system = ENGINE.from_string(system_text).render(Context(context)).strip() if system_text else ""
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": ENGINE.from_string(user_text).render(Context(context)).strip()})
+    return messages
+
+
+# --- built-in templates ----------------------------------------------------------------------
+
+_TONE = (
+    "{% if tone == 'warm' %}Be warm and friendly.{% elif tone == 'enthusiastic' %}Be enthusiastic."
+    "{% else %}Keep a neutral, factual tone.{% endif %}"
+)
+_HISTORY = (
+    "{% for h in history %}- {{ h.title }}{% if h.attributes_text %} ({{ h.attributes_text }}){% endif %}"
+    "{% if h.rating %}: rated {{ h.rating }}{% endif %}\n{% endfor %}"
+)
+
+BUILTIN_TEMPLATES: list[dict[str, str]] = [
+    {
+        "name": "xrec-default",
+        "description": "xrec's own template: grounded in the train history, controllable length, tone, "
+        "aspects and address; asks for a link to specific past items.",
+        "system_text": (
+            "You explain recommendations to people. Use only the facts you are given; never invent plot, "
+            "cast or facts. " + _TONE + ' {% if second_person %}Address the person directly as "you".'
+            "{% else %}Write about the person in the third person.{% endif %} Answer with the explanation "
+            "only, in plain prose, in at most {{ max_words }} words."
+        ),
+        "user_text": (
+            "{% if profile_text %}The person is {{ profile_text }}.\n{% endif %}"
+            "{{ domain_plural|capfirst }} they {{ verb_past }} recently, oldest first"
+            "{% if rating_max %} (ratings out of {{ rating_max }}){% endif %}:\n" + _HISTORY + "\n"
+            "Recommended {{ domain }}: {{ item.title }}{% if item.attributes_text %} ({{ item.attributes_text }})"
+            "{% endif %}.\n{% if aspects %}Focus on: {{ aspects_text }}.\n{% endif %}"
+            "In at most {{ max_words }} words, explain why this {{ domain }} suits "
+            "{% if second_person %}them, speaking to them as you{% else %}this person{% endif %}, "
+            "naming one or two {{ domain_plural }} from the list that it connects to."
+        ),
+    },
+    {
+        "name": "llmxrec-movielens",
+        "description": "Baseline in the style of the LLMXRec study's MovieLens prompt: history with "
+        "ratings, the recommended movie, a word limit. Not the paper's verbatim text.",
+        "system_text": "",
+        "user_text": (
+            "You are a movie recommender system. The user has watched the following movies and rated them "
+            "(1 to {{ rating_max|default:'5' }}):\n" + _HISTORY + "{% if profile_text %}The user is "
+            "{{ profile_text }}.\n{% endif %}Based on the user's history, the system recommends the movie "
+            '"{{ item.title }}"{% if item.attributes_text %} ({{ item.attributes_text }}){% endif %}. '
+            "Explain why this movie is recommended to the user, in no more than {{ max_words }} words."
+        ),
+    },
+    {
+        "name": "llmxrec-steam",
+        "description": "Baseline in the style of the LLMXRec study's Steam prompt (games the user played).",
+        "system_text": "",
+        "user_text": (
+            "You are a game recommender system on a gaming platform. The user has played the following "
+            "games:\n" + _HISTORY + 'The system recommends the game "{{ item.title }}"'
+            "{% if item.attributes_text %} ({{ item.attributes_text }}){% endif %}. Explain why this game is "
+            "recommended to the user, in no more than {{ max_words }} words."
+        ),
+    },
+    {
+        "name": "llmxrec-mind",
+        "description": "Baseline in the style of the LLMXRec study's MIND prompt (news the user clicked).",
+        "system_text": "",
+        "user_text": (
+            "You are a news recommender system. The user has recently clicked the following news "
+            "articles:\n" + _HISTORY + 'The system recommends the article "{{ item.title }}"'
+            "{% if item.attributes_text %} ({{ item.attributes_text }}){% endif %}. Explain why this article "
+            "is recommended to the user, in no more than {{ max_words }} words."
+        ),
+    },
+]

@@ -1,0 +1,94 @@
+"""Named reads for the explanations app: run statistics, page rows, loss curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from explanations.models import AdapterTraining, Explanation, GenerationRun
+from recommendations.models import Interaction
+
+
+def generation_run_stats(run: GenerationRun) -> dict[str, Any]:
+    """Done / failed / pending counts, throughput and an ETA for a run's progress bar."""
+    counts = Explanation.objects.filter(generation_run=run).aggregate(
+        done=Count("id", filter=Q(status=Explanation.Status.DONE)),
+        failed=Count("id", filter=Q(status=Explanation.Status.FAILED)),
+        pending=Count("id", filter=Q(status=Explanation.Status.PENDING)),
+        tokens=Sum("completion_tokens"),
+    )
+    total = counts["done"] + counts["failed"] + counts["pending"]
+    end = run.finished_at or timezone.now()
+    elapsed = (end - run.started_at).total_seconds() if run.started_at else 0.0
+    finished = counts["done"] + counts["failed"]
+    rate = finished / elapsed if elapsed > 0 else 0.0
+    return counts | {
+        "total": total,
+        "percent": int(100 * finished / total) if total else 100,
+        "elapsed_seconds": elapsed,
+        "per_second": rate,
+        "tokens_per_second": (counts["tokens"] or 0) / elapsed if elapsed > 0 else 0.0,
+        "eta_seconds": counts["pending"] / rate if rate > 0 and counts["pending"] else None,
+    }
+
+
+def explanation_rows(run: GenerationRun, explanations: Any) -> list[dict[str, Any]]:
+    """Each explanation beside the train-side history its prompt was built from (newest first)."""
+    split = run.recommender_run.split
+    rows = []
+    for explanation in explanations:
+        history = Interaction.objects.history_of(explanation.recommendation.user)
+        if split is not None:
+            history = history.in_train_of(split)
+        rows.append(
+            {"explanation": explanation, "history": list(history.order_by("-timestamp", "-id")[: run.history_length])}
+        )
+    return rows
+
+
+def loss_curve_points(training: AdapterTraining, width: int = 600, height: int = 200) -> dict[str, Any]:
+    """SVG polyline points for the train and validation loss curves, on shared axes."""
+    train = [(float(step), float(loss)) for step, loss in training.train_losses]
+    validation = [(float(step), float(loss)) for step, loss in training.validation_losses]
+    every = train + validation
+    if not every:
+        return {}
+    max_x = max(x for x, _ in every) or 1.0
+    low, high = min(y for _, y in every), max(y for _, y in every)
+    span = (high - low) or 1.0
+
+    def points(series: list[tuple[float, float]]) -> str:
+        return " ".join(f"{width * x / max_x:.1f},{height - height * (y - low) / span:.1f}" for x, y in series)
+
+    return {
+        "width": width,
+        "height": height,
+        "train": points(train),
+        "validation": points(validation),
+        "low": low,
+        "high": high,
+        "steps": int(max_x),
+    }
+
+
+def generation_run_text_stats(run: GenerationRun) -> dict[str, Any]:
+    """Length, word-limit, refusal and stop figures of a run's finished explanations."""
+    from explanations.services.adapters import is_refusal, word_count
+
+    texts = list(
+        Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE).values_list(
+            "text", "finish_reason"
+        )
+    )
+    if not texts:
+        return {"n": 0}
+    words = [word_count(text) for text, _ in texts]
+    return {
+        "n": len(texts),
+        "mean_words": sum(words) / len(words),
+        "within_word_limit": sum(w <= run.max_words for w in words) / len(words),
+        "refusals": sum(is_refusal(text) for text, _ in texts) / len(texts),
+        "stopped": sum(reason == "stop" for _, reason in texts) / len(texts),
+    }

