@@ -105,3 +105,9 @@ class AdapterTrainingForm(forms.Form):
             m.strip() for m in self.cleaned_data.get("target_modules", "").split(",") if m.strip()
         ]
         return data
+
+
+class PromptTemplateForm(forms.Form):
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    system_text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), label="System message")
+    user_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 14}), label="User message")

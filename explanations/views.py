@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -9,8 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from explanations.forms import AdapterTrainingForm, GenerationRunForm
-from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator
+from explanations.forms import AdapterTrainingForm, GenerationRunForm, PromptTemplateForm
+from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator, PromptTemplate
 from explanations.querysets import explanation_rows, generation_run_stats, loss_curve_points
 from explanations.services.adapters import adapter_training_start
 from explanations.services.generation import (
@@ -24,6 +25,7 @@ from explanations.services.generators import (
     bundled_model_dir,
     bundled_model_prepare_start,
     prompt_preview,
+    prompt_template_revise,
 )
 from recommendations.models import Recommendation
 from recommendations.views import HtmxHttpRequest
@@ -193,3 +195,32 @@ def generator_list(request: HttpRequest) -> HttpResponse:
 def bundled_model_prepare_view(request: HttpRequest) -> HttpResponse:
     bundled_model_prepare_start()
     return redirect("explanations:generator_list")
+
+
+@login_required
+@permission_required("explanations.view_prompttemplate", raise_exception=True)
+def template_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "explanations/template_list.html", {"templates": PromptTemplate.objects.all()})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.change_prompttemplate", raise_exception=True)
+def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
+    """Editing saves a new version; the one shown here stays as it was."""
+    template = get_object_or_404(PromptTemplate, pk=template_id)
+    initial = {
+        "description": template.description,
+        "system_text": template.system_text,
+        "user_text": template.user_text,
+    }
+    form = PromptTemplateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            revised = prompt_template_revise(template=template, **form.cleaned_data)
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Saved as {revised}.")
+            return redirect("explanations:template_list")
+    return render(request, "explanations/template_edit.html", {"form": form, "template": template})

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from explanations.models import Explanation, GenerationRun
+from explanations.models import Explanation, GenerationRun, PromptTemplate
 from explanations.services.generation import generation_chunk_run, generation_run_start
 from tests.conftest import client_for
 from tests.explanations.factories import template, tiny_generator, trained_run
@@ -153,3 +153,19 @@ def test_api_rejects_a_depth_beyond_k(admin_user, generation) -> None:
     response = client_for(admin_user).post(reverse("explanations:api_run_start"), body, content_type="application/json")
 
     assert response.status_code == 400 and "depth must be between 1" in response.json()["detail"]
+
+
+def test_editing_a_template_in_the_browser_saves_a_new_version(admin_user, researcher) -> None:
+    original = template()
+    url = reverse("explanations:template_edit", args=[original.pk])
+
+    assert client_for(researcher).get(url).status_code == 403
+    response = client_for(admin_user).post(
+        url, {"description": "shorter", "system_text": "", "user_text": "Why {{ item.title }}?"}
+    )
+    broken = client_for(admin_user).post(url, {"description": "", "system_text": "", "user_text": "{% if %}"})
+
+    assert response.status_code == 302
+    assert list(PromptTemplate.objects.filter(name=original.name).values_list("version", flat=True)) == [2, 1]
+    assert "template error" in broken.content.decode()
+    assert client_for(researcher).get(reverse("explanations:template_list")).status_code == 200
