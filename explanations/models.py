@@ -53,6 +53,7 @@ class Generator(models.Model):
     max_new_tokens = models.PositiveIntegerField(default=120)
     temperature = models.FloatField(default=0.0, help_text="0 = greedy decoding.")
     top_p = models.FloatField(default=1.0)
+    repetition_penalty = models.FloatField(default=1.0, help_text="1 = off; small models loop without it.")
     seed = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -190,7 +191,10 @@ class AdapterTraining(Job):
     filter_max_words = models.PositiveSmallIntegerField(
         default=75, help_text="Drop teacher outputs longer than this many words."
     )
-    filter_refusals = models.BooleanField(default=True, help_text="Drop teacher outputs that refuse or apologise.")
+    filter_refusals = models.BooleanField(
+        default=True,
+        help_text="Drop teacher outputs that refuse or apologise. Echoes of the prompt are always dropped.",
+    )
     r = models.PositiveSmallIntegerField(default=8)
     alpha = models.PositiveSmallIntegerField(default=16)
     dropout = models.FloatField(default=0.05)

@@ -26,6 +26,7 @@ class DecodingParams:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     seed: int = 0
+    repetition_penalty: float = 1.0  # 1 = off; small models loop without it
 
 
 @dataclass(frozen=True)

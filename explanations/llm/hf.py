@@ -146,7 +146,7 @@ class HFBackend:
             "max_new_tokens": params.max_new_tokens,
             "eos_token_id": sorted(self.stop_token_ids),
             "pad_token_id": self.tokenizer.pad_token_id,
-            "repetition_penalty": 1.0,
+            "repetition_penalty": params.repetition_penalty,
             "no_repeat_ngram_size": 0,
             "num_beams": 1,
         }

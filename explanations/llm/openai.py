@@ -85,6 +85,9 @@ class OpenAIBackend:
             "top_p": params.top_p,
             "seed": params.seed,
         }
+        if params.repetition_penalty != 1.0:
+            # Not part of OpenAI's own API, but vLLM and TGI read it from the body.
+            body["repetition_penalty"] = params.repetition_penalty
         return self._parse(self._post(json.dumps(body).encode()))
 
     def _post(self, data: bytes) -> bytes:

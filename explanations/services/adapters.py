@@ -30,6 +30,14 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
+def copies_prompt(text: str, messages: list[dict[str, str]], n: int = 8) -> bool:
+    """True when ``text`` repeats any run of ``n`` words from the prompt (an echo, not an answer)."""
+    words = text.lower().split()
+    prompt = " ".join(message.get("content", "") for message in messages).lower().split()
+    grams = {tuple(prompt[i : i + n]) for i in range(len(prompt) - n + 1)}
+    return any(tuple(words[i : i + n]) in grams for i in range(len(words) - n + 1))
+
+
 def _store_upload(upload: UploadedFile[bytes]) -> str:
     folder = Path(settings.XREC_UPLOAD_DIR) / "teacher" / uuid.uuid4().hex
     folder.mkdir(parents=True)
@@ -112,6 +120,7 @@ def teacher_examples(training: AdapterTraining) -> tuple[list[Any], int]:
         if text.strip()
         and word_count(text) <= training.filter_max_words
         and not (training.filter_refusals and is_refusal(text))
+        and not copies_prompt(text, messages)
     ]
     return kept, len(raw) - len(kept)
 
@@ -188,6 +197,7 @@ def adapter_training_run(*, training_id: int) -> None:
             max_new_tokens=base_generator.max_new_tokens,
             temperature=base_generator.temperature,
             top_p=base_generator.top_p,
+            repetition_penalty=base_generator.repetition_penalty,
             seed=base_generator.seed,
         )
         training.mark_succeeded()

@@ -45,7 +45,14 @@ def generator_ensure_bundled() -> Generator:
     """The default generator: bundled SmolLM2-135M-Instruct in NF4, greedy. Idempotent."""
     generator, _ = Generator.objects.get_or_create(
         name=BUNDLED_GENERATOR,
-        defaults={"backend": Generator.Backend.HF, "model": Generator.BUNDLED, "quantization": "nf4"},
+        # At 135M parameters greedy decoding echoes the prompt or loops; a mild repetition
+        # penalty turns that into prose (measured on the built-in templates).
+        defaults={
+            "backend": Generator.Backend.HF,
+            "model": Generator.BUNDLED,
+            "quantization": "nf4",
+            "repetition_penalty": 1.2,
+        },
     )
     return generator
 
@@ -75,6 +82,7 @@ def decoding_params(generator: Generator, *, seed: int | None = None, max_words:
         temperature=generator.temperature,
         top_p=generator.top_p,
         seed=generator.seed if seed is None else seed,
+        repetition_penalty=generator.repetition_penalty,
     )
 
 

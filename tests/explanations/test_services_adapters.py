@@ -123,3 +123,14 @@ def test_bad_requests_store_nothing(teacher, case: str) -> None:
         adapter_training_start(**kwargs)
 
     assert not AdapterTraining.objects.exists()
+
+
+def test_echoes_of_the_prompt_are_dropped(teacher) -> None:
+    rows = list(Explanation.objects.filter(generation_run=teacher).order_by("id"))
+    echo = " ".join(rows[0].prompt[-1]["content"].split()[:12])
+    Explanation.objects.filter(pk=rows[0].pk).update(text=echo)
+    training = AdapterTraining(base_generator=teacher.generator, source_run=teacher, filter_max_words=75)
+
+    examples, dropped = teacher_examples(training)
+
+    assert dropped == 1 and all(example.response != echo for example in examples)
