@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator, PromptTemplate
+from explanations.prompts import Controls
 from explanations.querysets import generation_run_text_stats
 from explanations.services.adapters import adapter_training_run, adapter_training_start
 from explanations.services.generation import generation_chunk_run, generation_run_start
@@ -176,6 +177,9 @@ class Command(BaseCommand):
             sample_size=size,
             seed=1,
             chunk_size=8,
+            # A 135M model ignores word limits; asking for 40 keeps its token cap (72) under the
+            # teacher filter's 75 words, so the filter drops echoes and refusals, not length.
+            controls=Controls(max_words=40),
             enqueue=False,
         )
         for chunk in range(-(-generation.n_total // generation.chunk_size)):
