@@ -25,8 +25,6 @@ from explanations.services.generators import GenerationError, decoding_params, g
 from recommendations.bulk import insert_rows
 from recommendations.models import Interaction, Recommendation, RecommenderRun
 
-MAX_DEPTH_FALLBACK = 1000
-
 
 def _sample_users(run: RecommenderRun, sample: str, size: int, seed: int) -> list[int]:
     """DatasetUser ids to explain, in a stable order."""
