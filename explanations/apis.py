@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,12 +13,8 @@ from explanations.prompts import Controls
 from explanations.querysets import generation_run_stats
 from explanations.services.generation import generation_run_start
 from explanations.services.generators import GenerationError
+from recommendations.apis import require_permission
 from recommendations.models import RecommenderRun
-
-
-def _require(request: Request, permission: str) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied()
 
 
 class GenerationRunStartApi(APIView):
@@ -39,7 +35,7 @@ class GenerationRunStartApi(APIView):
         chunk_size = serializers.IntegerField(default=8, min_value=1, max_value=256)
 
     def post(self, request: Request) -> Response:
-        _require(request, "explanations.add_generationrun")
+        require_permission(request, "explanations.add_generationrun")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -71,7 +67,7 @@ class GenerationRunStartApi(APIView):
 
 class GenerationRunDetailApi(APIView):
     def get(self, request: Request, run_id: int) -> Response:
-        _require(request, "explanations.view_generationrun")
+        require_permission(request, "explanations.view_generationrun")
         run = get_object_or_404(GenerationRun, pk=run_id)
         stats = generation_run_stats(run)
         return Response({"id": run.pk, "status": run.status, "cancel_requested": run.cancel_requested} | stats)
@@ -92,7 +88,7 @@ class ExplanationListApi(APIView):
             ]  # fmt: skip
 
     def get(self, request: Request, run_id: int) -> Response:
-        _require(request, "explanations.view_explanation")
+        require_permission(request, "explanations.view_explanation")
         run = get_object_or_404(GenerationRun, pk=run_id)
         rows = Explanation.objects.filter(generation_run=run).select_related(
             "recommendation__user", "recommendation__item"

@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 from recommendations.models import Dataset, DatasetUser, ImportJob, Recommendation, RecommenderRun
 
 
-def _require(request: Request, permission: str) -> None:
+def require_permission(request: Request, permission: str) -> None:
+    """403 unless the signed-in account has ``permission`` (shared by every app's APIs)."""
     if not request.user.has_perm(permission):
         raise PermissionDenied()
 
@@ -27,14 +28,14 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 
 class DatasetListApi(APIView):
     def get(self, request: Request) -> Response:
-        _require(request, "recommendations.view_dataset")
+        require_permission(request, "recommendations.view_dataset")
         datasets = Dataset.objects.visible_to(request.user)
         return Response(DatasetOutputSerializer(datasets, many=True).data)
 
 
 class DatasetDetailApi(APIView):
     def get(self, request: Request, dataset_id: int) -> Response:
-        _require(request, "recommendations.view_dataset")
+        require_permission(request, "recommendations.view_dataset")
         dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=dataset_id)
         return Response(DatasetOutputSerializer(dataset).data)
 
@@ -49,7 +50,7 @@ class ImportJobDetailApi(APIView):
             ]  # fmt: skip
 
     def get(self, request: Request, job_id: int) -> Response:
-        _require(request, "recommendations.view_importjob")
+        require_permission(request, "recommendations.view_importjob")
         job = get_object_or_404(ImportJob, pk=job_id)
         return Response(self.OutputSerializer(job).data)
 
@@ -64,7 +65,7 @@ class RecommenderRunListApi(APIView):
             ]  # fmt: skip
 
     def get(self, request: Request) -> Response:
-        _require(request, "recommendations.view_recommenderrun")
+        require_permission(request, "recommendations.view_recommenderrun")
         runs = RecommenderRun.objects.visible_to(request.user).order_by("-created_at", "-id")
         dataset = request.query_params.get("dataset")
         if dataset is not None:
@@ -83,7 +84,7 @@ class UserRecommendationsApi(APIView):
         attributes = serializers.JSONField(source="item.attributes")
 
     def get(self, request: Request, run_id: int, external_id: str) -> Response:
-        _require(request, "recommendations.view_recommenderrun")
+        require_permission(request, "recommendations.view_recommenderrun")
         run = get_object_or_404(RecommenderRun.objects.visible_to(request.user), pk=run_id)
         user = get_object_or_404(DatasetUser, dataset_id=run.dataset_id, external_id=external_id)
         recommendations = Recommendation.objects.for_run(run).for_user(user)

@@ -5,6 +5,8 @@ Dataset users are the people inside a rating dataset; they are never site accoun
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
@@ -221,6 +223,20 @@ class Job(models.Model):
     def report_progress(self, phase: str, done: int, total: int) -> None:
         self.phase, self.progress_done, self.progress_total = phase[:200], done, total
         self.save(update_fields=["phase", "progress_done", "progress_total"])
+
+    def throttled_progress(self, every_seconds: float = 0.5) -> Callable[..., None]:
+        """A ``(phase, done=0, total=0)`` callback that saves progress at most every
+        ``every_seconds``, but always at a phase's start and end, so a tight loop can call it."""
+        last = 0.0
+
+        def report(phase: str, done: int = 0, total: int = 0) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= every_seconds or done in (0, total):
+                last = now
+                self.report_progress(phase, done, total)
+
+        return report
 
     def mark_failed(self, error: str) -> None:
         self.status, self.error, self.finished_at = self.Status.FAILED, error, timezone.now()

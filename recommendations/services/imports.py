@@ -219,19 +219,6 @@ def import_job_start(
     return job
 
 
-def _throttled(job: ImportJob, every_seconds: float = 0.5) -> Progress:
-    last = 0.0
-
-    def report(phase: str, done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= every_seconds or done == 0:
-            last = now
-            job.report_progress(phase[:200], done, total)
-
-    return report
-
-
 def import_job_run(*, job_id: int) -> None:
     """Run a pending import job to the end, recording progress, the dataset or the error.
 
@@ -254,7 +241,7 @@ def import_job_run(*, job_id: int) -> None:
             replace=job.replace,
             domain=job.domain,
             imported_by=job.created_by,
-            progress=_throttled(job),
+            progress=job.throttled_progress(),
         )
     except ImportFailed as exc:
         job.mark_failed(str(exc))

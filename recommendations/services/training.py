@@ -90,19 +90,6 @@ def recommender_run_retry(*, run: RecommenderRun) -> RecommenderRun:
     return run
 
 
-def _reporter(run: RecommenderRun) -> Any:
-    last = 0.0
-
-    def report(phase: str, done: int = 0, total: int = 0) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY_SECONDS or done in (0, total):
-            last = now
-            run.report_progress(phase, done, total)
-
-    return report
-
-
 def recommender_run_execute(*, run_id: int) -> None:
     """Run a PENDING recommender run to the end. Idempotent: any other status is left alone.
 
@@ -115,7 +102,7 @@ def recommender_run_execute(*, run_id: int) -> None:
         return
     RecommenderRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)
     try:
-        _execute(run, _reporter(run))
+        _execute(run, run.throttled_progress(PROGRESS_EVERY_SECONDS))
     except (SplitError, algorithms.HyperparameterError, TrainingError) as exc:
         run.mark_failed(str(exc))
     except Exception as exc:
