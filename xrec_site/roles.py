@@ -31,12 +31,19 @@ _DATA_MODELS = (
 
 _EXPLANATION_MODELS = ("generator", "prompttemplate", "generationrun", "explanation", "adaptertraining")
 
+_ANNOTATION_MODELS = (
+    "campaign", "criterion", "campaignitem", "participant", "assignment", "rating", "ratingrevision", "submission",
+)  # fmt: skip
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    ANNOTATOR: [],
-    # Researchers read everything and train recommenders; importing data is for admins.
+    # Annotators only take part in campaigns; what they see is limited to their own work.
+    ANNOTATOR: ["annotation.annotate"],
+    # Researchers read everything, train recommenders and run campaigns; importing data is for admins.
     RESEARCHER: [f"recommendations.view_{model}" for model in _DATA_MODELS]
     + ["recommendations.add_recommenderrun"]
-    + [f"explanations.view_{model}" for model in _EXPLANATION_MODELS],
+    + [f"explanations.view_{model}" for model in _EXPLANATION_MODELS]
+    + [f"annotation.view_{model}" for model in _ANNOTATION_MODELS]
+    + ["annotation.add_campaign", "annotation.change_campaign", "annotation.annotate"],
     ADMIN: [
         f"recommendations.{action}_{model}" for model in _DATA_MODELS for action in ("view", "add", "change", "delete")
     ]
@@ -46,6 +53,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         for model in _EXPLANATION_MODELS
         for action in ("view", "add", "change", "delete")
     ]
+    + [f"annotation.{action}_{model}" for model in _ANNOTATION_MODELS for action in ("view", "add", "change", "delete")]
+    + ["annotation.annotate"]
     # Admins manage site accounts and their roles in the Django admin.
     + ["auth.view_user", "auth.add_user", "auth.change_user", "auth.view_group"],
 }

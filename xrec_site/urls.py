@@ -15,4 +15,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("recommendations.urls")),
     path("", include("explanations.urls")),
+    path("", include("annotation.urls")),
 ]

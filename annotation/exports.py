@@ -1,0 +1,125 @@
+"""Rating exports: one flat row per answer, with the annotator's pseudonym, timing, side
+order and the full lineage of what was rated (recommender run, generator, adapter, prompt).
+
+Read-only; rows stream from the database in chunks, so an export of any size runs in
+constant memory. The CSV, JSONL and API exports all come from ``rating_export_rows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from annotation.models import Assignment, Campaign, CampaignItem, Rating
+
+EXPORT_FIELDS = [
+    "campaign_id", "campaign_mode", "item_id", "item_kind", "assignment_id", "position",
+    "annotator", "annotator_platform", "annotator_flagged", "annotator_excluded",
+    "criterion", "value", "choice", "left_side", "swapped", "revisions", "check_passed",
+    "served_at", "submitted_at", "seconds_on_task", "visible_seconds",
+    "dataset", "dataset_user", "item_external_id", "item_title", "rank",
+    "recommender_run_id", "algorithm",
+    "explanation_a_id", "generation_run_a", "generator_a", "adapter_a", "prompt_a",
+    "explanation_b_id", "generation_run_b", "generator_b", "adapter_b", "prompt_b",
+]  # fmt: skip
+
+_ASSIGNMENT_VALUES = {
+    "assignment_id": "pk",
+    "position": "position",
+    "item_id": "item_id",
+    "item_kind": "item__kind",
+    "annotator": "participant__pseudonym",
+    "annotator_platform": "participant__platform",
+    "annotator_flagged": "participant__flagged",
+    "annotator_excluded": "participant__excluded",
+    "swapped": "swapped",
+    "revisions": "revisions",
+    "check_passed": "check_passed",
+    "check_answer": "check_answer",
+    "served_at": "served_at",
+    "submitted_at": "submitted_at",
+    "seconds_on_task": "seconds_on_task",
+    "visible_seconds": "visible_seconds",
+    "dataset": "item__recommendation__run__dataset__name",
+    "dataset_user": "item__recommendation__user__external_id",
+    "item_external_id": "item__recommendation__item__external_id",
+    "item_title": "item__recommendation__item__title",
+    "rank": "item__recommendation__rank",
+    "recommender_run_id": "item__recommendation__run_id",
+    "algorithm": "item__recommendation__run__algorithm",
+    "explanation_a_id": "item__explanation_id",
+    "run_a": "item__explanation__generation_run_id",
+    "explanation_b_id": "item__explanation_b_id",
+    "run_b": "item__explanation_b__generation_run_id",
+}
+
+
+def run_lineage(campaign: Campaign) -> dict[int, dict[str, Any]]:
+    """Generation run id → generator, adapter and prompt version, for the campaign's runs."""
+    lineage = {}
+    for run in campaign.generation_runs.select_related("generator__adapter_training", "template"):
+        generator = run.generator
+        adapter = generator.adapter_path or ""
+        if generator.adapter_training_id:
+            adapter = f"adapter training #{generator.adapter_training_id}: {adapter}"
+        lineage[run.pk] = {
+            "generation_run": run.pk,
+            "generator": f"{generator.name} ({generator.backend}:{generator.model}, {generator.quantization})",
+            "adapter": adapter,
+            "prompt": f"{run.template.name} v{run.template.version}",
+        }
+    return lineage
+
+
+def rating_export_rows(campaign: Campaign, *, include_excluded: bool = False) -> Iterator[dict[str, Any]]:
+    """Every stored answer of the campaign once, ordered by assignment then criterion.
+
+    Likert answers fill ``value``, pairwise answers ``choice`` (canonical: ``a`` is
+    ``explanation_a_id``); ``left_side`` says which one the annotator saw on the left.
+    Attention checks appear once each with criterion ``fits_user``. Training answers are
+    left out. Excluded annotators are left out unless ``include_excluded``.
+    """
+    lineage = run_lineage(campaign)
+    assignments = Assignment.objects.filter(campaign=campaign, status=Assignment.Status.SUBMITTED).exclude(
+        item__kind=CampaignItem.Kind.TRAINING
+    )
+    if not include_excluded:
+        assignments = assignments.filter(participant__excluded=False)
+    batch: list[dict[str, Any]] = []
+    rows = assignments.order_by("pk").values(*_ASSIGNMENT_VALUES.values())
+    for raw in rows.iterator(chunk_size=2000):
+        batch.append({key: raw[path] for key, path in _ASSIGNMENT_VALUES.items()})
+        if len(batch) == 2000:
+            yield from _emit(campaign, batch, lineage)
+            batch = []
+    if batch:
+        yield from _emit(campaign, batch, lineage)
+
+
+def _emit(
+    campaign: Campaign,
+    batch: list[dict[str, Any]],
+    lineage: dict[int, dict[str, Any]],
+) -> Iterator[dict[str, Any]]:
+    answers: dict[int, list[tuple[str, Any, str]]] = {}
+    for assignment_id, name, value, choice in (
+        Rating.objects.filter(assignment_id__in=[row["assignment_id"] for row in batch])
+        .order_by("assignment_id", "criterion__position", "criterion_id")
+        .values_list("assignment_id", "criterion__name", "value", "choice")
+    ):
+        answers.setdefault(assignment_id, []).append((name, value, choice))
+    for row in batch:
+        base = {key: row[key] for key in EXPORT_FIELDS if key in row}
+        base |= {"campaign_id": campaign.pk, "campaign_mode": campaign.mode}
+        base["left_side"] = ("b" if row["swapped"] else "a") if row["explanation_b_id"] else ""
+        for side, run_key in (("a", "run_a"), ("b", "run_b")):
+            run = lineage.get(row[run_key]) if row[run_key] else None
+            base[f"generation_run_{side}"] = run["generation_run"] if run else None
+            base[f"generator_{side}"] = run["generator"] if run else ""
+            base[f"adapter_{side}"] = run["adapter"] if run else ""
+            base[f"prompt_{side}"] = run["prompt"] if run else ""
+        if row["item_kind"] == CampaignItem.Kind.ATTENTION:
+            yield base | {"criterion": "fits_user", "value": None, "choice": row["check_answer"]}
+            continue
+        for name, value, choice in answers.get(row["assignment_id"], []):
+            yield base | {"criterion": name, "value": value, "choice": choice}

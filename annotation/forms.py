@@ -1,0 +1,154 @@
+import json
+import re
+import uuid
+from typing import Any
+
+from django import forms
+
+from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating
+from annotation.services.campaigns import default_rubric
+from explanations.models import GenerationRun
+
+# Pairwise answers as the page shows them; the service stores them in canonical order.
+SIDE_CHOICES = [("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better")]
+FIT_CHOICES = [("yes", "Yes, it fits this user"), ("no", "No, it does not fit")]
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    mode = forms.ChoiceField(choices=Campaign.Mode.choices, initial=Campaign.Mode.LIKERT)
+    generation_runs = forms.ModelMultipleChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        help_text="Runs over the same recommender run. Pairwise compares every pair of them.",
+    )
+    sample = forms.ChoiceField(choices=Campaign.Sample.choices, initial=Campaign.Sample.ALL)
+    sample_size = forms.IntegerField(initial=50, min_value=1, label="Recommendations (N)")
+    seed = forms.IntegerField(initial=0)
+    overlap = forms.IntegerField(initial=3, min_value=1, max_value=50, label="Annotators per item (k)")
+    items_per_annotator = forms.IntegerField(initial=20, min_value=1)
+    lease_minutes = forms.IntegerField(initial=30, min_value=1, max_value=24 * 60, label="Lease (minutes)")
+    instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, help_text="Markdown.")
+    consent_text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="Markdown; leave empty to skip consent."
+    )
+    attention_checks = forms.IntegerField(initial=2, min_value=0, max_value=100)
+    check_every = forms.IntegerField(initial=4, min_value=1, label="A check after every N items")
+    max_check_failures = forms.IntegerField(initial=1, min_value=0, label="Flag after more failures than")
+    completion_url = forms.CharField(
+        max_length=500, required=False, initial=Campaign._meta.get_field("completion_url").default
+    )
+    rubric = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}),
+        initial=json.dumps(default_rubric(), indent=1),
+        help_text="JSON: a list of {name, question, scale_min, scale_max, anchors}.",
+    )
+
+    def clean_rubric(self) -> list[dict[str, Any]]:
+        try:
+            rubric = json.loads(self.cleaned_data["rubric"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+        if not isinstance(rubric, list) or not rubric:
+            raise forms.ValidationError("Give a non-empty list of criteria.")
+        names = set()
+        for index, criterion in enumerate(rubric, start=1):
+            if not isinstance(criterion, dict) or not {"name", "question"} <= criterion.keys():
+                raise forms.ValidationError(f"Criterion {index} needs a name and a question.")
+            name = str(criterion["name"])
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", name) or name == "fits_user" or name in names:
+                raise forms.ValidationError(f"Criterion {index}: names are unique lowercase identifiers.")
+            names.add(name)
+            low, high = criterion.get("scale_min", 1), criterion.get("scale_max", 10)
+            if not (isinstance(low, int) and isinstance(high, int) and 0 <= low < high <= 100):
+                raise forms.ValidationError(f"Criterion {name}: the scale must be integers with min < max.")
+            if not isinstance(criterion.get("anchors", {}), dict):
+                raise forms.ValidationError(f"Criterion {name}: anchors map scale points to labels.")
+        return rubric
+
+
+class ReferenceItemForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[(CampaignItem.Kind.GOLD, "Gold item"), (CampaignItem.Kind.TRAINING, "Training item")]
+    )
+    explanation_id = forms.IntegerField(min_value=1, label="Explanation id")
+    accepted = forms.CharField(
+        label="Accepted ranges", help_text="e.g. reasonability=1-3, faithfulness=1-4", max_length=500
+    )
+    feedback = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Training only.")
+
+    def clean_accepted(self) -> dict[str, list[int]]:
+        accepted = {}
+        for part in filter(None, (p.strip() for p in self.cleaned_data["accepted"].split(","))):
+            match = re.fullmatch(r"([a-z][a-z0-9_]*)\s*=\s*(\d+)\s*-\s*(\d+)", part)
+            if match is None:
+                raise forms.ValidationError(f"{part!r}: write criterion=low-high.")
+            accepted[match[1]] = [int(match[2]), int(match[3])]
+        return accepted
+
+
+class AnswerForm(forms.Form):
+    """The answers to one assignment, built from its campaign's rubric.
+
+    ``submission_id`` is minted when the form is first rendered and travels with every
+    retry, which is what lets the service store a double submit once.
+    """
+
+    submission_id = forms.UUIDField(widget=forms.HiddenInput)
+    visible_ms = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+
+    def __init__(self, *args: Any, assignment: Assignment, criteria: list[Criterion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.assignment = assignment
+        self.criteria = criteria
+        if not self.is_bound:
+            self.initial.setdefault("submission_id", uuid.uuid4())
+        item = assignment.item
+        if item.kind == CampaignItem.Kind.ATTENTION:
+            self.fields["fits_user"] = forms.ChoiceField(
+                choices=FIT_CHOICES, widget=forms.RadioSelect, label="Does this explanation fit this user?"
+            )
+            return
+        for criterion in criteria:
+            if item.explanation_b_id is not None:
+                choices = SIDE_CHOICES
+            else:
+                choices = [
+                    (str(value), f"{value}{f': {anchor}' if anchor else ''}") for value, anchor in criterion.points
+                ]
+            self.fields[criterion.name] = forms.ChoiceField(
+                choices=choices, widget=forms.RadioSelect, label=criterion.question
+            )
+
+    def set_previous(self, ratings: list[Rating]) -> None:
+        """Pre-fill a revision with the stored answers, shown as the page shows them."""
+        for rating in ratings:
+            self.initial[rating.criterion.name] = self._shown(rating.choice) if rating.choice else str(rating.value)
+        if self.assignment.check_answer:
+            self.initial["fits_user"] = self.assignment.check_answer
+
+    def _shown(self, canonical: str) -> str:
+        if canonical == "tie":
+            return "tie"
+        left = "b" if self.assignment.swapped else "a"
+        return "left" if canonical == left else "right"
+
+    def answers(self) -> dict[str, Any]:
+        """Cleaned answers for ``rating_submit``: ints, canonical sides, or yes/no."""
+        data = self.cleaned_data
+        if "fits_user" in self.fields:
+            return {"fits_user": data["fits_user"]}
+        answers: dict[str, Any] = {}
+        for criterion in self.criteria:
+            value = data[criterion.name]
+            if value in ("left", "right"):
+                left, right = ("b", "a") if self.assignment.swapped else ("a", "b")
+                answers[criterion.name] = left if value == "left" else right
+            elif value == "tie":
+                answers[criterion.name] = "tie"
+            else:
+                answers[criterion.name] = int(value)
+        return answers
+
+    def visible_seconds(self) -> float | None:
+        visible_ms = self.cleaned_data.get("visible_ms")
+        return None if visible_ms is None else visible_ms / 1000

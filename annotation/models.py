@@ -1,0 +1,331 @@
+"""Annotation campaigns: what is rated, by whom, with which answers.
+
+A campaign's items are fixed when it is created (``campaign_create``); annotators are
+``Participant`` rows; each item an annotator is given is one ``Assignment``; each answer
+to one criterion is one ``Rating``. Every row a click produces has a natural key with a
+unique constraint, so a repeated request can never store an answer twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from annotation.querysets import AssignmentQuerySet, CampaignQuerySet
+from explanations.models import Explanation, GenerationRun
+from recommendations.models import DatasetUser, Recommendation, RecommenderRun
+
+PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class Campaign(models.Model):
+    """A human evaluation study over the explanations of one or more generation runs."""
+
+    class Mode(models.TextChoices):
+        LIKERT = "likert", "Likert: rate each explanation on every criterion"
+        PAIRWISE = "pairwise", "Pairwise: which of two explanations is better (A / B / tie)"
+
+    class Sample(models.TextChoices):
+        ALL = "all", "All recommendations"
+        RANDOM = "random", "Seeded random N"
+        STRATIFIED = "stratified", "N stratified by user activity and item popularity"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    name = models.CharField(max_length=200)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LIKERT)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    recommender_run = models.ForeignKey(RecommenderRun, on_delete=models.PROTECT, related_name="campaigns")
+    generation_runs = models.ManyToManyField(GenerationRun, related_name="campaigns")
+    sample = models.CharField(max_length=20, choices=Sample.choices, default=Sample.ALL)
+    sample_size = models.PositiveIntegerField(default=50)
+    seed = models.IntegerField(default=0)
+    overlap = models.PositiveSmallIntegerField(default=3, help_text="Distinct annotators per item (k).")
+    items_per_annotator = models.PositiveIntegerField(default=20)
+    lease_minutes = models.PositiveIntegerField(
+        default=30, help_text="An item not submitted within this time returns to the pool."
+    )
+    instructions = models.TextField(blank=True, help_text="Markdown; shown sanitised.")
+    consent_text = models.TextField(blank=True, help_text="Markdown; empty: no consent step.")
+    attention_checks = models.PositiveSmallIntegerField(
+        default=2, help_text="Automatic checks per annotator: an explanation shown with another user's history."
+    )
+    check_every = models.PositiveSmallIntegerField(default=4, help_text="Serve a check after this many items.")
+    max_check_failures = models.PositiveSmallIntegerField(
+        default=1, help_text="An annotator who fails more checks than this is flagged."
+    )
+    completion_url = models.CharField(
+        max_length=500,
+        blank=True,
+        default=PROLIFIC_COMPLETION_URL,
+        help_text="Crowd annotators are sent here at the end; {code} is replaced by the completion code.",
+    )
+    completion_code = models.CharField(max_length=40, default=_completion_code)
+    public_token = models.CharField(max_length=40, unique=True, default=_token, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[CampaignQuerySet] = CampaignQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("annotate", "Can take part in annotation campaigns")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    def completion_redirect_url(self) -> str:
+        return self.completion_url.replace("{code}", self.completion_code) if self.completion_url else ""
+
+    def close(self) -> None:
+        self.status, self.closed_at = self.Status.CLOSED, timezone.now()
+        self.save(update_fields=["status", "closed_at"])
+
+
+class Criterion(models.Model):
+    """One question of a campaign's rubric, with its scale and labelled anchors.
+
+    Pairwise campaigns ask the same question of two explanations and record A, B or tie.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="criteria")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.SlugField(max_length=50)
+    question = models.TextField()
+    scale_min = models.SmallIntegerField(default=1)
+    scale_max = models.SmallIntegerField(default=10)
+    anchors = models.JSONField(default=dict, blank=True, help_text='Labels of scale points: {"1": "…", "10": "…"}.')
+
+    class Meta:
+        ordering = ["campaign", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "name"], name="criterion_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def points(self) -> list[tuple[int, str]]:
+        return [(value, str(self.anchors.get(str(value), ""))) for value in range(self.scale_min, self.scale_max + 1)]
+
+
+class CampaignItem(models.Model):
+    """One thing to rate: an explanation (Likert), two explanations of one recommendation
+    (pairwise), or a quality-control item.
+
+    ``n_live`` counts the assignments that hold or used one of the item's ``overlap`` slots
+    (active leases and submissions); it changes only under the item's row lock.
+    """
+
+    class Kind(models.TextChoices):
+        REGULAR = "regular", "Regular"
+        GOLD = "gold", "Gold (accepted answers known)"
+        ATTENTION = "attention", "Attention check (another user's history)"
+        TRAINING = "training", "Training (answer shown afterwards)"
+
+    QUALITY_CONTROL = (Kind.GOLD, Kind.ATTENTION)
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REGULAR)
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="+")
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="+")
+    explanation_b = models.ForeignKey(
+        Explanation, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Pairwise only."
+    )
+    shown_user = models.ForeignKey(
+        DatasetUser,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Attention checks: the other user whose history is shown.",
+    )
+    accepted = models.JSONField(
+        default=dict, blank=True, help_text='Gold and training: {"criterion": [low, high]} or {"criterion": "a"}.'
+    )
+    feedback = models.TextField(blank=True, help_text="Training: shown after the answer.")
+    shuffle_key = models.PositiveIntegerField(default=0, help_text="Seeded random position in the pool.")
+    n_live = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["campaign", "shuffle_key", "id"]
+        indexes = [models.Index(fields=["campaign", "kind", "shuffle_key"], name="campaignitem_pool")]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} ({self.kind})"
+
+
+class Participant(models.Model):
+    """One annotator in one campaign: a site account, or a pseudonymous crowd worker.
+
+    A crowd worker's platform id is stored only as a keyed hash (``crowd_hash``), so the
+    database alone cannot tell who they are.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations")
+    pseudonym = models.CharField(max_length=20)
+    platform = models.CharField(max_length=20, blank=True, help_text="prolific, mturk, or empty for site accounts.")
+    crowd_hash = models.CharField(max_length=64, blank=True)
+    crowd_session = models.JSONField(default=dict, blank=True, help_text="Study and session ids from the link.")
+    consented_at = models.DateTimeField(null=True, blank=True)
+    training_done_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    checks_passed = models.PositiveIntegerField(default=0)
+    checks_failed = models.PositiveIntegerField(default=0)
+    flagged = models.BooleanField(default=False)
+    excluded = models.BooleanField(default=False, help_text="Left out of agreement and of exports by default.")
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["campaign", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "user"], name="participant_unique_user"),
+            models.UniqueConstraint(
+                fields=["campaign", "crowd_hash"], condition=~models.Q(crowd_hash=""), name="participant_unique_crowd"
+            ),
+            models.UniqueConstraint(fields=["campaign", "pseudonym"], name="participant_unique_pseudonym"),
+        ]
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+
+class Assignment(models.Model):
+    """One item given to one participant: served, then submitted (or its lease expires).
+
+    ``position`` is the order in which the participant was given items; ``swapped`` says
+    whether a pairwise item showed explanation B on the left.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUBMITTED = "submitted", "Submitted"
+        EXPIRED = "expired", "Expired"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(CampaignItem, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    position = models.PositiveIntegerField()
+    swapped = models.BooleanField(default=False)
+    served_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    seconds_on_task = models.FloatField(null=True, blank=True, help_text="Server-side: served → first submit.")
+    visible_seconds = models.FloatField(null=True, blank=True, help_text="Client-side: time the tab was visible.")
+    check_answer = models.CharField(max_length=3, blank=True, help_text="Attention checks: yes or no.")
+    check_passed = models.BooleanField(null=True, blank=True, help_text="Gold, attention and training items.")
+    revisions = models.PositiveIntegerField(default=0)
+
+    objects: ClassVar[AssignmentQuerySet] = AssignmentQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "item"], name="assignment_unique_item"),
+            models.UniqueConstraint(fields=["participant", "position"], name="assignment_unique_position"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status", "expires_at"], name="assignment_leases"),
+            models.Index(fields=["item", "status"], name="assignment_item_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.status == self.Status.SUBMITTED
+
+    def shown_explanations(self) -> list[Explanation]:
+        """The explanations in the order the page shows them (left, right for pairwise)."""
+        pair = [self.item.explanation]
+        if self.item.explanation_b is not None:
+            pair.append(self.item.explanation_b)
+        return pair[::-1] if self.swapped else pair
+
+
+class Rating(models.Model):
+    """One participant's answer to one criterion for one assignment, as last revised.
+
+    Likert answers are ``value``; pairwise answers are ``choice`` in the canonical order
+    (``a`` is the item's ``explanation``, whatever side it was shown on).
+    """
+
+    class Choice(models.TextChoices):
+        A = "a", "A"
+        B = "b", "B"
+        TIE = "tie", "Tie"
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="ratings")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="ratings")
+    value = models.SmallIntegerField(null=True, blank=True)
+    choice = models.CharField(max_length=3, choices=Choice.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["assignment", "criterion"]
+        constraints = [models.UniqueConstraint(fields=["assignment", "criterion"], name="rating_unique_criterion")]
+
+    def __str__(self) -> str:
+        return f"{self.criterion_id}={self.value if self.choice == '' else self.choice}"
+
+    @property
+    def answer(self) -> Any:
+        return self.choice or self.value
+
+
+class RatingRevision(models.Model):
+    """A rating's earlier answer, kept when its annotator revises it."""
+
+    rating = models.ForeignKey(Rating, on_delete=models.CASCADE, related_name="revisions")
+    value = models.SmallIntegerField(null=True, blank=True)
+    choice = models.CharField(max_length=3, blank=True)
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rating", "id"]
+
+    def __str__(self) -> str:
+        return f"revision of rating {self.rating_id}"
+
+
+class Submission(models.Model):
+    """One accepted form submission, keyed by the id the form carried.
+
+    A double click, a retry after a network error or a re-POST carries the same id and
+    finds this row, so it changes nothing.
+    """
+
+    submission_id = models.UUIDField(unique=True)
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="submissions")
+    answers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return str(self.submission_id)

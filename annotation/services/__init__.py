@@ -1,0 +1,5 @@
+"""Workflows that change annotation data, one module per sub-domain:
+
+- ``campaigns``: creating and closing campaigns, reference items, participants and crowd entry.
+- ``assignments``: handing items out under leases and storing answers exactly once.
+"""

@@ -1,0 +1,319 @@
+"""Handing items to annotators and storing their answers, safely under concurrency.
+
+Guarantees:
+- an item is never held or answered by more than ``campaign.overlap`` participants: its
+  ``n_live`` counter changes only while the item row is locked, and claims skip rows another
+  transaction holds (``select_for_update(skip_locked=True)`` on PostgreSQL; SQLite runs
+  writers one at a time, since its transactions start IMMEDIATE);
+- a participant never gets the same item twice (unique participant + item) and never two
+  consecutive items of the same recommendation or dataset user;
+- a submission id is stored once: a repeated POST changes nothing and returns the same result.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from annotation.models import Assignment, Campaign, CampaignItem, Participant, Rating, RatingRevision, Submission
+
+SWEEP_LIMIT = 200
+
+
+class SubmitError(ValueError):
+    """A submission cannot be stored; the message is for the annotator, and nothing changed."""
+
+
+@dataclass
+class SubmitResult:
+    assignment: Assignment
+    duplicate: bool = False
+    revised: bool = False
+    feedback: list[dict[str, Any]] = field(default_factory=list)
+
+
+def lease_sweep(*, campaign: Campaign) -> int:
+    """Expire up to SWEEP_LIMIT unsubmitted assignments whose lease ran out and give their
+    slots back to the pool. Returns how many expired. Safe to run concurrently: each
+    assignment is expired by exactly one caller (locked rows are skipped, and the status
+    update is guarded)."""
+    now = timezone.now()
+    expired = 0
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(campaign=campaign, status=Assignment.Status.ACTIVE, expires_at__lt=now)
+            .values_list("pk", "item_id")[:SWEEP_LIMIT]
+        )
+        for assignment_id, item_id in stale:
+            if Assignment.objects.filter(pk=assignment_id, status=Assignment.Status.ACTIVE).update(
+                status=Assignment.Status.EXPIRED
+            ):
+                CampaignItem.objects.filter(pk=item_id, kind=CampaignItem.Kind.REGULAR, n_live__gt=0).update(
+                    n_live=F("n_live") - 1
+                )
+                expired += 1
+    return expired
+
+
+def _claim_regular(participant: Participant, previous: Assignment | None) -> CampaignItem | None:
+    """Lock and take one slot of a pool item this participant has not had; None if none."""
+    campaign = participant.campaign
+    pool = (
+        CampaignItem.objects.filter(campaign=campaign, kind=CampaignItem.Kind.REGULAR, n_live__lt=campaign.overlap)
+        .exclude(assignments__participant=participant)
+        .order_by("shuffle_key")
+    )
+    if previous is not None:
+        pool = pool.exclude(
+            Q(recommendation_id=previous.item.recommendation_id)
+            | Q(recommendation__user_id=previous.item.recommendation.user_id)
+        )
+    # Each participant reads the shuffled pool from their own random starting key, so the
+    # order differs between annotators while every query stays on the pool index.
+    start = random.Random(f"{campaign.seed}:{participant.pk}").randrange(2**31)  # noqa: S311 - ordering only
+    for part in (pool.filter(shuffle_key__gte=start), pool.filter(shuffle_key__lt=start)):
+        item = part.select_for_update(skip_locked=True, of=("self",)).first()
+        if item is not None:
+            CampaignItem.objects.filter(pk=item.pk).update(n_live=F("n_live") + 1)
+            return item
+    return None
+
+
+def _next_unassigned(participant: Participant, kinds: tuple[str, ...]) -> CampaignItem | None:
+    return (
+        CampaignItem.objects.filter(campaign=participant.campaign, kind__in=kinds)
+        .exclude(assignments__participant=participant)
+        .order_by("shuffle_key", "id")
+        .first()
+    )
+
+
+def _assign(participant: Participant, item: CampaignItem, position: int) -> Assignment:
+    campaign = participant.campaign
+    now = timezone.now()
+    swapped = False
+    if item.explanation_b_id is not None:
+        # Sides are random per item and annotator, reproducible from the campaign seed.
+        swapped = random.Random(f"{campaign.seed}:{participant.pk}:{item.pk}").random() < 0.5  # noqa: S311
+    return Assignment.objects.create(
+        campaign=campaign,
+        participant=participant,
+        item=item,
+        position=position,
+        swapped=swapped,
+        served_at=now,
+        expires_at=now + timedelta(minutes=campaign.lease_minutes),
+    )
+
+
+def regular_done(participant: Participant) -> int:
+    return Assignment.objects.filter(
+        participant=participant, status=Assignment.Status.SUBMITTED, item__kind=CampaignItem.Kind.REGULAR
+    ).count()
+
+
+def campaign_assign_next(*, participant: Participant) -> Assignment | None:
+    """The participant's current item, or a newly claimed one; None when they are done.
+
+    Order: training items first (until all are answered), then pool items, with a gold or
+    attention item after every ``check_every`` others while any are left. A participant holds
+    at most one active assignment per campaign; asking again returns it with its lease renewed.
+    Marks the participant completed when the quota is met or the pool has nothing left for them.
+    """
+    campaign = participant.campaign
+    if not campaign.is_open:
+        return None
+    lease_sweep(campaign=campaign)
+    with transaction.atomic():
+        # The participant row lock serialises one annotator's tabs; other annotators are not blocked.
+        participant = Participant.objects.select_for_update().select_related("campaign").get(pk=participant.pk)
+        now = timezone.now()
+        current = (
+            Assignment.objects.filter(participant=participant, status=Assignment.Status.ACTIVE)
+            .select_related("item")
+            .order_by("position")
+            .first()
+        )
+        if current is not None:
+            current.expires_at = now + timedelta(minutes=campaign.lease_minutes)
+            current.save(update_fields=["expires_at"])
+            return current
+        given = Assignment.objects.filter(participant=participant)
+        position = (given.aggregate(last=Max("position"))["last"] or 0) + 1
+        if participant.training_done_at is None:
+            training = _next_unassigned(participant, (CampaignItem.Kind.TRAINING,))
+            if training is not None:
+                return _assign(participant, training, position)
+            participant.training_done_at = now
+            participant.save(update_fields=["training_done_at"])
+        if regular_done(participant) >= campaign.items_per_annotator:
+            return _finish(participant)
+        previous = (
+            given.exclude(item__kind=CampaignItem.Kind.TRAINING)
+            .select_related("item__recommendation")
+            .order_by("-position")
+            .first()
+        )
+        since_check = 0
+        for kind in (
+            given.exclude(item__kind=CampaignItem.Kind.TRAINING)
+            .order_by("-position")
+            .values_list("item__kind", flat=True)[: campaign.check_every]
+        ):
+            if kind in CampaignItem.QUALITY_CONTROL:
+                break
+            since_check += 1
+        if since_check >= campaign.check_every:
+            check = _next_unassigned(participant, CampaignItem.QUALITY_CONTROL)
+            if check is not None:
+                return _assign(participant, check, position)
+        item = _claim_regular(participant, previous)
+        if item is None:
+            return _finish(participant)
+        return _assign(participant, item, position)
+
+
+def _finish(participant: Participant) -> Assignment | None:
+    """Mark the participant completed; returns None, for ``return _finish(...)``."""
+    if participant.completed_at is None:
+        participant.completed_at = timezone.now()
+        participant.save(update_fields=["completed_at"])
+    return None
+
+
+def _check_passed(item: CampaignItem, answers: dict[str, Any]) -> bool | None:
+    if item.kind == CampaignItem.Kind.REGULAR:
+        return None
+    for name, accepted in item.accepted.items():
+        given = answers.get(name)
+        if isinstance(accepted, list):
+            if given is None or not accepted[0] <= int(given) <= accepted[1]:
+                return False
+        elif given != accepted:
+            return False
+    return True
+
+
+def _retake_slot(assignment: Assignment) -> None:
+    """An expired assignment answered late keeps its answer only if its slot is still free."""
+    if assignment.item.kind != CampaignItem.Kind.REGULAR:
+        return
+    item = CampaignItem.objects.select_for_update().get(pk=assignment.item_id)
+    if item.n_live >= assignment.campaign.overlap:
+        raise SubmitError(
+            "Your time on this item ran out and it went to another annotator, so this answer was not needed."
+        )
+    CampaignItem.objects.filter(pk=item.pk).update(n_live=F("n_live") + 1)
+
+
+def _participant_checks_update(participant: Participant) -> None:
+    checked = Assignment.objects.filter(participant=participant, check_passed__isnull=False).exclude(
+        item__kind=CampaignItem.Kind.TRAINING
+    )
+    participant.checks_passed = checked.filter(check_passed=True).count()
+    participant.checks_failed = checked.filter(check_passed=False).count()
+    participant.flagged = participant.checks_failed > participant.campaign.max_check_failures
+    participant.save(update_fields=["checks_passed", "checks_failed", "flagged"])
+
+
+def rating_submit(
+    *,
+    assignment: Assignment,
+    answers: dict[str, Any],
+    submission_id: uuid.UUID,
+    visible_seconds: float | None = None,
+) -> SubmitResult:
+    """Store the participant's answers to ``assignment`` (first answer or a revision).
+
+    ``answers`` maps criterion name → int (Likert) or canonical ``a``/``b``/``tie``
+    (pairwise), or ``fits_user`` → ``yes``/``no`` for attention checks; the caller has
+    validated them against the rubric. The same ``submission_id`` twice returns the first
+    result and writes nothing. A revision keeps each replaced answer as a RatingRevision.
+    Raises ``SubmitError`` (nothing written) if the campaign is closed or the lease expired
+    and the slot went to someone else.
+    """
+    with transaction.atomic():
+        locked = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("campaign", "item", "participant")
+            .get(pk=assignment.pk)
+        )
+        earlier = Submission.objects.filter(submission_id=submission_id).first()
+        if earlier is not None:
+            if earlier.assignment_id != locked.pk:
+                raise SubmitError("This form was already used for another item; reload the page.")
+            return SubmitResult(locked, duplicate=True, feedback=_feedback(locked, earlier.answers))
+        if not locked.campaign.is_open:
+            raise SubmitError("This campaign is closed; answers can no longer be changed.")
+        if locked.status == Assignment.Status.EXPIRED:
+            _retake_slot(locked)
+        try:
+            with transaction.atomic():
+                Submission.objects.create(submission_id=submission_id, assignment=locked, answers=answers)
+        except IntegrityError:  # the same id committed by a concurrent request
+            return SubmitResult(locked, duplicate=True, feedback=_feedback(locked, answers))
+        revised = locked.status == Assignment.Status.SUBMITTED
+        if revised:
+            _revise(locked, answers)
+        else:
+            _first_answer(locked, answers, visible_seconds)
+        locked.check_passed = _check_passed(locked.item, answers)
+        locked.save(update_fields=["check_passed"])
+        if locked.check_passed is not None:
+            _participant_checks_update(locked.participant)
+        return SubmitResult(locked, revised=revised, feedback=_feedback(locked, answers))
+
+
+def _first_answer(assignment: Assignment, answers: dict[str, Any], visible_seconds: float | None) -> None:
+    now = timezone.now()
+    criteria = {criterion.name: criterion for criterion in assignment.campaign.criteria.all()}
+    if assignment.item.kind == CampaignItem.Kind.ATTENTION:
+        assignment.check_answer = str(answers["fits_user"])
+    else:
+        Rating.objects.bulk_create(
+            [
+                Rating(assignment=assignment, criterion=criteria[name], **_stored(value))
+                for name, value in answers.items()
+            ]
+        )
+    assignment.status, assignment.submitted_at = Assignment.Status.SUBMITTED, now
+    assignment.seconds_on_task = (now - assignment.served_at).total_seconds()
+    assignment.visible_seconds = visible_seconds
+    assignment.save(update_fields=["status", "submitted_at", "seconds_on_task", "visible_seconds", "check_answer"])
+
+
+def _stored(value: Any) -> dict[str, Any]:
+    return {"choice": value, "value": None} if isinstance(value, str) else {"value": int(value), "choice": ""}
+
+
+def _revise(assignment: Assignment, answers: dict[str, Any]) -> None:
+    if assignment.item.kind == CampaignItem.Kind.ATTENTION:
+        assignment.check_answer = str(answers["fits_user"])
+    else:
+        for rating in assignment.ratings.select_related("criterion").select_for_update():
+            new = _stored(answers[rating.criterion.name])
+            if (rating.value, rating.choice) == (new["value"], new["choice"]):
+                continue
+            RatingRevision.objects.create(rating=rating, value=rating.value, choice=rating.choice)
+            rating.value, rating.choice = new["value"], new["choice"]
+            rating.save(update_fields=["value", "choice", "updated_at"])
+    assignment.revisions += 1
+    assignment.save(update_fields=["revisions", "check_answer"])
+
+
+def _feedback(assignment: Assignment, answers: dict[str, Any]) -> list[dict[str, Any]]:
+    """Training items: each criterion's accepted range beside the annotator's answer."""
+    if assignment.item.kind != CampaignItem.Kind.TRAINING:
+        return []
+    return [
+        {"criterion": name, "accepted": accepted, "given": answers.get(name)}
+        for name, accepted in assignment.item.accepted.items()
+    ]

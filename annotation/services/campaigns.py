@@ -1,0 +1,380 @@
+"""Creating and running campaigns: sampling, item building, reference items, participants.
+
+A campaign's regular items are fixed at creation from the explanations that exist then;
+later generation does not change a running study.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import random
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from annotation.models import Campaign, CampaignItem, Criterion, Participant
+from explanations.models import Explanation, GenerationRun
+from recommendations.models import Interaction, Recommendation
+
+
+class CampaignError(ValueError):
+    """A campaign cannot be created or changed as asked; the message says why."""
+
+
+DEFAULT_RUBRIC: list[dict[str, Any]] = [
+    {
+        "name": "reasonability",
+        "question": "Is the explanation reasonable: does it give sensible reasons why this user would like this item?",
+        "anchors": {"1": "Not reasonable at all", "10": "Completely reasonable"},
+    },
+    {
+        "name": "attractiveness",
+        "question": "Does the explanation make the item attractive: would it make this user want to try it?",
+        "anchors": {"1": "Not attractive at all", "10": "Very attractive"},
+    },
+    {
+        "name": "non_redundancy",
+        "question": "Is the explanation free of repetition and filler?",
+        "anchors": {"1": "Mostly repetition or filler", "10": "No repetition at all"},
+    },
+    {
+        "name": "faithfulness",
+        "question": "Does it only claim what the user's history and the item's details show?",
+        "anchors": {"1": "Mostly unsupported claims", "10": "Every claim is supported"},
+    },
+]
+
+CROWD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def default_rubric(*, scale_min: int = 1, scale_max: int = 10) -> list[dict[str, Any]]:
+    """The original study's three criteria plus faithfulness, on ``scale_min`` to ``scale_max``."""
+    return [criterion | {"scale_min": scale_min, "scale_max": scale_max} for criterion in DEFAULT_RUBRIC]
+
+
+def _recommendation_explanations(runs: Sequence[GenerationRun]) -> dict[int, dict[int, int]]:
+    """recommendation id → {generation run id → explanation id}, for recommendations every
+    run explained successfully."""
+    by_recommendation: dict[int, dict[int, int]] = defaultdict(dict)
+    rows = Explanation.objects.filter(generation_run__in=runs, status=Explanation.Status.DONE).values_list(
+        "recommendation_id", "generation_run_id", "id"
+    )
+    for recommendation_id, run_id, explanation_id in rows:
+        by_recommendation[recommendation_id][run_id] = explanation_id
+    return {rec: found for rec, found in by_recommendation.items() if len(found) == len(runs)}
+
+
+def _stratified(recommendation_ids: list[int], size: int, rng: random.Random) -> list[int]:
+    """Up to ``size`` recommendations spread over 3 x 3 strata of user activity and item
+    popularity (terciles of interaction counts), allocated in proportion to stratum size."""
+    pairs = dict(
+        (pk, (user, item))
+        for pk, user, item in Recommendation.objects.filter(pk__in=recommendation_ids).values_list(
+            "pk", "user_id", "item_id"
+        )
+    )
+    users = {user for user, _ in pairs.values()}
+    items = {item for _, item in pairs.values()}
+    activity = dict(
+        Interaction.objects.filter(user_id__in=users)
+        .values("user_id")
+        .annotate(n=Count("id"))
+        .values_list("user_id", "n")
+    )
+    popularity = dict(
+        Interaction.objects.filter(item_id__in=items)
+        .values("item_id")
+        .annotate(n=Count("id"))
+        .values_list("item_id", "n")
+    )
+
+    def tercile(values: dict[int, int], key: int) -> int:
+        cuts = np.quantile(np.asarray(list(values.values()) or [0]), [1 / 3, 2 / 3])
+        return int(np.searchsorted(cuts, values.get(key, 0), side="right"))
+
+    strata: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for pk in sorted(recommendation_ids):
+        user, item = pairs[pk]
+        strata[(tercile(activity, user), tercile(popularity, item))].append(pk)
+    # Largest-remainder allocation, so the shares add up to exactly ``size``.
+    total = len(recommendation_ids)
+    exact = {key: size * len(members) / total for key, members in strata.items()}
+    shares = {key: int(value) for key, value in exact.items()}
+    for key in sorted(exact, key=lambda k: (shares[k] - exact[k], k))[: size - sum(shares.values())]:
+        shares[key] += 1
+    chosen: list[int] = []
+    for key in sorted(strata):
+        chosen.extend(rng.sample(strata[key], min(shares[key], len(strata[key]))))
+    return sorted(chosen)
+
+
+def _sample(recommendation_ids: list[int], sample: str, size: int, rng: random.Random) -> list[int]:
+    ordered = sorted(recommendation_ids)
+    if sample == Campaign.Sample.ALL or size >= len(ordered):
+        return ordered
+    if sample == Campaign.Sample.RANDOM:
+        return sorted(rng.sample(ordered, size))
+    return _stratified(ordered, size, rng)
+
+
+@transaction.atomic
+def campaign_create(
+    *,
+    created_by: Any,
+    name: str,
+    generation_runs: Sequence[GenerationRun],
+    mode: str = Campaign.Mode.LIKERT,
+    sample: str = Campaign.Sample.ALL,
+    sample_size: int = 50,
+    seed: int = 0,
+    overlap: int = 3,
+    items_per_annotator: int = 20,
+    lease_minutes: int = 30,
+    instructions: str = "",
+    consent_text: str = "",
+    attention_checks: int = 2,
+    check_every: int = 4,
+    max_check_failures: int = 1,
+    completion_url: str | None = None,
+    rubric: list[dict[str, Any]] | None = None,
+) -> Campaign:
+    """Create an open campaign with its rubric, its sampled items and its attention checks.
+
+    Every chosen generation run must explain the same recommender run. Likert campaigns get
+    one item per (sampled recommendation, run); pairwise campaigns one item per
+    (recommendation, pair of runs), the explanation of the earlier run being ``a``. Sampling
+    and the pool order are seeded, so the same arguments build the same items.
+    Raises ``CampaignError`` (and writes nothing) when the choice cannot make a campaign.
+    """
+    runs = sorted(generation_runs, key=lambda run: run.pk)
+    if not runs:
+        raise CampaignError("Choose at least one generation run.")
+    if len({run.recommender_run_id for run in runs}) > 1:
+        raise CampaignError("All generation runs must explain the same recommender run.")
+    if mode == Campaign.Mode.PAIRWISE and len(runs) < 2:
+        raise CampaignError("A pairwise campaign compares at least two generation runs.")
+    if overlap < 1 or items_per_annotator < 1:
+        raise CampaignError("Overlap and items per annotator must be at least 1.")
+    explained = _recommendation_explanations(runs)
+    if not explained:
+        raise CampaignError("No recommendation has a finished explanation in every chosen run.")
+    rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
+    chosen = _sample(list(explained), sample, sample_size, rng)
+
+    campaign = Campaign.objects.create(
+        name=name,
+        mode=mode,
+        recommender_run_id=runs[0].recommender_run_id,
+        sample=sample,
+        sample_size=sample_size,
+        seed=seed,
+        overlap=overlap,
+        items_per_annotator=items_per_annotator,
+        lease_minutes=lease_minutes,
+        instructions=instructions,
+        consent_text=consent_text,
+        attention_checks=attention_checks,
+        check_every=check_every,
+        max_check_failures=max_check_failures,
+        created_by=created_by,
+        **({} if completion_url is None else {"completion_url": completion_url}),
+    )
+    campaign.generation_runs.set(runs)
+    for position, spec in enumerate(rubric or default_rubric()):
+        Criterion.objects.create(
+            campaign=campaign,
+            position=position,
+            name=spec["name"],
+            question=spec["question"],
+            scale_min=spec.get("scale_min", 1),
+            scale_max=spec.get("scale_max", 10),
+            anchors=spec.get("anchors", {}),
+        )
+
+    items = []
+    for recommendation_id in chosen:
+        by_run = explained[recommendation_id]
+        if mode == Campaign.Mode.LIKERT:
+            items += [
+                CampaignItem(campaign=campaign, recommendation_id=recommendation_id, explanation_id=by_run[run.pk])
+                for run in runs
+            ]
+        else:
+            items += [
+                CampaignItem(
+                    campaign=campaign,
+                    recommendation_id=recommendation_id,
+                    explanation_id=by_run[first.pk],
+                    explanation_b_id=by_run[second.pk],
+                )
+                for first, second in itertools.combinations(runs, 2)
+            ]
+    items += _attention_items(campaign, chosen, explained, runs, attention_checks, rng)
+    # Random 31-bit keys rather than a permutation: each annotator starts reading the pool
+    # at their own random key, so annotators see the items in different orders.
+    for item in items:
+        item.shuffle_key = rng.randrange(2**31)
+    CampaignItem.objects.bulk_create(items, batch_size=2000)
+    return campaign
+
+
+def _attention_items(
+    campaign: Campaign,
+    chosen: list[int],
+    explained: dict[int, dict[int, int]],
+    runs: Sequence[GenerationRun],
+    count: int,
+    rng: random.Random,
+) -> list[CampaignItem]:
+    """``count`` attention checks: a sampled explanation shown with another user's history."""
+    user_of = dict(Recommendation.objects.filter(pk__in=chosen).values_list("pk", "user_id"))
+    users = sorted(set(user_of.values()))
+    if count == 0 or len(users) < 2:
+        return []
+    checks = []
+    for recommendation_id in rng.sample(chosen, min(count, len(chosen))):
+        others = [user for user in users if user != user_of[recommendation_id]]
+        run = rng.choice(list(runs))
+        checks.append(
+            CampaignItem(
+                campaign=campaign,
+                kind=CampaignItem.Kind.ATTENTION,
+                recommendation_id=recommendation_id,
+                explanation_id=explained[recommendation_id][run.pk],
+                shown_user_id=rng.choice(others),
+                accepted={"fits_user": "no"},
+            )
+        )
+    return checks
+
+
+def campaign_reference_item_add(
+    *,
+    campaign: Campaign,
+    explanation: Explanation,
+    kind: str,
+    accepted: dict[str, Any],
+    feedback: str = "",
+) -> CampaignItem:
+    """Add a gold or training item: one of the campaign's explanations with the accepted
+    answers per criterion (``[low, high]`` for Likert, ``"a"``/``"b"``/``"tie"`` is not
+    offered: reference items show one explanation and use Likert ranges)."""
+    if kind not in (CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING):
+        raise CampaignError("A reference item is gold or training.")
+    if not campaign.generation_runs.filter(pk=explanation.generation_run_id).exists():
+        raise CampaignError("The explanation must come from one of the campaign's generation runs.")
+    criteria = {criterion.name: criterion for criterion in campaign.criteria.all()}
+    cleaned: dict[str, list[int]] = {}
+    for name, bounds in accepted.items():
+        criterion = criteria.get(name)
+        if criterion is None:
+            raise CampaignError(f"Unknown criterion {name!r}.")
+        low, high = (int(bound) for bound in bounds)
+        if not criterion.scale_min <= low <= high <= criterion.scale_max:
+            raise CampaignError(
+                f"{name}: the accepted range must lie within {criterion.scale_min} to {criterion.scale_max}."
+            )
+        cleaned[name] = [low, high]
+    if not cleaned:
+        raise CampaignError("Give an accepted range for at least one criterion.")
+    return CampaignItem.objects.create(
+        campaign=campaign,
+        kind=kind,
+        recommendation_id=explanation.recommendation_id,
+        explanation=explanation,
+        accepted=cleaned,
+        feedback=feedback,
+        shuffle_key=secrets.randbelow(2**31),
+    )
+
+
+def campaign_close(*, campaign: Campaign) -> None:
+    """Close the campaign: no more assignments, submissions or revisions. Idempotent."""
+    if campaign.is_open:
+        campaign.close()
+
+
+def participant_set_excluded(*, participant: Participant, excluded: bool) -> None:
+    participant.excluded = excluded
+    participant.save(update_fields=["excluded"])
+
+
+def _new_pseudonym(campaign: Campaign, prefix: str) -> str:
+    while True:
+        pseudonym = f"{prefix}{secrets.token_hex(4)}"
+        if not Participant.objects.filter(campaign=campaign, pseudonym=pseudonym).exists():
+            return pseudonym
+
+
+def participant_join(*, campaign: Campaign, user: Any) -> Participant:
+    """The site account's participant row in ``campaign``, created on first call."""
+    existing = Participant.objects.filter(campaign=campaign, user=user).first()
+    if existing is not None:
+        return existing
+    if not campaign.is_open:
+        raise CampaignError("This campaign is closed.")
+    try:
+        with transaction.atomic():
+            return Participant.objects.create(campaign=campaign, user=user, pseudonym=_new_pseudonym(campaign, "S"))
+    except IntegrityError:  # a second tab joined at the same moment
+        return Participant.objects.get(campaign=campaign, user=user)
+
+
+def crowd_hash(*, campaign: Campaign, platform: str, worker_id: str) -> str:
+    """The keyed hash a crowd id is stored as. Keyed per campaign, so the same worker in two
+    campaigns cannot be linked from the database."""
+    key = hashlib.sha256(f"xrec-crowd:{settings.SECRET_KEY}:{campaign.public_token}".encode()).digest()
+    return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def crowd_participant_enter(
+    *, campaign: Campaign, platform: str, worker_id: str, session: dict[str, str]
+) -> Participant:
+    """Create or resume the pseudonymous participant behind a crowd link.
+
+    The account it makes has no role and no usable password: it can only reach its own
+    assignments in this campaign. A returning worker (same platform id) resumes where they
+    left off. Raises ``CampaignError`` for a malformed id or a closed campaign.
+    """
+    if not CROWD_ID.match(worker_id or ""):
+        raise CampaignError("The link lacks a valid participant id.")
+    digest = crowd_hash(campaign=campaign, platform=platform, worker_id=worker_id)
+    existing = Participant.objects.filter(campaign=campaign, crowd_hash=digest).select_related("user").first()
+    if existing is not None:
+        return existing
+    if not campaign.is_open:
+        raise CampaignError("This campaign is closed.")
+    user_model = get_user_model()
+    clean_session = {key: value for key, value in session.items() if CROWD_ID.match(value or "")}
+    try:
+        with transaction.atomic():
+            user = user_model.objects.create(username=f"crowd-{digest[:24]}")
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            return Participant.objects.create(
+                campaign=campaign,
+                user=user,
+                pseudonym=f"{platform[:1].upper()}{digest[:8]}",
+                platform=platform,
+                crowd_hash=digest,
+                crowd_session=clean_session,
+            )
+    except IntegrityError:  # the same link opened twice at once
+        return Participant.objects.select_related("user").get(campaign=campaign, crowd_hash=digest)
+
+
+def participant_consent(*, participant: Participant) -> None:
+    if participant.consented_at is None:
+        participant.consented_at = timezone.now()
+        participant.save(update_fields=["consented_at"])

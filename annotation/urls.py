@@ -1,0 +1,34 @@
+from django.urls import path, re_path
+
+from annotation import apis, views
+
+app_name = "annotation"
+
+urlpatterns = [
+    path("campaigns/", views.campaign_list, name="campaign_list"),
+    path("campaigns/new/", views.campaign_create_view, name="campaign_create"),
+    path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:campaign_id>/close/", views.campaign_close_view, name="campaign_close"),
+    path("campaigns/<int:campaign_id>/reference-items/", views.reference_item_add, name="reference_add"),
+    path(
+        "campaigns/<int:campaign_id>/participants/<int:participant_id>/exclude/",
+        views.participant_exclude,
+        name="participant_exclude",
+    ),
+    re_path(
+        r"^campaigns/(?P<campaign_id>[0-9]+)/ratings\.(?P<fmt>csv|jsonl)$",
+        views.campaign_export,
+        name="campaign_export",
+    ),
+    path("c/<str:token>/", views.crowd_entry, name="crowd_entry"),
+    path("annotate/<int:campaign_id>/join/", views.campaign_join, name="join"),
+    path("annotate/<int:campaign_id>/", views.annotate_next, name="next"),
+    path("annotate/<int:campaign_id>/consent/", views.consent, name="consent"),
+    path("annotate/<int:campaign_id>/done/", views.done, name="done"),
+    path("annotate/items/<int:assignment_id>/", views.assignment_detail, name="assignment"),
+    path("annotate/items/<int:assignment_id>/submit/", views.assignment_submit, name="submit"),
+    path("api/campaigns/", apis.CampaignListApi.as_view(), name="api_campaigns"),
+    path("api/campaigns/<int:campaign_id>/ratings/", apis.CampaignRatingListApi.as_view(), name="api_ratings"),
+    path("api/assignments/", apis.AssignmentListApi.as_view(), name="api_assignments"),
+    path("api/assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="api_assignment"),
+]

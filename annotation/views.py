@@ -1,0 +1,351 @@
+"""Pages for annotators (rating, consent, crowd entry) and researchers (campaigns, monitoring, export).
+
+Annotator pages look up assignments through ``Assignment.objects.of_user(request.user)``
+and participants through the signed-in account, so anyone else's id is a 404. Nothing
+that names a generator, adapter, prompt or run reaches an annotator's page.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
+
+from annotation.agreement import campaign_monitor
+from annotation.exports import EXPORT_FIELDS, rating_export_rows
+from annotation.forms import AnswerForm, CampaignForm, ReferenceItemForm
+from annotation.markdown import render_markdown
+from annotation.models import Assignment, Campaign, CampaignItem, Participant
+from annotation.querysets import task_context
+from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit, regular_done
+from annotation.services.campaigns import (
+    CampaignError,
+    campaign_close,
+    campaign_create,
+    campaign_reference_item_add,
+    crowd_participant_enter,
+    participant_consent,
+    participant_join,
+    participant_set_excluded,
+)
+from explanations.models import Explanation
+from recommendations.views import HtmxHttpRequest
+
+# Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
+CROWD_PARAMETERS = {
+    "prolific": ("PROLIFIC_PID", ("STUDY_ID", "SESSION_ID")),
+    "mturk": ("workerId", ("assignmentId", "hitId")),
+}
+
+
+# --- Researchers ----------------------------------------------------------------------------
+
+
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    campaigns = Campaign.objects.visible_to(request.user).select_related("recommender_run__dataset")
+    return render(request, "annotation/campaign_list.html", {"campaigns": campaigns})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("annotation.add_campaign", raise_exception=True)
+def campaign_create_view(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            campaign = campaign_create(
+                created_by=request.user,
+                name=data["name"],
+                generation_runs=list(data["generation_runs"]),
+                mode=data["mode"],
+                sample=data["sample"],
+                sample_size=data["sample_size"],
+                seed=data["seed"],
+                overlap=data["overlap"],
+                items_per_annotator=data["items_per_annotator"],
+                lease_minutes=data["lease_minutes"],
+                instructions=data["instructions"],
+                consent_text=data["consent_text"],
+                attention_checks=data["attention_checks"],
+                check_every=data["check_every"],
+                max_check_failures=data["max_check_failures"],
+                completion_url=data["completion_url"],
+                rubric=data["rubric"],
+            )
+        except CampaignError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+    return render(request, "annotation/campaign_form.html", {"form": form})
+
+
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    context = {"campaign": campaign, "monitor": campaign_monitor(campaign)}
+    if request.htmx and request.htmx.target == "monitor":
+        response = render(request, "annotation/campaign_detail.html#monitor", context)
+        return response if campaign.is_open else HttpResponseStopPolling(response.content)
+    context |= {
+        "criteria": list(campaign.criteria.all()),
+        "runs": campaign.generation_runs.select_related("generator", "template"),
+        "crowd_link": request.build_absolute_uri(reverse("annotation:crowd_entry", args=[campaign.public_token])),
+        "reference_form": ReferenceItemForm(),
+        "reference_items": campaign.items.filter(
+            kind__in=[CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING]
+        ).select_related("explanation"),
+        "export_fields": EXPORT_FIELDS,
+    }
+    return render(request, "annotation/campaign_detail.html", context)
+
+
+@require_POST
+@login_required
+@permission_required("annotation.change_campaign", raise_exception=True)
+def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    campaign_close(campaign=campaign)
+    messages.success(request, "Campaign closed: no more assignments or revisions.")
+    return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@login_required
+@permission_required("annotation.change_campaign", raise_exception=True)
+def reference_item_add(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    form = ReferenceItemForm(request.POST)
+    if form.is_valid():
+        explanation = Explanation.objects.filter(pk=form.cleaned_data["explanation_id"]).first()
+        try:
+            if explanation is None:
+                raise CampaignError("No such explanation.")
+            campaign_reference_item_add(
+                campaign=campaign,
+                explanation=explanation,
+                kind=form.cleaned_data["kind"],
+                accepted=form.cleaned_data["accepted"],
+                feedback=form.cleaned_data["feedback"],
+            )
+        except CampaignError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Reference item added.")
+    else:
+        messages.error(request, "; ".join(str(error) for errors in form.errors.values() for error in errors))
+    return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@login_required
+@permission_required("annotation.change_campaign", raise_exception=True)
+def participant_exclude(request: HttpRequest, campaign_id: int, participant_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    participant = get_object_or_404(Participant, campaign=campaign, pk=participant_id)
+    participant_set_excluded(participant=participant, excluded=request.POST.get("excluded") == "1")
+    return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def campaign_export(request: HttpRequest, campaign_id: int, fmt: str) -> StreamingHttpResponse:
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    rows = rating_export_rows(campaign, include_excluded=request.GET.get("include_excluded") == "1")
+    if fmt == "csv":
+        body: Iterator[str] = _csv_lines(rows)
+        content_type = "text/csv; charset=utf-8"
+    else:
+        body = (json.dumps(row, default=str) + "\n" for row in rows)
+        content_type = "application/x-ndjson"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-ratings.{fmt}"'
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    writer = csv.DictWriter(_Echo(), fieldnames=EXPORT_FIELDS)
+    yield writer.writeheader() or ",".join(EXPORT_FIELDS) + "\r\n"
+    for row in rows:
+        yield writer.writerow(row)
+
+
+# --- Annotators -----------------------------------------------------------------------------
+
+
+def _participant(request: HttpRequest, campaign_id: int) -> Participant:
+    """The signed-in account's participant row in the campaign, or 404."""
+    if not request.user.is_authenticated:
+        raise Http404
+    return get_object_or_404(Participant.objects.select_related("campaign"), campaign_id=campaign_id, user=request.user)
+
+
+@require_POST
+@login_required
+@permission_required("annotation.annotate", raise_exception=True)
+def campaign_join(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign.objects.open(), pk=campaign_id)
+    participant_join(campaign=campaign, user=request.user)
+    return redirect("annotation:next", campaign_id=campaign.pk)
+
+
+@require_GET
+def crowd_entry(request: HttpRequest, token: str) -> HttpResponse:
+    """A crowd link: create or resume the pseudonymous participant and sign them in."""
+    campaign = get_object_or_404(Campaign, public_token=token)
+    for platform, (id_parameter, kept) in CROWD_PARAMETERS.items():
+        if id_parameter in request.GET:
+            session = {name: request.GET.get(name, "") for name in kept}
+            try:
+                participant = crowd_participant_enter(
+                    campaign=campaign, platform=platform, worker_id=request.GET[id_parameter], session=session
+                )
+            except CampaignError as exc:
+                return render(request, "annotation/crowd_error.html", {"error": str(exc)}, status=400)
+            login(request, participant.user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("annotation:next", campaign_id=campaign.pk)
+    return render(request, "annotation/crowd_error.html", {"error": "The link lacks a participant id."}, status=400)
+
+
+@login_required
+def annotate_next(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Where the participant goes next: consent, their current item, or the end."""
+    participant = _participant(request, campaign_id)
+    campaign = participant.campaign
+    if campaign.consent_text and participant.consented_at is None:
+        return redirect("annotation:consent", campaign_id=campaign.pk)
+    assignment = campaign_assign_next(participant=participant)
+    if assignment is None:
+        return redirect("annotation:done", campaign_id=campaign.pk)
+    return redirect("annotation:assignment", assignment_id=assignment.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def consent(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    participant = _participant(request, campaign_id)
+    if request.method == "POST":
+        if request.POST.get("consent") == "yes":
+            participant_consent(participant=participant)
+            return redirect("annotation:next", campaign_id=campaign_id)
+        return render(request, "annotation/consent.html", {"participant": participant, "declined": True})
+    return render(
+        request,
+        "annotation/consent.html",
+        {
+            "participant": participant,
+            "consent_html": render_markdown(participant.campaign.consent_text),
+            "instructions_html": render_markdown(participant.campaign.instructions),
+        },
+    )
+
+
+@login_required
+def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    participant = _participant(request, campaign_id)
+    campaign = participant.campaign
+    if participant.completed_at is None and campaign.is_open:
+        return redirect("annotation:next", campaign_id=campaign.pk)
+    if participant.platform and campaign.completion_redirect_url() and request.GET.get("stay") != "1":
+        return redirect(campaign.completion_redirect_url())
+    answered = (
+        Assignment.objects.of_user(request.user)
+        .filter(campaign=campaign, status=Assignment.Status.SUBMITTED)
+        .select_related("item__recommendation__item")
+        .order_by("position")
+    )
+    return render(
+        request,
+        "annotation/done.html",
+        {"participant": participant, "campaign": campaign, "answered": answered},
+    )
+
+
+def _page_context(assignment: Assignment, form: AnswerForm | None = None) -> dict[str, Any]:
+    campaign = assignment.campaign
+    criteria = list(campaign.criteria.all())
+    if form is None:
+        form = AnswerForm(assignment=assignment, criteria=criteria)
+        if assignment.is_submitted:
+            form.set_previous(list(assignment.ratings.select_related("criterion")))
+    return {
+        "assignment": assignment,
+        "campaign": campaign,
+        "criteria": criteria,
+        "form": form,
+        "done": regular_done(assignment.participant),
+        "quota": campaign.items_per_annotator,
+        "instructions_html": render_markdown(campaign.instructions),
+        "is_pairwise": assignment.item.explanation_b_id is not None,
+        "is_attention": assignment.item.kind == CampaignItem.Kind.ATTENTION,
+        "is_training": assignment.item.kind == CampaignItem.Kind.TRAINING,
+    } | task_context(assignment)
+
+
+@login_required
+def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
+    if assignment.status == Assignment.Status.EXPIRED and assignment.campaign.is_open:
+        return redirect("annotation:next", campaign_id=assignment.campaign_id)
+    return render(request, "annotation/annotate.html", _page_context(assignment))
+
+
+@require_POST
+@login_required
+def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
+    assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
+    form = AnswerForm(request.POST, assignment=assignment, criteria=list(assignment.campaign.criteria.all()))
+    if form.is_valid():
+        try:
+            result = rating_submit(
+                assignment=assignment,
+                answers=form.answers(),
+                submission_id=form.cleaned_data["submission_id"],
+                visible_seconds=form.visible_seconds(),
+            )
+        except SubmitError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if result.feedback:
+                context = _page_context(assignment, form) | {"feedback": result.feedback}
+                template = "annotation/annotate.html#task" if request.htmx else "annotation/annotate.html"
+                return render(request, template, context)
+            return _to_next(request, assignment.participant)
+    # Invalid or refused: the answers stay on screen with the reason.
+    context = _page_context(assignment, form)
+    if request.htmx:
+        return render(request, "annotation/annotate.html#task", context)
+    return render(request, "annotation/annotate.html", context, status=400)
+
+
+def _to_next(request: HtmxHttpRequest, participant: Participant) -> HttpResponse:
+    """After a submit: swap the next item in place (htmx), or redirect to it."""
+    campaign = participant.campaign
+    following = campaign_assign_next(participant=participant)
+    if following is None:
+        done_url = reverse("annotation:done", args=[campaign.pk])
+        return HttpResponseClientRedirect(done_url) if request.htmx else redirect(done_url)
+    if not request.htmx:
+        return redirect("annotation:assignment", assignment_id=following.pk)
+    following = Assignment.objects.with_page_data().get(pk=following.pk)
+    response = render(request, "annotation/annotate.html#task", _page_context(following))
+    return push_url(response, reverse("annotation:assignment", args=[following.pk]))

@@ -1,0 +1,160 @@
+// Keyboard answering, visible-time tracking and draft keeping for the rating page.
+// The page works without this file: radio buttons and a submit button post the form.
+(function () {
+  "use strict";
+
+  const SIDE_KEYS = { "1": "left", l: "left", "2": "tie", t: "tie", "3": "right", r: "right" };
+  const FIT_KEYS = { y: "yes", n: "no" };
+  let current = 0;
+  let visibleMs = 0;
+  let visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+
+  function form() { return document.getElementById("answer-form"); }
+  function fieldsets() { const f = form(); return f ? Array.from(f.querySelectorAll("fieldset.criterion")) : []; }
+  function draftKey() { const task = document.getElementById("task"); return task ? "xrec-draft-" + task.dataset.assignment : null; }
+
+  function mark() {
+    fieldsets().forEach((fs, i) => fs.classList.toggle("current", i === current));
+  }
+
+  function choose(fs, value) {
+    const radio = fs.querySelector(`input[type=radio][value="${value}"]`);
+    if (!radio) return false;
+    radio.checked = true;
+    saveDraft();
+    return true;
+  }
+
+  function step(fs, delta) {
+    const radios = Array.from(fs.querySelectorAll("input[type=radio]"));
+    const at = radios.findIndex((r) => r.checked);
+    const next = Math.max(0, Math.min(radios.length - 1, at < 0 ? (delta > 0 ? 0 : radios.length - 1) : at + delta));
+    radios[next].checked = true;
+    saveDraft();
+  }
+
+  function nextUnanswered(from) {
+    const all = fieldsets();
+    for (let i = from + 1; i < all.length; i++) if (!all[i].querySelector("input:checked")) return i;
+    return Math.min(from + 1, all.length - 1);
+  }
+
+  function saveDraft() {
+    const key = draftKey(), f = form();
+    if (!key || !f) return;
+    const answers = {};
+    f.querySelectorAll("input[type=radio]:checked").forEach((r) => { answers[r.name] = r.value; });
+    try { sessionStorage.setItem(key, JSON.stringify(answers)); } catch (e) { /* storage full or disabled */ }
+  }
+
+  function restoreDraft() {
+    const key = draftKey(), f = form();
+    if (!key || !f) return;
+    let answers = null;
+    try { answers = JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { answers = null; }
+    if (!answers) return;
+    Object.entries(answers).forEach(([name, value]) => {
+      const radio = f.querySelector(`input[type=radio][name="${name}"][value="${value}"]`);
+      if (radio && !f.querySelector(`input[type=radio][name="${name}"]:checked`)) radio.checked = true;
+    });
+  }
+
+  function totalVisibleMs() {
+    return Math.round(visibleMs + (visibleSince === null ? 0 : performance.now() - visibleSince));
+  }
+
+  function init() {
+    current = 0;
+    visibleMs = 0;
+    visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+    restoreDraft();
+    const all = fieldsets();
+    const firstOpen = all.findIndex((fs) => !fs.querySelector("input:checked"));
+    current = firstOpen < 0 ? 0 : firstOpen;
+    mark();
+    const error = document.getElementById("network-error");
+    if (error) error.hidden = true;
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") visibleSince = performance.now();
+    else if (visibleSince !== null) { visibleMs += performance.now() - visibleSince; visibleSince = null; }
+  });
+
+  document.addEventListener("submit", (event) => {
+    const f = event.target;
+    if (f.id !== "answer-form") return;
+    const hidden = f.querySelector("input[name=visible_ms]");
+    if (hidden) hidden.value = String(totalVisibleMs());
+  }, true);
+
+  document.addEventListener("change", (event) => {
+    const fs = event.target.closest && event.target.closest("fieldset.criterion");
+    if (!fs) return;
+    current = fieldsets().indexOf(fs);
+    mark();
+    saveDraft();
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.matches && event.target.matches("input[type=text], textarea, select")) return;
+    const cont = document.getElementById("continue");
+    if (cont && event.key === "Enter") { event.preventDefault(); cont.click(); return; }
+    const f = form();
+    if (!f) return;
+    const all = fieldsets();
+    if (!all.length) return;
+    const fs = all[current];
+    const kind = f.dataset.kind;
+    const key = event.key.toLowerCase();
+    if (event.key === "Enter") {
+      event.preventDefault();
+      const hidden = f.querySelector("input[name=visible_ms]");
+      if (hidden) hidden.value = String(totalVisibleMs());
+      f.requestSubmit();
+      return;
+    }
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      current = Math.max(0, Math.min(all.length - 1, current + (event.key === "ArrowDown" ? 1 : -1)));
+      mark();
+      return;
+    }
+    if (kind === "scale" && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+      event.preventDefault();
+      step(fs, event.key === "ArrowRight" ? 1 : -1);
+      return;
+    }
+    let value = null;
+    if (kind === "scale" && /^[0-9]$/.test(key)) value = key === "0" ? "10" : key;
+    else if (kind === "side") value = SIDE_KEYS[key] || null;
+    else if (kind === "fit") value = FIT_KEYS[key] || null;
+    if (value !== null && choose(fs, value)) {
+      event.preventDefault();
+      current = nextUnanswered(current);
+      mark();
+    }
+  });
+
+  // A failed request leaves the form as it was (htmx swaps nothing): say so, keep the answers.
+  function showNetworkError() {
+    const error = document.getElementById("network-error");
+    if (error) error.hidden = false;
+  }
+  document.addEventListener("htmx:sendError", showNetworkError);
+  document.addEventListener("htmx:responseError", showNetworkError);
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "task") init();
+  });
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    // The submitted item's draft is no longer needed once the server answered 2xx.
+    if (event.detail.xhr && event.detail.xhr.status < 300) {
+      const key = draftKey();
+      if (key) try { sessionStorage.removeItem(key); } catch (e) { /* ignore */ }
+    }
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,52 @@
+"""Campaign fixtures: generation runs with finished explanations, written without a model."""
+
+from typing import Any
+
+from django.utils import timezone
+
+from annotation.models import Campaign
+from annotation.services.campaigns import campaign_create
+from explanations.models import Explanation, GenerationRun, Generator
+from recommendations.models import Interaction, Recommendation, RecommenderRun
+from tests.explanations.factories import template, trained_run
+
+
+def explained_runs(*, n_users: int = 8, depth: int = 1, n_runs: int = 2, run: RecommenderRun | None = None) -> list[GenerationRun]:
+    """``n_runs`` succeeded generation runs over one SVD run, each explaining the top
+    ``depth`` items of every user; each text names the user's most recent train title."""
+    run = run or trained_run(n_users=n_users, k=max(depth, 2))
+    prompt = template()
+    runs = []
+    for index in range(n_runs):
+        generator = Generator.objects.create(name=f"secret-generator-{index}", model=f"/models/secret-model-{index}")
+        generation = GenerationRun.objects.create(
+            recommender_run=run,
+            generator=generator,
+            template=prompt,
+            depth=depth,
+            status=GenerationRun.Status.SUCCEEDED,
+            finished_at=timezone.now(),
+        )
+        rows = []
+        for recommendation in Recommendation.objects.for_run(run).filter(rank__lte=depth).select_related("item"):
+            last = Interaction.objects.history_of(recommendation.user_id).order_by("-timestamp").first()  # type: ignore[arg-type]
+            liked = last.item.title if last else "nothing"
+            rows.append(
+                Explanation(
+                    generation_run=generation,
+                    recommendation=recommendation,
+                    chunk=0,
+                    status=Explanation.Status.DONE,
+                    text=f"Version {index}: since you enjoyed {liked}, you may like {recommendation.item.title}.",
+                    generated_at=timezone.now(),
+                )
+            )
+        Explanation.objects.bulk_create(rows)
+        runs.append(generation)
+    return runs
+
+
+def campaign(*, runs: list[GenerationRun] | None = None, **options: Any) -> Campaign:
+    runs = runs or explained_runs()
+    options = {"name": "study", "attention_checks": 0, "overlap": 2, "items_per_annotator": 5} | options
+    return campaign_create(created_by=None, generation_runs=runs, **options)
