@@ -30,7 +30,9 @@ def alpha(
     if pairable == 0:
         return None
     try:
-        value = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level, value_domain=value_domain)
+        # No variation at all gives 0/0: that is "undefined", reported as None, not a warning.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level, value_domain=value_domain)
     except (ValueError, ZeroDivisionError):
         return None
     return None if np.isnan(value) else float(value)

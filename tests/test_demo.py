@@ -56,8 +56,13 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     assert llm["adapter"]["examples"] + llm["adapter"]["filtered"] == 4
     assert set(llm["compare"]) == {"base", "tuned"} and llm["compare"]["tuned"]["n"] == 2
     assert set(summary["logins"]) == {"annotator", "researcher", "admin"}
+    # Base and tuned explain the same two recommendations: 2 x 2 Likert items, 2 pairs.
+    annotation = summary["annotation"]
+    assert annotation["likert"]["items"] == 4 and annotation["pairwise"]["items"] == 2
+    assert "/c/" in annotation["likert"]["annotator_link"] and "PROLIFIC_PID=" in annotation["likert"]["annotator_link"]
     assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
     assert (tmp_path / "var" / "xrec.sqlite3").exists()
 
     again = demo()  # a second run reuses what is there
     assert again["counts"] == summary["counts"]
+    assert again["annotation"] == summary["annotation"]

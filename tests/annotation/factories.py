@@ -4,21 +4,26 @@ from typing import Any
 
 from django.utils import timezone
 
-from annotation.models import Campaign
+from annotation.models import Assignment, Campaign, Participant
+from annotation.services.assignments import campaign_assign_next
 from annotation.services.campaigns import campaign_create
 from explanations.models import Explanation, GenerationRun, Generator
 from recommendations.models import Interaction, Recommendation, RecommenderRun
 from tests.explanations.factories import template, trained_run
 
 
-def explained_runs(*, n_users: int = 8, depth: int = 1, n_runs: int = 2, run: RecommenderRun | None = None) -> list[GenerationRun]:
+def explained_runs(
+    *, n_users: int = 8, depth: int = 1, n_runs: int = 2, run: RecommenderRun | None = None
+) -> list[GenerationRun]:
     """``n_runs`` succeeded generation runs over one SVD run, each explaining the top
     ``depth`` items of every user; each text names the user's most recent train title."""
     run = run or trained_run(n_users=n_users, k=max(depth, 2))
     prompt = template()
     runs = []
     for index in range(n_runs):
-        generator = Generator.objects.create(name=f"secret-generator-{index}", model=f"/models/secret-model-{index}")
+        generator, _ = Generator.objects.get_or_create(
+            name=f"secret-generator-{index}", defaults={"model": f"/models/secret-model-{index}"}
+        )
         generation = GenerationRun.objects.create(
             recommender_run=run,
             generator=generator,
@@ -28,8 +33,10 @@ def explained_runs(*, n_users: int = 8, depth: int = 1, n_runs: int = 2, run: Re
             finished_at=timezone.now(),
         )
         rows = []
-        for recommendation in Recommendation.objects.for_run(run).filter(rank__lte=depth).select_related("item"):
-            last = Interaction.objects.history_of(recommendation.user_id).order_by("-timestamp").first()  # type: ignore[arg-type]
+        recommendations = Recommendation.objects.for_run(run).filter(rank__lte=depth).select_related("item", "user")
+        for recommendation in recommendations:
+            history = Interaction.objects.history_of(recommendation.user).in_train_of(run.split)  # type: ignore[arg-type]
+            last = history.order_by("-timestamp").first()
             liked = last.item.title if last else "nothing"
             rows.append(
                 Explanation(
@@ -46,7 +53,14 @@ def explained_runs(*, n_users: int = 8, depth: int = 1, n_runs: int = 2, run: Re
     return runs
 
 
+def take(participant: Participant) -> Assignment:
+    """The participant's next item, which the test expects to exist."""
+    assignment = campaign_assign_next(participant=participant)
+    assert assignment is not None
+    return assignment
+
+
 def campaign(*, runs: list[GenerationRun] | None = None, **options: Any) -> Campaign:
     runs = runs or explained_runs()
     options = {"name": "study", "attention_checks": 0, "overlap": 2, "items_per_annotator": 5} | options
-    return campaign_create(created_by=None, generation_runs=runs, **options)
+    return campaign_create(created_by=None, generation_runs=runs, **options)  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
+from annotation.models import Campaign
+from annotation.services.campaigns import campaign_create, campaign_reference_item_add
 from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator, PromptTemplate
 from explanations.prompts import Controls
 from explanations.querysets import generation_run_text_stats
@@ -27,6 +29,16 @@ from xrec_site.management.commands.createdemousers import DEFAULT_PASSWORD
 from xrec_site.roles import demo_users_create
 
 DEMO_DATASET = "movielens-100k"
+DEMO_INSTRUCTIONS = """You will read short explanations of movie recommendations.
+
+- On the right you see what **this user** rated recently; titles the explanation names are highlighted.
+- Rate each explanation on every question, from 1 (worst) to 10 (best).
+- Use the keyboard: digits answer, Enter submits and moves on.
+"""
+DEMO_CONSENT = (
+    "This is a demonstration study. Your answers are stored under a pseudonym and used only to show "
+    "how xrec works. You may stop at any time."
+)
 
 
 class Command(BaseCommand):
@@ -71,6 +83,11 @@ class Command(BaseCommand):
                 raise CommandError(f"the demo's SVD run failed: {run.error}")
         explanations = self._explanation_stage(run, options["llm_users"])
         base = f"http://{options['host']}:{options['port']}"
+        compared = [
+            GenerationRun.objects.get(pk=explanations["compare"][label]["generation_run"])
+            for label in ("base", "tuned")
+        ]
+        annotation = self._annotation_stage(compared, base)
         summary = {
             "counts": {
                 "datasets": Dataset.objects.count(),
@@ -97,6 +114,7 @@ class Command(BaseCommand):
                 "top_item_user_share": round(run.metrics["catalogue"]["top_item_user_share"], 4),
             },
             "explanations": explanations,
+            "annotation": annotation,
             "urls": {
                 "home": base + reverse("home"),
                 "login": base + reverse("login"),
@@ -165,6 +183,48 @@ class Command(BaseCommand):
             "compare": compared,
         }
 
+    def _annotation_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
+        """A Likert campaign (k = 3) and a pairwise campaign on base vs tuned; reused if present."""
+        campaigns: dict[str, Any] = {}
+        for mode in (Campaign.Mode.LIKERT, Campaign.Mode.PAIRWISE):
+            name = f"Demo: base vs tuned SmolLM2 ({mode})"
+            campaign = Campaign.objects.filter(name=name).first()
+            if campaign is None:
+                self.stdout.write(f"opening the {mode} annotation campaign…")
+                campaign = campaign_create(
+                    created_by=None,
+                    name=name,
+                    generation_runs=runs,
+                    mode=mode,
+                    overlap=3,
+                    items_per_annotator=8 if mode == Campaign.Mode.LIKERT else 6,
+                    attention_checks=2,
+                    check_every=4,
+                    instructions=DEMO_INSTRUCTIONS,
+                    consent_text=DEMO_CONSENT,
+                )
+                first = Explanation.objects.filter(generation_run=runs[0], status=Explanation.Status.DONE).first()
+                if mode == Campaign.Mode.LIKERT and first is not None:
+                    campaign_reference_item_add(
+                        campaign=campaign,
+                        explanation=first,
+                        kind="training",
+                        accepted={
+                            criterion.name: [criterion.scale_min, criterion.scale_max]
+                            for criterion in campaign.criteria.all()
+                        },
+                        feedback="Any answer is accepted on this practice item: it is here to show you the page. "
+                        "Read the user's history on the right before you rate.",
+                    )
+            link = base_url + reverse("annotation:crowd_entry", args=[campaign.public_token])
+            campaigns[str(mode)] = {
+                "campaign": campaign.pk,
+                "items": campaign.items.filter(kind="regular").count(),
+                "page": base_url + reverse("annotation:campaign_detail", args=[campaign.pk]),
+                "annotator_link": f"{link}?PROLIFIC_PID=demo-worker-1&STUDY_ID=demo&SESSION_ID=s1",
+            }
+        return campaigns
+
     def _generate(
         self, run: RecommenderRun, generator: Generator, template: PromptTemplate, *, sample: str, size: int
     ) -> GenerationRun:
@@ -209,6 +269,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  worker log: {worker_log}")
         for username, login in summary["logins"].items():
             self.stdout.write(f"  {login['role']:<11} {username} / {login['password']}")
+        likert = summary["annotation"]["likert"]
+        self.stdout.write(f"  annotator link (Likert campaign, as a Prolific worker): {likert['annotator_link']}")
+        self.stdout.write(f"  campaign page (researcher): {likert['page']}")
         try:
             web.wait()
         except KeyboardInterrupt:

@@ -1,0 +1,270 @@
+"""Handing out items and storing answers: order, overlap, leases, exactly-once, revisions, checks."""
+
+import itertools
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation.models import Assignment, CampaignItem, Rating, RatingRevision, Submission
+from annotation.services.assignments import SubmitError, campaign_assign_next, lease_sweep, rating_submit
+from annotation.services.campaigns import campaign_reference_item_add, participant_join
+from explanations.models import Explanation
+from tests.annotation.factories import campaign, explained_runs, take
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def likert(study, value: int = 7) -> dict[str, int]:
+    return {criterion.name: value for criterion in study.criteria.all()}
+
+
+def answer(assignment: Assignment, value: int = 7, **kwargs):
+    study = assignment.campaign
+    answers = {"fits_user": "no"} if assignment.item.kind == CampaignItem.Kind.ATTENTION else likert(study, value)
+    return rating_submit(assignment=assignment, answers=answers, submission_id=uuid.uuid4(), **kwargs)
+
+
+def work_through(participant, limit: int = 100) -> list[Assignment]:
+    given = []
+    for _ in range(limit):
+        assignment = campaign_assign_next(participant=participant)
+        if assignment is None:
+            break
+        given.append(assignment)
+        answer(assignment)
+    return given
+
+
+def test_asking_again_returns_the_same_item_with_its_lease_renewed(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=4, n_runs=1))
+    participant = participant_join(campaign=study, user=annotator)
+
+    first = take(participant)
+    Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() + timedelta(seconds=5))
+    again = take(participant)
+
+    assert again.pk == first.pk
+    assert again.expires_at > timezone.now() + timedelta(minutes=study.lease_minutes - 1)
+    assert Assignment.objects.filter(participant=participant).count() == 1
+
+
+def test_quota_is_met_then_the_participant_is_completed(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=6, n_runs=1), items_per_annotator=3)
+    participant = participant_join(campaign=study, user=annotator)
+
+    given = work_through(participant)
+
+    assert len(given) == 3
+    participant.refresh_from_db()
+    assert participant.completed_at is not None
+
+
+def test_never_two_items_of_the_same_recommendation_or_user_in_a_row(annotator) -> None:
+    # Two runs explain each recommendation, so the pool holds two items per recommendation.
+    study = campaign(runs=explained_runs(n_users=6, n_runs=2), items_per_annotator=12, overlap=1)
+    participant = participant_join(campaign=study, user=annotator)
+
+    given = work_through(participant)
+
+    users = [a.item.recommendation.user_id for a in given]
+    assert len(given) >= 6
+    assert all(a != b for a, b in itertools.pairwise(users))
+    assert len({a.item_id for a in given}) == len(given)
+
+
+def test_no_item_goes_to_more_than_k_annotators_and_each_is_seen_once_per_annotator() -> None:
+    study = campaign(runs=explained_runs(n_users=4, n_runs=1), overlap=2, items_per_annotator=10)
+    participants = [participant_join(campaign=study, user=UserFactory()) for _ in range(5)]
+
+    for participant in participants:
+        work_through(participant)
+
+    per_item: dict[int, int] = {}
+    for item_id in Assignment.objects.filter(campaign=study).values_list("item_id", flat=True):
+        per_item[item_id] = per_item.get(item_id, 0) + 1
+    assert set(per_item.values()) == {2}  # 4 items x k=2 = 8 slots, all used, none over
+    assert Assignment.objects.filter(campaign=study).count() == 8
+    assert all(item.n_live == 2 for item in study.items.all())
+
+
+def test_annotators_see_the_pool_in_different_orders() -> None:
+    study = campaign(runs=explained_runs(n_users=10, n_runs=1), overlap=5, items_per_annotator=10)
+    orders = []
+    for _ in range(3):
+        participant = participant_join(campaign=study, user=UserFactory())
+        orders.append([a.item_id for a in work_through(participant)])
+
+    assert len({tuple(order) for order in orders}) > 1
+
+
+def test_an_expired_lease_returns_the_item_to_the_pool() -> None:
+    study = campaign(
+        runs=explained_runs(n_users=3, n_runs=1), sample="random", sample_size=1, overlap=1, items_per_annotator=1
+    )
+    first = participant_join(campaign=study, user=UserFactory())
+    second = participant_join(campaign=study, user=UserFactory())
+    held = take(first)
+    assert campaign_assign_next(participant=second) is None  # the only slot is leased
+
+    Assignment.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    second.completed_at = None
+    second.save()
+    assert lease_sweep(campaign=study) == 1
+
+    taken = take(second)
+    assert taken is not None and taken.item_id == held.item_id
+    held.refresh_from_db()
+    assert held.status == Assignment.Status.EXPIRED
+
+
+def test_a_late_answer_keeps_a_free_slot_but_not_one_taken_by_someone_else() -> None:
+    study = campaign(
+        runs=explained_runs(n_users=3, n_runs=1), sample="random", sample_size=1, overlap=1, items_per_annotator=1
+    )
+    late = participant_join(campaign=study, user=UserFactory())
+    held = take(late)
+    Assignment.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    lease_sweep(campaign=study)
+    held.refresh_from_db()
+
+    answer(held)  # the slot is free again: the answer is kept
+    held.refresh_from_db()
+    assert held.status == Assignment.Status.SUBMITTED
+    assert CampaignItem.objects.get(pk=held.item_id).n_live == 1
+
+    other = campaign(
+        runs=list(study.generation_runs.all()),
+        sample="random",
+        sample_size=1,
+        overlap=1,
+        items_per_annotator=1,
+        name="b",
+    )
+    slow = participant_join(campaign=other, user=UserFactory())
+    fast = participant_join(campaign=other, user=UserFactory())
+    lost = take(slow)
+    Assignment.objects.filter(pk=lost.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    answer(take(fast))  # sweeps the lease and takes the slot
+    lost.refresh_from_db()
+    with pytest.raises(SubmitError, match="went to another annotator"):
+        answer(lost)
+    assert not Rating.objects.filter(assignment=lost).exists()
+
+
+def test_the_same_submission_id_is_stored_once(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    assignment = take(participant_join(campaign=study, user=annotator))
+    submission_id = uuid.uuid4()
+
+    first = rating_submit(assignment=assignment, answers=likert(study, 3), submission_id=submission_id)
+    second = rating_submit(assignment=assignment, answers=likert(study, 9), submission_id=submission_id)
+
+    assert not first.duplicate and second.duplicate
+    assert Submission.objects.count() == 1
+    assert list(Rating.objects.values_list("value", flat=True)) == [3, 3, 3, 3]
+    assert RatingRevision.objects.count() == 0
+
+
+def test_a_revision_replaces_the_answer_and_keeps_the_old_one(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    assignment = take(participant_join(campaign=study, user=annotator))
+    rating_submit(assignment=assignment, answers=likert(study, 3), submission_id=uuid.uuid4())
+    served_time = Assignment.objects.get(pk=assignment.pk).seconds_on_task
+
+    result = rating_submit(
+        assignment=assignment, answers=likert(study, 3) | {"faithfulness": 8}, submission_id=uuid.uuid4()
+    )
+
+    assert result.revised
+    assert dict(Rating.objects.values_list("criterion__name", "value"))["faithfulness"] == 8
+    revision = RatingRevision.objects.get()
+    assert revision.value == 3 and revision.rating.criterion.name == "faithfulness"
+    assignment.refresh_from_db()
+    assert assignment.revisions == 1 and assignment.seconds_on_task == served_time
+
+
+def test_a_closed_campaign_refuses_answers_and_revisions(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    assignment = take(participant_join(campaign=study, user=annotator))
+    study.close()
+
+    with pytest.raises(SubmitError, match="closed"):
+        answer(assignment)
+    assert Rating.objects.count() == 0 and Submission.objects.count() == 0
+
+
+def test_time_on_task_is_served_to_submitted_and_visible_time_is_kept(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    assignment = take(participant_join(campaign=study, user=annotator))
+    Assignment.objects.filter(pk=assignment.pk).update(served_at=timezone.now() - timedelta(seconds=30))
+    assignment.refresh_from_db()
+
+    answer(assignment, visible_seconds=12.5)
+
+    assignment.refresh_from_db()
+    assert assignment.seconds_on_task is not None and 30 <= assignment.seconds_on_task < 40
+    assert assignment.visible_seconds == 12.5
+
+
+def test_training_comes_first_and_gives_feedback(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=3, n_runs=1))
+    explanation = Explanation.objects.earliest("pk")
+    campaign_reference_item_add(
+        campaign=study, explanation=explanation, kind="training", accepted={"reasonability": [1, 4]}, feedback="Vague."
+    )
+    participant = participant_join(campaign=study, user=annotator)
+
+    first = take(participant)
+    result = answer(first, value=8)
+
+    assert first.item.kind == CampaignItem.Kind.TRAINING
+    assert result.feedback == [{"criterion": "reasonability", "accepted": [1, 4], "given": 8}]
+    assert take(participant).item.kind == CampaignItem.Kind.REGULAR
+    participant.refresh_from_db()
+    assert participant.training_done_at is not None and participant.checks_failed == 0  # training never flags
+
+
+def test_checks_come_after_every_n_items_and_failures_flag_the_annotator(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=6, n_runs=1), attention_checks=1, check_every=2, max_check_failures=0)
+    campaign_reference_item_add(
+        campaign=study, explanation=Explanation.objects.earliest("pk"), kind="gold", accepted={"reasonability": [1, 3]}
+    )
+    participant = participant_join(campaign=study, user=annotator)
+
+    kinds = []
+    for _ in range(8):
+        assignment = campaign_assign_next(participant=participant)
+        if assignment is None:
+            break
+        kinds.append(assignment.item.kind)
+        if assignment.item.kind == CampaignItem.Kind.ATTENTION:
+            rating_submit(assignment=assignment, answers={"fits_user": "no"}, submission_id=uuid.uuid4())
+        else:
+            answer(assignment, value=9)  # outside the gold range
+
+    assert kinds[:6] == ["regular", "regular", kinds[2], "regular", "regular", kinds[5]]
+    assert {kinds[2], kinds[5]} == {"gold", "attention"}
+    participant.refresh_from_db()
+    assert (participant.checks_passed, participant.checks_failed) == (1, 1)
+    assert participant.flagged
+
+
+def test_a_revised_gold_answer_updates_the_flag(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=3, n_runs=1), check_every=1, max_check_failures=0)
+    campaign_reference_item_add(
+        campaign=study, explanation=Explanation.objects.earliest("pk"), kind="gold", accepted={"reasonability": [1, 3]}
+    )
+    participant = participant_join(campaign=study, user=annotator)
+    answer(take(participant))
+    gold = take(participant)
+    assert gold.item.kind == CampaignItem.Kind.GOLD
+
+    answer(gold, value=9)
+    participant.refresh_from_db()
+    assert participant.flagged
+    answer(gold, value=2)
+    participant.refresh_from_db()
+    assert not participant.flagged and participant.checks_passed == 1
