@@ -182,11 +182,20 @@ class _Echo:
         return value
 
 
+# A cell starting with one of these runs as a formula in spreadsheet programs.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: Any) -> Any:
+    """Dataset text (titles, ids) is untrusted: prefix a quote so a spreadsheet shows it as text."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     writer = csv.DictWriter(_Echo(), fieldnames=EXPORT_FIELDS)
     yield writer.writeheader() or ",".join(EXPORT_FIELDS) + "\r\n"
     for row in rows:
-        yield writer.writerow(row)
+        yield writer.writerow({key: _csv_safe(value) for key, value in row.items()})
 
 
 # --- Annotators -----------------------------------------------------------------------------
@@ -208,10 +217,21 @@ def campaign_join(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return redirect("annotation:next", campaign_id=campaign.pk)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def crowd_entry(request: HttpRequest, token: str) -> HttpResponse:
-    """A crowd link: create or resume the pseudonymous participant and sign them in."""
+    """A crowd link: create or resume the pseudonymous participant and sign them in.
+
+    Someone already signed in with a site account is asked first (a POST with the CSRF
+    token), so a link embedded in another page cannot silently swap their session.
+    """
     campaign = get_object_or_404(Campaign, public_token=token)
+    user = request.user
+    if (
+        request.method == "GET"
+        and user.is_authenticated
+        and not Participant.objects.filter(user_id=user.pk).exclude(crowd_hash="").exists()
+    ):
+        return render(request, "annotation/crowd_confirm.html", {"campaign": campaign})
     for platform, (id_parameter, kept) in CROWD_PARAMETERS.items():
         if id_parameter in request.GET:
             session = {name: request.GET.get(name, "") for name in kept}
@@ -265,7 +285,9 @@ def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = participant.campaign
     if participant.completed_at is None and campaign.is_open:
         return redirect("annotation:next", campaign_id=campaign.pk)
-    if participant.platform and campaign.completion_redirect_url() and request.GET.get("stay") != "1":
+    # Only a finished crowd worker goes back to the platform with the completion code.
+    finished = participant.completed_at is not None
+    if finished and participant.platform and campaign.completion_redirect_url() and request.GET.get("stay") != "1":
         return redirect(campaign.completion_redirect_url())
     answered = (
         Assignment.objects.of_user(request.user)

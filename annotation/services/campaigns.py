@@ -55,7 +55,8 @@ DEFAULT_RUBRIC: list[dict[str, Any]] = [
     },
 ]
 
-CROWD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Matched with fullmatch: "$" alone would also accept a trailing newline.
+CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def default_rubric(*, scale_min: int = 1, scale_max: int = 10) -> list[dict[str, Any]]:
@@ -267,9 +268,10 @@ def campaign_reference_item_add(
     accepted: dict[str, Any],
     feedback: str = "",
 ) -> CampaignItem:
-    """Add a gold or training item: one of the campaign's explanations with the accepted
-    answers per criterion (``[low, high]`` for Likert, ``"a"``/``"b"``/``"tie"`` is not
-    offered: reference items show one explanation and use Likert ranges)."""
+    """Add a gold or training item: one of the campaign's explanations with an accepted
+    ``[low, high]`` range per criterion. Reference items show a single explanation rated
+    on the rubric's scale, in pairwise campaigns too. Raises ``CampaignError`` for an
+    explanation outside the campaign's runs, an unknown criterion or a range off the scale."""
     if kind not in (CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING):
         raise CampaignError("A reference item is gold or training.")
     if not campaign.generation_runs.filter(pk=explanation.generation_run_id).exists():
@@ -347,7 +349,7 @@ def crowd_participant_enter(
     assignments in this campaign. A returning worker (same platform id) resumes where they
     left off. Raises ``CampaignError`` for a malformed id or a closed campaign.
     """
-    if not CROWD_ID.match(worker_id or ""):
+    if not CROWD_ID.fullmatch(worker_id or ""):
         raise CampaignError("The link lacks a valid participant id.")
     digest = crowd_hash(campaign=campaign, platform=platform, worker_id=worker_id)
     existing = Participant.objects.filter(campaign=campaign, crowd_hash=digest).select_related("user").first()
@@ -356,7 +358,7 @@ def crowd_participant_enter(
     if not campaign.is_open:
         raise CampaignError("This campaign is closed.")
     user_model = get_user_model()
-    clean_session = {key: value for key, value in session.items() if CROWD_ID.match(value or "")}
+    clean_session = {key: value for key, value in session.items() if CROWD_ID.fullmatch(value or "")}
     try:
         with transaction.atomic():
             user = user_model.objects.create(username=f"crowd-{digest[:24]}")

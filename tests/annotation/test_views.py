@@ -342,3 +342,33 @@ def test_researcher_adds_a_gold_item_and_bad_ranges_are_reported(researcher) -> 
 
     assert study.items.filter(kind="gold").count() == 1
     assert "within 1 to 10" in bad.content.decode()
+
+
+def test_a_crowd_link_asks_before_replacing_a_signed_in_site_account(researcher) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    client = client_for(researcher)
+    link = reverse("annotation:crowd_entry", args=[study.public_token]) + "?PROLIFIC_PID=abc123"
+
+    asked = client.get(link)
+    assert asked.status_code == 200 and "Continue as a participant" in asked.content.decode()
+    assert not Participant.objects.exists()
+
+    entered = client.post(link)
+    assert entered["Location"] == reverse("annotation:next", args=[study.pk])
+    assert Participant.objects.get().platform == "prolific"
+
+
+def test_csv_export_defuses_spreadsheet_formulas_in_dataset_text(researcher, annotator) -> None:
+    from recommendations.models import Item
+
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1), overlap=1, items_per_annotator=2)
+    Item.objects.update(title='=HYPERLINK("http://evil","x")')
+    _complete(study, [annotator])
+
+    rows = list(
+        csv.DictReader(
+            io.StringIO(client_for(researcher).get(f"/campaigns/{study.pk}/ratings.csv").getvalue().decode())
+        )
+    )
+
+    assert rows and all(row["item_title"] == '\'=HYPERLINK("http://evil","x")' for row in rows)
