@@ -63,9 +63,20 @@
     return Math.round(visibleMs + (visibleSince === null ? 0 : performance.now() - visibleSince));
   }
 
+  // The visible time survives a reload of the same item: it is kept beside the draft.
+  function visibleKey() { const key = draftKey(); return key ? key + "-visible-ms" : null; }
+  function saveVisible() {
+    const key = visibleKey();
+    if (key) try { sessionStorage.setItem(key, String(totalVisibleMs())); } catch (e) { /* ignore */ }
+  }
+  function restoredVisible() {
+    const key = visibleKey();
+    try { return key ? Number(sessionStorage.getItem(key) || 0) : 0; } catch (e) { return 0; }
+  }
+
   function init() {
     current = 0;
-    visibleMs = 0;
+    visibleMs = restoredVisible();
     visibleSince = document.visibilityState === "visible" ? performance.now() : null;
     restoreDraft();
     const all = fieldsets();
@@ -79,7 +90,9 @@
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") visibleSince = performance.now();
     else if (visibleSince !== null) { visibleMs += performance.now() - visibleSince; visibleSince = null; }
+    saveVisible();
   });
+  window.addEventListener("pagehide", saveVisible);
 
   document.addEventListener("submit", (event) => {
     const f = event.target;
@@ -148,10 +161,12 @@
     if (event.detail.target && event.detail.target.id === "task") init();
   });
   document.addEventListener("htmx:beforeSwap", (event) => {
-    // The submitted item's draft is no longer needed once the server answered 2xx.
-    if (event.detail.xhr && event.detail.xhr.status < 300) {
+    // The answered item's draft is no longer needed once the server moved on to another item
+    // (a re-rendered form with an error keeps both the draft and the visible time).
+    const xhr = event.detail.xhr;
+    if (xhr && xhr.status < 300 && (xhr.getResponseHeader("HX-Push-Url") || xhr.getResponseHeader("HX-Redirect"))) {
       const key = draftKey();
-      if (key) try { sessionStorage.removeItem(key); } catch (e) { /* ignore */ }
+      if (key) try { sessionStorage.removeItem(key); sessionStorage.removeItem(key + "-visible-ms"); } catch (e) { /* ignore */ }
     }
   });
 
