@@ -88,7 +88,7 @@ def test_prolific_annotator_consents_trains_and_rates_five_items_by_keyboard_thr
     criteria = list(study.criteria.values_list("name", flat=True))
     campaign_reference_item_add(
         campaign=study,
-        explanation=Explanation.objects.filter(generation_run=runs[0]).order_by("pk").first(),
+        explanation=Explanation.objects.filter(generation_run=runs[0]).earliest("pk"),
         kind=CampaignItem.Kind.TRAINING,
         accepted={"reasonability": [1, 10]},
         feedback="Any score is reasonable for this one.",
