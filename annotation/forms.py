@@ -119,10 +119,12 @@ class AnswerForm(forms.Form):
                 choices=choices, widget=forms.RadioSelect, label=criterion.question
             )
 
-    def set_previous(self, ratings: list[Rating]) -> None:
+    def set_previous(self, ratings: list[Rating], criteria: list[Criterion]) -> None:
         """Pre-fill a revision with the stored answers, shown as the page shows them."""
+        names = {criterion.pk: criterion.name for criterion in criteria}
         for rating in ratings:
-            self.initial[rating.criterion.name] = self._shown(rating.choice) if rating.choice else str(rating.value)
+            name = names[rating.criterion_id]
+            self.initial[name] = self._shown(rating.choice) if rating.choice else str(rating.value)
         if self.assignment.check_answer:
             self.initial["fits_user"] = self.assignment.check_answer
 

@@ -5,6 +5,8 @@ allow-list (nh3) before it is marked safe: no scripts, no event handlers, no sty
 links get ``rel="noopener noreferrer"``.
 """
 
+import functools
+
 import markdown
 import nh3
 from django.utils.safestring import SafeString, mark_safe
@@ -15,7 +17,9 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 
 
+@functools.lru_cache(maxsize=128)
 def render_markdown(text: str) -> SafeString:
+    """Sanitised HTML of ``text``; cached, since every rating page shows the same instructions."""
     html = markdown.markdown(text or "", extensions=["tables"], output_format="html")
     clean = nh3.clean(
         html,

@@ -191,6 +191,7 @@ class Participant(models.Model):
     consented_at = models.DateTimeField(null=True, blank=True)
     training_done_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    n_done = models.PositiveIntegerField(default=0, help_text="Pool items answered (quality checks not counted).")
     checks_passed = models.PositiveIntegerField(default=0)
     checks_failed = models.PositiveIntegerField(default=0)
     flagged = models.BooleanField(default=False)

@@ -25,9 +25,9 @@ from annotation.agreement import campaign_monitor
 from annotation.exports import EXPORT_FIELDS, rating_export_rows
 from annotation.forms import AnswerForm, CampaignForm, ReferenceItemForm
 from annotation.markdown import render_markdown
-from annotation.models import Assignment, Campaign, CampaignItem, Participant
+from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant
 from annotation.querysets import task_context
-from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit, regular_done
+from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
     CampaignError,
     campaign_close,
@@ -302,19 +302,17 @@ def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
-def _page_context(assignment: Assignment, form: AnswerForm | None = None) -> dict[str, Any]:
+def _page_context(assignment: Assignment, criteria: list[Criterion], form: AnswerForm | None = None) -> dict[str, Any]:
     campaign = assignment.campaign
-    criteria = list(campaign.criteria.all())
     if form is None:
         form = AnswerForm(assignment=assignment, criteria=criteria)
         if assignment.is_submitted:
-            form.set_previous(list(assignment.ratings.select_related("criterion")))
+            form.set_previous(list(assignment.ratings.all()), criteria)
     return {
         "assignment": assignment,
         "campaign": campaign,
-        "criteria": criteria,
         "form": form,
-        "done": regular_done(assignment.participant),
+        "done": assignment.participant.n_done,
         "quota": campaign.items_per_annotator,
         "instructions_html": render_markdown(campaign.instructions),
         "is_pairwise": assignment.item.explanation_b_id is not None,
@@ -328,14 +326,16 @@ def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
     if assignment.status == Assignment.Status.EXPIRED and assignment.campaign.is_open:
         return redirect("annotation:next", campaign_id=assignment.campaign_id)
-    return render(request, "annotation/annotate.html", _page_context(assignment))
+    criteria = list(assignment.campaign.criteria.all())
+    return render(request, "annotation/annotate.html", _page_context(assignment, criteria))
 
 
 @require_POST
 @login_required
 def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
-    form = AnswerForm(request.POST, assignment=assignment, criteria=list(assignment.campaign.criteria.all()))
+    criteria = list(assignment.campaign.criteria.all())
+    form = AnswerForm(request.POST, assignment=assignment, criteria=criteria)
     if form.is_valid():
         try:
             result = rating_submit(
@@ -343,31 +343,33 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
                 answers=form.answers(),
                 submission_id=form.cleaned_data["submission_id"],
                 visible_seconds=form.visible_seconds(),
+                criteria=criteria,
             )
         except SubmitError as exc:
             form.add_error(None, str(exc))
         else:
             if result.feedback:
-                context = _page_context(assignment, form) | {"feedback": result.feedback}
+                context = _page_context(result.assignment, criteria, form) | {"feedback": result.feedback}
                 template = "annotation/annotate.html#task" if request.htmx else "annotation/annotate.html"
                 return render(request, template, context)
-            return _to_next(request, assignment.participant)
+            return _to_next(request, assignment, criteria)
     # Invalid or refused: the answers stay on screen with the reason.
-    context = _page_context(assignment, form)
+    context = _page_context(assignment, criteria, form)
     if request.htmx:
         return render(request, "annotation/annotate.html#task", context)
     return render(request, "annotation/annotate.html", context, status=400)
 
 
-def _to_next(request: HtmxHttpRequest, participant: Participant) -> HttpResponse:
+def _to_next(request: HtmxHttpRequest, answered: Assignment, criteria: list[Criterion]) -> HttpResponse:
     """After a submit: swap the next item in place (htmx), or redirect to it."""
-    campaign = participant.campaign
-    following = campaign_assign_next(participant=participant)
+    campaign = answered.campaign
+    answered.participant.campaign = campaign
+    following = campaign_assign_next(participant=answered.participant)
     if following is None:
         done_url = reverse("annotation:done", args=[campaign.pk])
         return HttpResponseClientRedirect(done_url) if request.htmx else redirect(done_url)
     if not request.htmx:
         return redirect("annotation:assignment", assignment_id=following.pk)
-    following = Assignment.objects.with_page_data().get(pk=following.pk)
-    response = render(request, "annotation/annotate.html#task", _page_context(following))
+    following.campaign = campaign  # the same campaign and criteria: no need to read them again
+    response = render(request, "annotation/annotate.html#task", _page_context(following, criteria))
     return push_url(response, reverse("annotation:assignment", args=[following.pk]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 if TYPE_CHECKING:
     from recommendations.models import (  # noqa: F401 - some are named only in quoted base classes
@@ -55,7 +55,15 @@ class InteractionQuerySet(models.QuerySet["Interaction"]):
 
     def in_train_of(self, split: Split) -> InteractionQuerySet:
         """The split's train side: the dataset's interactions that are not in its test set."""
-        return self.filter(dataset_id=split.dataset_id).exclude(pk__in=split.test_rows.values("interaction_id"))
+        return self.filter(dataset_id=split.dataset_id).outside_test_of(split.pk)
+
+    def outside_test_of(self, split_id: int) -> InteractionQuerySet:
+        """Interactions that split ``split_id`` does not put in test. NOT EXISTS per row, not
+        NOT IN over the split: PostgreSQL would hash every test row of the split each time."""
+        from recommendations.models import SplitTestInteraction
+
+        test_row = SplitTestInteraction.objects.filter(split_id=split_id, interaction_id=OuterRef("pk"))
+        return self.exclude(Exists(test_row))
 
     def rating_histogram(self) -> list[tuple[float | None, int]]:
         rows = self.values("rating").annotate(n=Count("id")).order_by("rating")

@@ -19,10 +19,19 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from annotation.models import Assignment, Campaign, CampaignItem, Participant, Rating, RatingRevision, Submission
+from annotation.models import (
+    Assignment,
+    Campaign,
+    CampaignItem,
+    Criterion,
+    Participant,
+    Rating,
+    RatingRevision,
+    Submission,
+)
 
 SWEEP_LIMIT = 200
 
@@ -114,10 +123,13 @@ def _assign(participant: Participant, item: CampaignItem, position: int) -> Assi
     )
 
 
-def regular_done(participant: Participant) -> int:
-    return Assignment.objects.filter(
-        participant=participant, status=Assignment.Status.SUBMITTED, item__kind=CampaignItem.Kind.REGULAR
-    ).count()
+def _recent(participant: Participant, count: int) -> list[Assignment]:
+    """The participant's last ``count`` assignments, newest first, with item and recommendation."""
+    return list(
+        Assignment.objects.filter(participant=participant)
+        .select_related("item__recommendation")
+        .order_by("-position")[:count]
+    )
 
 
 def campaign_assign_next(*, participant: Participant) -> Assignment | None:
@@ -125,57 +137,49 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
 
     Order: training items first (until all are answered), then pool items, with a gold or
     attention item after every ``check_every`` others while any are left. A participant holds
-    at most one active assignment per campaign; asking again returns it with its lease renewed.
-    Marks the participant completed when the quota is met or the pool has nothing left for them.
+    at most one active assignment per campaign (always their newest); asking again returns it
+    with its lease renewed. Expired leases are swept when the pool seems empty, so an item
+    whose annotator walked away goes to the next annotator who needs one. Marks the
+    participant completed when the quota is met or the pool has nothing left for them.
     """
-    campaign = participant.campaign
-    if not campaign.is_open:
+    if not participant.campaign.is_open:
         return None
-    lease_sweep(campaign=campaign)
     with transaction.atomic():
-        # The participant row lock serialises one annotator's tabs; other annotators are not blocked.
-        participant = Participant.objects.select_for_update().select_related("campaign").get(pk=participant.pk)
-        now = timezone.now()
-        current = (
-            Assignment.objects.filter(participant=participant, status=Assignment.Status.ACTIVE)
-            .select_related("item")
-            .order_by("position")
-            .first()
+        # The participant row lock (not the campaign's: ``of``) serialises one annotator's
+        # tabs and leaves every other annotator free to claim at the same time.
+        participant = (
+            Participant.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=participant.pk)
         )
-        if current is not None:
+        campaign = participant.campaign
+        now = timezone.now()
+        recent = _recent(participant, campaign.check_every + 1)
+        if recent and recent[0].status == Assignment.Status.ACTIVE:
+            current = recent[0]
             current.expires_at = now + timedelta(minutes=campaign.lease_minutes)
             current.save(update_fields=["expires_at"])
             return current
-        given = Assignment.objects.filter(participant=participant)
-        position = (given.aggregate(last=Max("position"))["last"] or 0) + 1
+        position = recent[0].position + 1 if recent else 1
         if participant.training_done_at is None:
             training = _next_unassigned(participant, (CampaignItem.Kind.TRAINING,))
             if training is not None:
                 return _assign(participant, training, position)
             participant.training_done_at = now
             participant.save(update_fields=["training_done_at"])
-        if regular_done(participant) >= campaign.items_per_annotator:
+        if participant.n_done >= campaign.items_per_annotator:
             return _finish(participant)
-        previous = (
-            given.exclude(item__kind=CampaignItem.Kind.TRAINING)
-            .select_related("item__recommendation")
-            .order_by("-position")
-            .first()
+        # Training items only ever come first, so these are exact whenever they matter.
+        rated = [assignment for assignment in recent if assignment.item.kind != CampaignItem.Kind.TRAINING]
+        since_check = next(
+            (index for index, a in enumerate(rated) if a.item.kind in CampaignItem.QUALITY_CONTROL), len(rated)
         )
-        since_check = 0
-        for kind in (
-            given.exclude(item__kind=CampaignItem.Kind.TRAINING)
-            .order_by("-position")
-            .values_list("item__kind", flat=True)[: campaign.check_every]
-        ):
-            if kind in CampaignItem.QUALITY_CONTROL:
-                break
-            since_check += 1
         if since_check >= campaign.check_every:
             check = _next_unassigned(participant, CampaignItem.QUALITY_CONTROL)
             if check is not None:
                 return _assign(participant, check, position)
+        previous = rated[0] if rated else None
         item = _claim_regular(participant, previous)
+        if item is None and lease_sweep(campaign=campaign):
+            item = _claim_regular(participant, previous)
         if item is None:
             return _finish(participant)
         return _assign(participant, item, position)
@@ -214,13 +218,13 @@ def _retake_slot(assignment: Assignment) -> None:
     CampaignItem.objects.filter(pk=item.pk).update(n_live=F("n_live") + 1)
 
 
-def _participant_checks_update(participant: Participant) -> None:
+def _participant_checks_update(participant: Participant, campaign: Campaign) -> None:
     checked = Assignment.objects.filter(participant=participant, check_passed__isnull=False).exclude(
         item__kind=CampaignItem.Kind.TRAINING
     )
     participant.checks_passed = checked.filter(check_passed=True).count()
     participant.checks_failed = checked.filter(check_passed=False).count()
-    participant.flagged = participant.checks_failed > participant.campaign.max_check_failures
+    participant.flagged = participant.checks_failed > campaign.max_check_failures
     participant.save(update_fields=["checks_passed", "checks_failed", "flagged"])
 
 
@@ -230,71 +234,81 @@ def rating_submit(
     answers: dict[str, Any],
     submission_id: uuid.UUID,
     visible_seconds: float | None = None,
+    criteria: list[Criterion] | None = None,
 ) -> SubmitResult:
     """Store the participant's answers to ``assignment`` (first answer or a revision).
 
     ``answers`` maps criterion name → int (Likert) or canonical ``a``/``b``/``tie``
     (pairwise), or ``fits_user`` → ``yes``/``no`` for attention checks; the caller has
-    validated them against the rubric. The same ``submission_id`` twice returns the first
-    result and writes nothing. A revision keeps each replaced answer as a RatingRevision.
-    Raises ``SubmitError`` (nothing written) if the campaign is closed or the lease expired
-    and the slot went to someone else.
+    validated them against the rubric (``criteria``, read from the campaign if not given).
+    The same ``submission_id`` twice returns the first result and writes nothing: the
+    Submission row is inserted first and its unique constraint settles any race. A revision
+    keeps each replaced answer as a RatingRevision. Raises ``SubmitError`` (nothing written)
+    if the campaign is closed, the lease expired and the slot went to someone else, or the
+    submission id belongs to another assignment.
     """
-    with transaction.atomic():
-        locked = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("campaign", "item", "participant")
-            .get(pk=assignment.pk)
-        )
+    try:
+        with transaction.atomic():
+            locked = (
+                Assignment.objects.select_for_update(of=("self",))
+                .select_related("campaign", "item", "participant")
+                .get(pk=assignment.pk)
+            )
+            Submission.objects.create(submission_id=submission_id, assignment=locked, answers=answers)
+            if not locked.campaign.is_open:
+                raise SubmitError("This campaign is closed; answers can no longer be changed.")
+            if locked.status == Assignment.Status.EXPIRED:
+                _retake_slot(locked)
+            revised = locked.status == Assignment.Status.SUBMITTED
+            check_passed = _check_passed(locked.item, answers)
+            if revised:
+                _revise(locked, answers, check_passed)
+            else:
+                _first_answer(locked, answers, visible_seconds, check_passed, criteria)
+            if check_passed is not None:
+                _participant_checks_update(locked.participant, locked.campaign)
+            return SubmitResult(locked, revised=revised, feedback=_feedback(locked, answers))
+    except IntegrityError:
         earlier = Submission.objects.filter(submission_id=submission_id).first()
-        if earlier is not None:
-            if earlier.assignment_id != locked.pk:
-                raise SubmitError("This form was already used for another item; reload the page.")
-            return SubmitResult(locked, duplicate=True, feedback=_feedback(locked, earlier.answers))
-        if not locked.campaign.is_open:
-            raise SubmitError("This campaign is closed; answers can no longer be changed.")
-        if locked.status == Assignment.Status.EXPIRED:
-            _retake_slot(locked)
-        try:
-            with transaction.atomic():
-                Submission.objects.create(submission_id=submission_id, assignment=locked, answers=answers)
-        except IntegrityError:  # the same id committed by a concurrent request
-            return SubmitResult(locked, duplicate=True, feedback=_feedback(locked, answers))
-        revised = locked.status == Assignment.Status.SUBMITTED
-        if revised:
-            _revise(locked, answers)
-        else:
-            _first_answer(locked, answers, visible_seconds)
-        locked.check_passed = _check_passed(locked.item, answers)
-        locked.save(update_fields=["check_passed"])
-        if locked.check_passed is not None:
-            _participant_checks_update(locked.participant)
-        return SubmitResult(locked, revised=revised, feedback=_feedback(locked, answers))
+        if earlier is None or earlier.assignment_id != assignment.pk:
+            raise SubmitError("This form was already used for another item; reload the page.") from None
+        return SubmitResult(assignment, duplicate=True, feedback=_feedback(assignment, earlier.answers))
 
 
-def _first_answer(assignment: Assignment, answers: dict[str, Any], visible_seconds: float | None) -> None:
+def _first_answer(
+    assignment: Assignment,
+    answers: dict[str, Any],
+    visible_seconds: float | None,
+    check_passed: bool | None,
+    criteria: list[Criterion] | None,
+) -> None:
     now = timezone.now()
-    criteria = {criterion.name: criterion for criterion in assignment.campaign.criteria.all()}
     if assignment.item.kind == CampaignItem.Kind.ATTENTION:
         assignment.check_answer = str(answers["fits_user"])
     else:
+        by_name = {criterion.name: criterion for criterion in criteria or assignment.campaign.criteria.all()}
         Rating.objects.bulk_create(
             [
-                Rating(assignment=assignment, criterion=criteria[name], **_stored(value))
+                Rating(assignment=assignment, criterion=by_name[name], **_stored(value))
                 for name, value in answers.items()
             ]
         )
     assignment.status, assignment.submitted_at = Assignment.Status.SUBMITTED, now
     assignment.seconds_on_task = (now - assignment.served_at).total_seconds()
     assignment.visible_seconds = visible_seconds
-    assignment.save(update_fields=["status", "submitted_at", "seconds_on_task", "visible_seconds", "check_answer"])
+    assignment.check_passed = check_passed
+    assignment.save(
+        update_fields=["status", "submitted_at", "seconds_on_task", "visible_seconds", "check_answer", "check_passed"]
+    )
+    if assignment.item.kind == CampaignItem.Kind.REGULAR:
+        Participant.objects.filter(pk=assignment.participant_id).update(n_done=F("n_done") + 1)
 
 
 def _stored(value: Any) -> dict[str, Any]:
     return {"choice": value, "value": None} if isinstance(value, str) else {"value": int(value), "choice": ""}
 
 
-def _revise(assignment: Assignment, answers: dict[str, Any]) -> None:
+def _revise(assignment: Assignment, answers: dict[str, Any], check_passed: bool | None) -> None:
     if assignment.item.kind == CampaignItem.Kind.ATTENTION:
         assignment.check_answer = str(answers["fits_user"])
     else:
@@ -306,7 +320,8 @@ def _revise(assignment: Assignment, answers: dict[str, Any]) -> None:
             rating.value, rating.choice = new["value"], new["choice"]
             rating.save(update_fields=["value", "choice", "updated_at"])
     assignment.revisions += 1
-    assignment.save(update_fields=["revisions", "check_answer"])
+    assignment.check_passed = check_passed
+    assignment.save(update_fields=["revisions", "check_answer", "check_passed"])
 
 
 def _feedback(assignment: Assignment, answers: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,108 @@
+"""The rating page and its submit cost a fixed number of queries, whatever the campaign's size.
+
+Each size is a separate dataset, recommender run and campaign: the small one has 2 dataset
+users with short histories and one annotator; the large one 20 users with longer histories,
+more explanations, and other annotators who have already rated items. The measured annotator
+has answered a few items of their own in the large one, fewer than ``check_every``: a due
+quality-control check adds one lookup by design, which is a matter of progress, not of size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from django.db.models import F
+from django.urls import reverse
+
+from annotation.models import Assignment, Campaign, CampaignItem
+from annotation.services.assignments import campaign_assign_next, rating_submit
+from annotation.services.campaigns import participant_join
+from recommendations.models import RecommenderRun
+from recommendations.services.training import recommender_run_create, recommender_run_execute
+from tests.annotation.factories import campaign, explained_runs
+from tests.conftest import client_for
+from tests.factories import UserFactory
+from tests.recommendations.factories import rated_dataset
+from xrec_site.roles import ANNOTATOR
+
+# Measured on this code; a change that adds a query per history row, explanation or rating
+# breaks the equality below, and one that adds a fixed query must raise these on purpose.
+PAGE_QUERIES = 10
+SUBMIT_QUERIES = 22
+
+MaxQueries = Callable[..., AbstractContextManager[Any]]
+
+
+def _trained_run(*, name: str, n_users: int, n_items: int, per_user: int) -> RecommenderRun:
+    dataset = rated_dataset(name=name, n_users=n_users, n_items=n_items, per_user=per_user)
+    run = recommender_run_create(created_by=None, dataset=dataset, algorithm="SVD", k=2, hyperparameters={})
+    recommender_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RecommenderRun.Status.SUCCEEDED, run.error
+    return run
+
+
+def _answer_all(criteria: list[str]) -> dict[str, int]:
+    return dict.fromkeys(criteria, 6)
+
+
+def _annotate(participant: Any, items: int) -> None:
+    criteria = [criterion.name for criterion in participant.campaign.criteria.all()]
+    for _ in range(items):
+        assignment = campaign_assign_next(participant=participant)
+        assert assignment is not None
+        rating_submit(assignment=assignment, answers=_answer_all(criteria), submission_id=uuid.uuid4())
+
+
+def _study(*, name: str, n_users: int, per_user: int, others: int, answered: int) -> tuple[Campaign, Any]:
+    """A campaign with ``others`` annotators who each answered 3 items, and the account of
+    the annotator to measure, who answered ``answered`` items."""
+    run = _trained_run(name=name, n_users=n_users, n_items=2 * per_user + 10, per_user=per_user)
+    study = campaign(
+        runs=explained_runs(run=run, depth=2, n_runs=2),
+        overlap=3,
+        items_per_annotator=1_000,
+        instructions="Rate **each** explanation on its own.",
+    )
+    # Every item at the top of the key range: the claim then finds its item in the first of
+    # its two reads whatever the annotator's random starting key, so the count is exact.
+    CampaignItem.objects.filter(campaign=study).update(shuffle_key=2**31 - 1 - F("id"))
+    for _ in range(others):
+        _annotate(participant_join(campaign=study, user=UserFactory(role=ANNOTATOR)), 3)
+    user = UserFactory(role=ANNOTATOR)
+    _annotate(participant_join(campaign=study, user=user), answered)
+    return study, user
+
+
+def _page_and_submit_queries(study: Campaign, user: Any, max_queries: MaxQueries) -> tuple[int, int]:
+    participant = study.participants.get(user=user)
+    held = campaign_assign_next(participant=participant)
+    assert held is not None
+    client = client_for(user)
+    criteria = [criterion.name for criterion in study.criteria.all()]
+
+    with max_queries(PAGE_QUERIES) as page:
+        response = client.get(reverse("annotation:assignment", args=[held.pk]))
+    assert response.status_code == 200
+
+    answers = {"submission_id": str(uuid.uuid4()), "visible_ms": "4200"} | _answer_all(criteria)
+    with max_queries(SUBMIT_QUERIES) as submit:
+        response = client.post(reverse("annotation:submit", args=[held.pk]), answers, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "HX-Push-Url" in response, "the next item is swapped in"
+    assert Assignment.objects.get(pk=held.pk).status == Assignment.Status.SUBMITTED
+    return len(page), len(submit)
+
+
+def test_rating_page_and_submit_cost_the_same_queries_in_a_small_and_a_large_campaign(
+    db, django_assert_max_num_queries: MaxQueries
+) -> None:
+    small = _study(name="small", n_users=2, per_user=6, others=0, answered=0)
+    large = _study(name="large", n_users=20, per_user=15, others=6, answered=2)
+
+    small_counts = _page_and_submit_queries(*small, django_assert_max_num_queries)
+    large_counts = _page_and_submit_queries(*large, django_assert_max_num_queries)
+
+    assert small_counts == large_counts, (small_counts, large_counts)
