@@ -225,3 +225,76 @@ class AdapterTraining(Job):
     def mark_succeeded(self) -> None:
         self.status, self.finished_at, self.phase = self.Status.SUCCEEDED, timezone.now(), "done"
         self.save(update_fields=["status", "finished_at", "phase"])
+
+
+class JudgeRun(Job):
+    """An LLM judge over the explanations of two or more generation runs of one recommender run.
+
+    Pairwise: every pair of runs' explanations of a recommendation is judged in both orders.
+    Likert: each explanation is scored on ``rubric`` (criteria as the annotators see them).
+    Verdict rows are written up front as PENDING and judged in chunks, like generation.
+    """
+
+    class Mode(models.TextChoices):
+        PAIRWISE = "pairwise", "Pairwise, both orders"
+        LIKERT = "likert", "Likert scores on the rubric"
+
+    judge = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="judge_runs")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.PAIRWISE)
+    generation_runs = models.ManyToManyField(GenerationRun, related_name="judge_runs")
+    rubric = models.JSONField(default=list, help_text="[{name, question, scale_min, scale_max, anchors}]")
+    sample_size = models.PositiveIntegerField(default=0, help_text="Recommendations to judge; 0 = all.")
+    seed = models.IntegerField(default=0)
+    chunk_size = models.PositiveSmallIntegerField(default=8)
+    max_new_tokens = models.PositiveSmallIntegerField(default=40)
+    cancel_requested = models.BooleanField(default=False)
+    n_total = models.PositiveIntegerField(default=0)
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"judge run #{self.pk} ({self.judge}, {self.mode})"
+
+
+class JudgeVerdict(models.Model):
+    """One judge call: an explanation (Likert), or two shown as 1 and 2 (pairwise).
+
+    ``parsed`` is ``{"winner": "first"|"second"|"tie"}`` or ``{"scores": {...}}``, or null with
+    ``parse_error`` saying why the answer did not follow the format.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    judge_run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="verdicts")
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="+")
+    first = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(
+        Explanation, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Pairwise only."
+    )
+    chunk = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    prompt = models.JSONField(default=list, blank=True)
+    output = models.TextField(blank=True)
+    parsed = models.JSONField(null=True, blank=True)
+    parse_error = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    judged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["judge_run", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["judge_run", "first", "second"], name="verdict_unique_pair"),
+            models.UniqueConstraint(
+                fields=["judge_run", "first"], condition=models.Q(second__isnull=True), name="verdict_unique_single"
+            ),
+        ]
+        indexes = [models.Index(fields=["judge_run", "chunk", "status"], name="verdict_run_chunk")]
+
+    def __str__(self) -> str:
+        return f"verdict {self.pk} ({self.status})"

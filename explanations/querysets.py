@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count, Q, Sum
@@ -92,3 +93,15 @@ def generation_run_text_stats(run: GenerationRun) -> dict[str, Any]:
         "refusals": sum(is_refusal(text) for text, _ in texts) / len(texts),
         "stopped": sum(reason == "stop" for _, reason in texts) / len(texts),
     }
+
+
+def explanations_by_recommendation(runs: Sequence[GenerationRun]) -> dict[int, dict[int, int]]:
+    """recommendation id → {generation run id → explanation id}, for the recommendations that
+    every one of ``runs`` explained successfully. One query."""
+    by_recommendation: dict[int, dict[int, int]] = {}
+    rows = Explanation.objects.filter(generation_run__in=runs, status=Explanation.Status.DONE).values_list(
+        "recommendation_id", "generation_run_id", "id"
+    )
+    for recommendation_id, run_id, explanation_id in rows:
+        by_recommendation.setdefault(recommendation_id, {})[run_id] = explanation_id
+    return {rec: found for rec, found in by_recommendation.items() if len(found) == len(runs)}

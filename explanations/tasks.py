@@ -8,6 +8,7 @@ from celery.signals import worker_ready
 from explanations.services.adapters import adapter_training_run
 from explanations.services.generation import generation_chunk_run, generation_runs_requeue_stalled
 from explanations.services.generators import bundled_model_prepare, generator_ensure_bundled
+from explanations.services.judging import judge_chunk_run, judge_runs_requeue_stalled
 
 
 @shared_task(name="explanations.generate_chunk", acks_late=True, reject_on_worker_lost=True)
@@ -25,6 +26,16 @@ def _requeue_stalled_chunks(sender: Any = None, **kwargs: Any) -> None:
     # Only workers that consume the gpu queue pick up generation; requeueing from a
     # default-only worker would still be correct, just earlier than needed.
     generation_runs_requeue_stalled()
+    judge_runs_requeue_stalled()
+
+
+@shared_task(name="explanations.judge_chunk", acks_late=True, reject_on_worker_lost=True)
+def judge_chunk_run_task(run_id: int, chunk: int) -> None:
+    """Judge chunk ``chunk`` of judge run ``run_id``.
+
+    Idempotent (only PENDING verdicts are judged and written), so ``acks_late`` is safe.
+    """
+    judge_chunk_run(run_id=run_id, chunk=chunk)
 
 
 @shared_task(name="explanations.train_adapter")

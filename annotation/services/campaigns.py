@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from annotation.models import Campaign, CampaignItem, Criterion, Participant
 from explanations.models import Explanation, GenerationRun
+from explanations.querysets import explanations_by_recommendation
 from recommendations.models import Interaction, Recommendation
 
 
@@ -62,18 +63,6 @@ CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 def default_rubric(*, scale_min: int = 1, scale_max: int = 10) -> list[dict[str, Any]]:
     """The original study's three criteria plus faithfulness, on ``scale_min`` to ``scale_max``."""
     return [criterion | {"scale_min": scale_min, "scale_max": scale_max} for criterion in DEFAULT_RUBRIC]
-
-
-def _recommendation_explanations(runs: Sequence[GenerationRun]) -> dict[int, dict[int, int]]:
-    """recommendation id → {generation run id → explanation id}, for recommendations every
-    run explained successfully."""
-    by_recommendation: dict[int, dict[int, int]] = defaultdict(dict)
-    rows = Explanation.objects.filter(generation_run__in=runs, status=Explanation.Status.DONE).values_list(
-        "recommendation_id", "generation_run_id", "id"
-    )
-    for recommendation_id, run_id, explanation_id in rows:
-        by_recommendation[recommendation_id][run_id] = explanation_id
-    return {rec: found for rec, found in by_recommendation.items() if len(found) == len(runs)}
 
 
 def _stratified(recommendation_ids: list[int], size: int, rng: random.Random) -> list[int]:
@@ -167,7 +156,7 @@ def campaign_create(
         raise CampaignError("A pairwise campaign compares at least two generation runs.")
     if overlap < 1 or items_per_annotator < 1:
         raise CampaignError("Overlap and items per annotator must be at least 1.")
-    explained = _recommendation_explanations(runs)
+    explained = explanations_by_recommendation(runs)
     if not explained:
         raise CampaignError("No recommendation has a finished explanation in every chosen run.")
     rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret

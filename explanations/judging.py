@@ -1,0 +1,147 @@
+"""The LLM judge's prompts and the strict parsing of its answers.
+
+Pure functions on plain values: the services build the context (the same train-side history
+and item the explanations were written from) and store what comes back. An answer that does
+not follow the requested format exactly is *unparsed*: it is stored with the reason and
+counted, never guessed at and never dropped.
+
+Pairwise prompts show two explanations as "Explanation 1" and "Explanation 2"; each pair is
+judged in both orders, so a verdict here is about slots (``first``/``second``/``tie``), and the
+caller maps slots back to explanations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from explanations.llm import Messages
+
+JUDGE_SYSTEM = (
+    "You are an impartial expert judge of recommendation explanations. Judge only from the "
+    "facts given: the person's history and the recommended item. Do not let the order in which "
+    "explanations are shown, their length, or their politeness influence you."
+)
+
+PAIRWISE_FORMAT = "Answer with exactly one line and nothing else: `Winner: 1`, `Winner: 2` or `Winner: tie`."
+_WINNER = re.compile(r"^winner\s*:\s*(1|2|tie)\s*\.?$", re.IGNORECASE)
+_SCORE = re.compile(r"^([a-z][a-z0-9_]*)\s*:\s*(-?\d+)\s*\.?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed answer (``value``) or the reason it could not be parsed (``error``)."""
+
+    value: Any = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _context_text(context: dict[str, Any]) -> str:
+    lines = []
+    if context.get("profile_text"):
+        lines.append(f"The person is {context['profile_text']}.")
+    lines.append(f"The {context.get('domain_plural', 'items')} they {context.get('verb_past', 'chose')} most recently:")
+    for entry in context.get("history", []):
+        details = f" ({entry['attributes_text']})" if entry.get("attributes_text") else ""
+        rating = f": rated {entry['rating']}" if entry.get("rating") else ""
+        lines.append(f"- {entry['title']}{details}{rating}")
+    item = context["item"]
+    details = f" ({item['attributes_text']})" if item.get("attributes_text") else ""
+    lines.append(f"Recommended {context.get('domain', 'item')}: {item['title']}{details}")
+    return "\n".join(lines)
+
+
+def _criteria_text(rubric: list[dict[str, Any]], *, scale: bool) -> str:
+    lines = []
+    for criterion in rubric:
+        line = f"- {criterion['name']}: {criterion['question']}"
+        if scale:
+            anchors = criterion.get("anchors") or {}
+            low, high = criterion.get("scale_min", 1), criterion.get("scale_max", 10)
+            labels = "; ".join(f"{point} = {anchors[str(point)]}" for point in (low, high) if str(point) in anchors)
+            line += f" (from {low} to {high}{'; ' + labels if labels else ''})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def pairwise_messages(context: dict[str, Any], first: str, second: str, rubric: list[dict[str, Any]]) -> Messages:
+    """Ask which of two explanations of the same recommendation is better overall, on the
+    rubric's criteria (worded as the annotators see them)."""
+    user = (
+        f"{_context_text(context)}\n\n"
+        f"Explanation 1:\n{first.strip()}\n\nExplanation 2:\n{second.strip()}\n\n"
+        "Which explanation is better for this person, taking these questions into account?\n"
+        f"{_criteria_text(rubric, scale=False)}\n\n{PAIRWISE_FORMAT}"
+    )
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def likert_messages(context: dict[str, Any], text: str, rubric: list[dict[str, Any]]) -> Messages:
+    """Ask for one score per rubric criterion, with the same questions and anchors humans see."""
+    names = ", ".join(f"`{criterion['name']}: <score>`" for criterion in rubric)
+    user = (
+        f"{_context_text(context)}\n\nExplanation:\n{text.strip()}\n\n"
+        f"Rate the explanation on each question:\n{_criteria_text(rubric, scale=True)}\n\n"
+        f"Answer with exactly one line per question, in this order, and nothing else: {names}."
+    )
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def _answer_lines(text: str) -> list[str]:
+    # Tolerated: surrounding whitespace, blank lines and Markdown back-ticks or bold around a
+    # line. Anything else (prose before or after, a second verdict) makes the answer unparsed.
+    return [line.strip().strip("`*").strip() for line in text.strip().splitlines() if line.strip()]
+
+
+def parse_pairwise(text: str) -> Parsed:
+    """``first``, ``second`` or ``tie`` from an answer that is exactly one ``Winner: …`` line."""
+    lines = _answer_lines(text)
+    if len(lines) != 1:
+        return Parsed(error=f"expected one line, got {len(lines)}")
+    match = _WINNER.match(lines[0])
+    if match is None:
+        return Parsed(error=f"not a verdict: {lines[0][:80]!r}")
+    return Parsed({"1": "first", "2": "second"}.get(match[1].lower(), "tie"))
+
+
+def parse_likert(text: str, rubric: list[dict[str, Any]]) -> Parsed:
+    """``{criterion: score}`` from an answer with exactly one ``name: score`` line per
+    criterion, each score within its criterion's scale."""
+    expected = {criterion["name"]: criterion for criterion in rubric}
+    scores: dict[str, int] = {}
+    for line in _answer_lines(text):
+        match = _SCORE.match(line)
+        if match is None:
+            return Parsed(error=f"not a score line: {line[:80]!r}")
+        name, value = match[1].lower(), int(match[2])
+        if name not in expected:
+            return Parsed(error=f"unknown criterion {name!r}")
+        if name in scores:
+            return Parsed(error=f"{name} scored twice")
+        low, high = expected[name].get("scale_min", 1), expected[name].get("scale_max", 10)
+        if not low <= value <= high:
+            return Parsed(error=f"{name}: {value} is outside {low} to {high}")
+        scores[name] = value
+    missing = [name for name in expected if name not in scores]
+    if missing:
+        return Parsed(error=f"missing {', '.join(missing)}")
+    return Parsed(scores)
+
+
+def combine_orders(first_order: str | None, second_order: str | None) -> str:
+    """The outcome for explanation A from its two verdicts: ``first_order`` with A shown
+    first, ``second_order`` with B shown first. A wins only if both orders pick A (``first``
+    then ``second``), loses only if both pick B; any disagreement or tie is a tie; a missing
+    (unparsed) verdict makes the pair ``unparsed``."""
+    if first_order is None or second_order is None:
+        return "unparsed"
+    if first_order == "first" and second_order == "second":
+        return "a"
+    if first_order == "second" and second_order == "first":
+        return "b"
+    return "tie"

@@ -1,0 +1,253 @@
+"""The LLM judge: strict parsing, both orders, unparsed answers counted, idempotent chunks.
+
+The judge backend here is a real class implementing the backend interface whose answers the
+test scripts: it is put in the process's backend cache under the judge generator's spec,
+exactly where a worker would find a loaded model.
+"""
+
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from explanations import llm
+from explanations.judging import combine_orders, parse_likert, parse_pairwise
+from explanations.llm import BackendError, BackendSpec, Completion, DecodingParams, Messages
+from explanations.models import Generator, JudgeRun, JudgeVerdict
+from explanations.services.generators import GenerationError, generator_spec
+from explanations.services.judging import judge_chunk_run, judge_run_retry_failed, judge_run_start
+from tests.annotation.factories import explained_runs
+
+RUBRIC = [
+    {"name": "reasonability", "question": "Is the explanation reasonable?", "scale_min": 1, "scale_max": 10},
+    {"name": "faithfulness", "question": "Does it only claim what the history shows?", "scale_min": 1, "scale_max": 10},
+]
+
+
+class ScriptedBackend:
+    """A backend whose answer to each prompt is ``answer(user_message)``; counts its calls."""
+
+    def __init__(self, spec: BackendSpec, answer: Callable[[str], str]) -> None:
+        self.spec, self.answer, self.prompts = spec, answer, 0
+
+    def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
+        self.prompts += len(prompts)
+        return [Completion(self.answer(p[-1]["content"]), 100, 4, "stop") for p in prompts]
+
+    def close(self) -> None:
+        pass
+
+
+def scripted_judge(answer: Callable[[str], str]) -> tuple[Generator, ScriptedBackend]:
+    judge = Generator.objects.create(
+        name="scripted-judge", backend=Generator.Backend.OPENAI, model="judge", base_url="http://judge.invalid/v1"
+    )
+    spec = generator_spec(judge)
+    backend = ScriptedBackend(spec, answer)
+    llm._backends[spec] = backend
+    return judge, backend
+
+
+def prefers_version_1(prompt: str) -> str:
+    """A consistent judge: picks whichever slot holds the explanation written by run 1."""
+    first = prompt.split("Explanation 1:")[1].split("Explanation 2:")[0]
+    return "Winner: 1" if "Version 1" in first else "Winner: 2"
+
+
+def run_all(run: JudgeRun) -> None:
+    for chunk in range(-(-run.n_total // run.chunk_size)):
+        judge_chunk_run(run_id=run.pk, chunk=chunk)
+    run.refresh_from_db()
+
+
+def outcomes(run: JudgeRun) -> list[str]:
+    """Each pair's combined outcome for the earlier run's explanation (a), pairs in id order."""
+    verdicts = list(JudgeVerdict.objects.filter(judge_run=run).select_related("first"))
+    winner: dict[tuple[int | None, int | None], str | None] = {
+        (v.first_id, v.second_id): (v.parsed or {}).get("winner") for v in verdicts
+    }
+    first_run = min(run.generation_runs.values_list("pk", flat=True))
+    return [
+        combine_orders(winner[(v.first_id, v.second_id)], winner[(v.second_id, v.first_id)])
+        for v in sorted(verdicts, key=lambda v: v.pk)
+        if v.first.generation_run_id == first_run
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("Winner: 1", "first"),
+        ("winner:2", "second"),
+        ("  Winner: tie.\n", "tie"),
+        ("`Winner: 2`", "second"),
+        ("**Winner: 1**", "first"),
+    ],
+)
+def test_pairwise_answers_in_the_format_are_parsed(answer: str, expected: str) -> None:
+    assert parse_pairwise(answer).value == expected
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        "I think Winner: 1",
+        "Winner: 1\nBecause it is longer.",
+        "Winner: 3",
+        "Explanation 1 is better",
+        "Winner: both",
+    ],
+)
+def test_anything_else_is_unparsed_with_a_reason(answer: str) -> None:
+    parsed = parse_pairwise(answer)
+    assert not parsed.ok and parsed.value is None and parsed.error
+
+
+def test_likert_answers_need_every_criterion_once_within_its_scale() -> None:
+    assert parse_likert("reasonability: 7\nfaithfulness: 3", RUBRIC).value == {"reasonability": 7, "faithfulness": 3}
+    assert "missing faithfulness" in parse_likert("reasonability: 7", RUBRIC).error
+    assert "outside 1 to 10" in parse_likert("reasonability: 11\nfaithfulness: 3", RUBRIC).error
+    assert "twice" in parse_likert("reasonability: 7\nreasonability: 3", RUBRIC).error
+    assert "unknown" in parse_likert("reasonability: 7\nfaithfulness: 3\nstyle: 4", RUBRIC).error
+    assert "not a score line" in parse_likert("Scores: reasonability 7, faithfulness 3", RUBRIC).error
+
+
+@pytest.mark.parametrize(
+    ("a_first", "b_first", "outcome"),
+    [
+        ("first", "second", "a"),
+        ("second", "first", "b"),
+        ("first", "first", "tie"),  # always the first slot: position bias, not a preference
+        ("second", "second", "tie"),
+        ("tie", "second", "tie"),
+        (None, "second", "unparsed"),
+    ],
+)
+def test_a_win_counts_only_when_both_orders_agree(a_first, b_first, outcome) -> None:
+    assert combine_orders(a_first, b_first) == outcome
+
+
+@pytest.mark.django_db
+def test_every_pair_is_judged_in_both_orders_and_a_consistent_judge_wins_every_pair() -> None:
+    runs = explained_runs(n_users=5, n_runs=2)
+    judge, backend = scripted_judge(prefers_version_1)
+
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, chunk_size=3, enqueue=False
+    )
+    run_all(run)
+
+    verdicts = JudgeVerdict.objects.filter(judge_run=run)
+    assert run.status == JudgeRun.Status.SUCCEEDED and run.n_total == verdicts.count() == 5 * 2
+    pairs = {(v.first_id, v.second_id) for v in verdicts}
+    assert all((second, first) in pairs for first, second in pairs)  # each pair in both orders
+    assert outcomes(run) == ["b"] * 5  # run 1 (the later run, b) wins everything
+    assert backend.prompts == 10
+
+
+@pytest.mark.django_db
+def test_a_judge_that_always_picks_the_first_slot_produces_only_ties() -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    judge, _ = scripted_judge(lambda prompt: "Winner: 1")
+
+    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(run)
+
+    assert outcomes(run) == ["tie"] * 4
+
+
+@pytest.mark.django_db
+def test_unparsed_answers_are_stored_counted_and_never_dropped() -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    answers = iter(["Winner: 1", "Explanation 1, clearly.", "Winner: 2", "Winner: 1"] * 2)
+    judge, _ = scripted_judge(lambda prompt: next(answers))
+
+    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(run)
+
+    unparsed = JudgeVerdict.objects.filter(judge_run=run, status=JudgeVerdict.Status.DONE, parsed__isnull=True)
+    assert unparsed.count() == 2
+    assert set(unparsed.values_list("output", flat=True)) == {"Explanation 1, clearly."}
+    assert all(v.parse_error.startswith("not a verdict") for v in unparsed)
+    assert "2 unparsed" in run.phase
+    assert outcomes(run).count("unparsed") == 2
+
+
+@pytest.mark.django_db
+def test_likert_judge_scores_each_explanation_with_the_rubrics_wording() -> None:
+    runs = explained_runs(n_users=3, n_runs=2)
+    judge, _ = scripted_judge(lambda prompt: "reasonability: 8\nfaithfulness: 6")
+
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, mode=JudgeRun.Mode.LIKERT, enqueue=False
+    )
+    run_all(run)
+
+    verdicts = list(JudgeVerdict.objects.filter(judge_run=run))
+    assert len(verdicts) == 3 * 2 and all(v.second_id is None for v in verdicts)
+    assert all(v.parsed == {"scores": {"reasonability": 8, "faithfulness": 6}} for v in verdicts)
+    prompt = verdicts[0].prompt[-1]["content"]
+    assert "Is the explanation reasonable?" in prompt and "Does it only claim what the history shows?" in prompt
+    assert "Recommended movie:" in prompt and verdicts[0].first.text in prompt
+
+
+@pytest.mark.django_db
+def test_a_chunk_run_twice_judges_each_row_once() -> None:
+    runs = explained_runs(n_users=3, n_runs=2)
+    judge, backend = scripted_judge(prefers_version_1)
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, chunk_size=2, enqueue=False
+    )
+
+    judge_chunk_run(run_id=run.pk, chunk=0)
+    judged = list(JudgeVerdict.objects.filter(judge_run=run, chunk=0).values_list("judged_at", flat=True))
+    judge_chunk_run(run_id=run.pk, chunk=0)
+
+    assert backend.prompts == 2
+    assert list(JudgeVerdict.objects.filter(judge_run=run, chunk=0).values_list("judged_at", flat=True)) == judged
+
+
+@pytest.mark.django_db
+def test_backend_failures_fail_the_rows_and_can_be_retried() -> None:
+    runs = explained_runs(n_users=2, n_runs=2)
+    state = {"down": True}
+
+    def answer(prompt: str) -> str:
+        if state["down"]:
+            raise BackendError("judge server unreachable")
+        return "Winner: tie"
+
+    judge, _ = scripted_judge(answer)
+    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(run)
+    assert set(JudgeVerdict.objects.filter(judge_run=run).values_list("status", flat=True)) == {"failed"}
+    assert run.status == JudgeRun.Status.SUCCEEDED and "4 failed" in run.phase
+
+    state["down"] = False
+    run = judge_run_retry_failed(run=run)
+    run_all(run)
+    assert [v.parsed for v in JudgeVerdict.objects.filter(judge_run=run)] == [{"winner": "tie"}] * 4
+
+
+@pytest.mark.django_db
+def test_start_enqueues_one_task_per_chunk_after_commit(django_capture_on_commit_callbacks) -> None:
+    runs = explained_runs(n_users=5, n_runs=2)
+    judge, _ = scripted_judge(prefers_version_1)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, chunk_size=4)
+
+    assert len(callbacks) == 3  # 10 verdicts in chunks of 4
+    assert run.status == JudgeRun.Status.RUNNING
+
+
+@pytest.mark.django_db
+def test_bad_requests_store_nothing() -> None:
+    runs = explained_runs(n_users=2, n_runs=2)
+    judge, _ = scripted_judge(prefers_version_1)
+
+    with pytest.raises(GenerationError, match="at least two"):
+        judge_run_start(created_by=None, judge=judge, generation_runs=runs[:1], rubric=RUBRIC)
+    with pytest.raises(GenerationError, match="rubric"):
+        judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=[])
+    assert not JudgeRun.objects.exists() and not JudgeVerdict.objects.exists()
