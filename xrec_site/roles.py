@@ -29,7 +29,9 @@ _DATA_MODELS = (
     "recommendation",
 )
 
-_EXPLANATION_MODELS = ("generator", "prompttemplate", "generationrun", "explanation", "adaptertraining")
+_EXPLANATION_MODELS = (
+    "generator", "prompttemplate", "generationrun", "explanation", "adaptertraining", "judgerun", "judgeverdict",
+)  # fmt: skip
 
 _ANNOTATION_MODELS = (
     "campaign", "criterion", "campaignitem", "participant", "assignment", "rating", "ratingrevision", "submission",
