@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating
-from annotation.services.campaigns import default_rubric
+from explanations.judging import default_rubric
 from explanations.models import GenerationRun
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.

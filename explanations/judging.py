@@ -18,6 +18,37 @@ from typing import Any
 
 from explanations.llm import Messages
 
+# The study's rubric: the original LLMXRec human evaluation's three criteria, plus faithfulness.
+# Campaigns show it to annotators and the Likert judge asks it in the same words.
+DEFAULT_RUBRIC: list[dict[str, Any]] = [
+    {
+        "name": "reasonability",
+        "question": "Is the explanation reasonable: does it give sensible reasons why this user would like this item?",
+        "anchors": {"1": "Not reasonable at all", "10": "Completely reasonable"},
+    },
+    {
+        "name": "attractiveness",
+        "question": "Does the explanation make the item attractive: would it make this user want to try it?",
+        "anchors": {"1": "Not attractive at all", "10": "Very attractive"},
+    },
+    {
+        "name": "non_redundancy",
+        "question": "Is the explanation free of repetition and filler?",
+        "anchors": {"1": "Mostly repetition or filler", "10": "No repetition at all"},
+    },
+    {
+        "name": "faithfulness",
+        "question": "Does it only claim what the user's history and the item's details show?",
+        "anchors": {"1": "Mostly unsupported claims", "10": "Every claim is supported"},
+    },
+]
+
+
+def default_rubric(*, scale_min: int = 1, scale_max: int = 10) -> list[dict[str, Any]]:
+    """The original study's three criteria plus faithfulness, on ``scale_min`` to ``scale_max``."""
+    return [criterion | {"scale_min": scale_min, "scale_max": scale_max} for criterion in DEFAULT_RUBRIC]
+
+
 JUDGE_SYSTEM = (
     "You are an impartial expert judge of recommendation explanations. Judge only from the "
     "facts given: the person's history and the recommended item. Do not let the order in which "

@@ -24,6 +24,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from annotation.models import Campaign, CampaignItem, Criterion, Participant
+from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
 from explanations.querysets import explanations_by_recommendation
 from recommendations.models import Interaction, Recommendation
@@ -33,36 +34,8 @@ class CampaignError(ValueError):
     """A campaign cannot be created or changed as asked; the message says why."""
 
 
-DEFAULT_RUBRIC: list[dict[str, Any]] = [
-    {
-        "name": "reasonability",
-        "question": "Is the explanation reasonable: does it give sensible reasons why this user would like this item?",
-        "anchors": {"1": "Not reasonable at all", "10": "Completely reasonable"},
-    },
-    {
-        "name": "attractiveness",
-        "question": "Does the explanation make the item attractive: would it make this user want to try it?",
-        "anchors": {"1": "Not attractive at all", "10": "Very attractive"},
-    },
-    {
-        "name": "non_redundancy",
-        "question": "Is the explanation free of repetition and filler?",
-        "anchors": {"1": "Mostly repetition or filler", "10": "No repetition at all"},
-    },
-    {
-        "name": "faithfulness",
-        "question": "Does it only claim what the user's history and the item's details show?",
-        "anchors": {"1": "Mostly unsupported claims", "10": "Every claim is supported"},
-    },
-]
-
 # Matched with fullmatch: "$" alone would also accept a trailing newline.
 CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def default_rubric(*, scale_min: int = 1, scale_max: int = 10) -> list[dict[str, Any]]:
-    """The original study's three criteria plus faithfulness, on ``scale_min`` to ``scale_max``."""
-    return [criterion | {"scale_min": scale_min, "scale_max": scale_max} for criterion in DEFAULT_RUBRIC]
 
 
 def _stratified(recommendation_ids: list[int], size: int, rng: random.Random) -> list[int]:

@@ -24,7 +24,8 @@ from django.utils.html import escape
 from annotation.models import Assignment, Campaign, CampaignItem, Participant, Rating, RatingRevision, Submission
 from annotation.querysets import task_context
 from annotation.services.assignments import campaign_assign_next, rating_submit
-from annotation.services.campaigns import campaign_close, default_rubric, participant_consent, participant_join
+from annotation.services.campaigns import campaign_close, participant_consent, participant_join
+from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
 from recommendations.models import DatasetUser, Item
 from tests.annotation.factories import campaign, explained_runs

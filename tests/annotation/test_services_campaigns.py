@@ -8,9 +8,9 @@ from annotation.services.campaigns import (
     campaign_create,
     campaign_reference_item_add,
     crowd_participant_enter,
-    default_rubric,
     participant_join,
 )
+from explanations.judging import default_rubric
 from explanations.models import Explanation
 from recommendations.models import RecommenderRun
 from recommendations.services.training import recommender_run_create, recommender_run_execute

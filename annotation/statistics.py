@@ -1,0 +1,724 @@
+"""The statistics behind the evaluation reports: estimates, their uncertainty, and agreement.
+
+Pure functions of plain values (sequences, numpy arrays); no database access. Results are
+floats or small frozen dataclasses with a ``to_dict()`` that report code can serialise.
+
+Conventions that hold for every function here:
+
+- **Uncertainty** is a nonparametric *percentile* bootstrap interval computed with
+  ``scipy.stats.bootstrap(method="percentile")``, resampling the independent unit of each
+  analysis: values, items, comparisons, or reliability units. Percentile rather than BCa
+  because it is defined for every statistic used here, including medians and proportions on
+  small discrete scales, where BCa's bias correction is distorted by the many resamples that
+  tie with the estimate, and for vector statistics (Bradley–Terry) without a jackknife of
+  ``n`` refits. At small ``n`` (below about 20 units) any bootstrap interval is too narrow;
+  ``Interval.n`` is always reported beside it.
+- **Seeds**: each call draws its resamples from ``np.random.default_rng(seed)``, so the same
+  inputs, seed and library versions give identical intervals.
+- **Degenerate input**: an empty input gives an estimate of ``None``; fewer than two units
+  give an estimate without bounds (``low = high = None``); a sample without variation gives
+  ``low = high = estimate`` (the bootstrap cannot see variation the sample lacks, e.g. 10/10
+  correct gives [1, 1]). A resample on which the statistic is undefined (alpha without
+  variation, a ratio with an empty denominator) is left out of the interval and counted in
+  ``Interval.undefined_resamples``; if every resample is undefined the bounds are ``None``.
+- **Malformed input** (unknown labels, mismatched lengths, non-finite numbers) raises
+  ``ValueError``: it is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.stats
+from scipy.sparse.csgraph import connected_components
+from scipy.special import expit
+
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.intp]
+
+OUTCOMES = ("a", "b", "tie", "unparsed")
+VERDICTS = ("first", "second", "tie")
+DEFAULT_RESAMPLES = 2000
+
+# Bound the (resamples x n) index array of one vectorised batch to about 32 MB.
+_BATCH_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its percentile-bootstrap confidence interval.
+
+    ``estimate`` is None only for empty input; ``low``/``high`` are None when no interval
+    exists (fewer than two units, no resamples asked for, every resample undefined).
+    ``n`` counts the units that were resampled; ``undefined_resamples`` counts the
+    resamples left out because the statistic was undefined on them.
+    """
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n: int
+    confidence: float = 0.95
+    undefined_resamples: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and median of ratings, each with an interval, and the counts per scale point."""
+
+    n: int
+    mean: Interval
+    median: Interval
+    distribution: dict[float, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "mean": self.mean.to_dict(),
+            "median": self.median.to_dict(),
+            "distribution": dict(self.distribution),
+        }
+
+
+@dataclass(frozen=True)
+class WinTieLoss:
+    """Shares of system A wins, B wins, ties and unparsed items, and A's net lead (a - b)."""
+
+    n: int
+    counts: dict[str, int]
+    a: Interval
+    b: Interval
+    tie: Interval
+    unparsed: Interval
+    net: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "counts": dict(self.counts),
+            **{name: getattr(self, name).to_dict() for name in ("a", "b", "tie", "unparsed", "net")},
+        }
+
+
+@dataclass(frozen=True)
+class BradleyTerry:
+    """Fitted Bradley–Terry log-strengths (centred: they sum to zero) with intervals.
+
+    P(i beats j) = 1 / (1 + exp(-(strength_i - strength_j))). ``Interval.n`` of a system is
+    the number of comparisons it took part in.
+    """
+
+    systems: tuple[str, ...]
+    strengths: dict[str, Interval]
+    n_comparisons: int
+    ties: str
+    alpha: float
+
+    def win_probability(self, a: str, b: str) -> float:
+        """P(a beats b) under the point estimates."""
+        strength_a, strength_b = self.strengths[a].estimate, self.strengths[b].estimate
+        assert strength_a is not None and strength_b is not None
+        return float(expit(strength_a - strength_b))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "systems": list(self.systems),
+            "strengths": {name: interval.to_dict() for name, interval in self.strengths.items()},
+            "n_comparisons": self.n_comparisons,
+            "ties": self.ties,
+            "alpha": self.alpha,
+        }
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A rank correlation with its p-value; both None where it is undefined."""
+
+    statistic: float | None
+    pvalue: float | None
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PositionBias:
+    """How a pairwise judge run in both orders used the answer slots, and what it decided.
+
+    ``counts`` and the ``first``/``second``/``tie``/``unparsed`` shares are over all 2 x n
+    verdicts (they sum to 1); their intervals resample items, since an item's two verdicts
+    are not independent. ``disagreement`` is over the items whose two verdicts both parsed
+    (its ``n``). ``outcomes`` holds each item's combined outcome, in input order.
+    """
+
+    n: int
+    counts: dict[str, int]
+    first: Interval
+    second: Interval
+    tie: Interval
+    unparsed: Interval
+    disagreement: Interval
+    outcomes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "counts": dict(self.counts),
+            **{name: getattr(self, name).to_dict() for name in ("first", "second", "tie", "unparsed", "disagreement")},
+            "outcomes": list(self.outcomes),
+        }
+
+
+# --- bootstrap machinery -------------------------------------------------------------------
+
+
+def _check_bootstrap_args(confidence: float, n_resamples: int) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, not {confidence}")
+    if n_resamples < 0:
+        raise ValueError(f"n_resamples must be >= 0, not {n_resamples}")
+
+
+def _bootstrap_intervals(
+    n: int,
+    statistic: Callable[[IndexArray], FloatArray],
+    estimates: Sequence[float | None],
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    units: Sequence[int] | None = None,
+    degenerate: bool = False,
+) -> list[Interval]:
+    """Percentile intervals of a vector statistic of ``n`` units, resampling the units.
+
+    ``statistic`` receives a (batch, n) array of resampled unit indices and returns a
+    (m, batch) array, NaN where undefined; ``estimates`` are its m values on the sample.
+    ``degenerate`` (a sample without variation) gives low = high = estimate without
+    resampling. ``units`` overrides ``Interval.n`` per component (default ``n``).
+    """
+    _check_bootstrap_args(confidence, n_resamples)
+    units = [n] * len(estimates) if units is None else units
+    if n < 2 or n_resamples == 0:
+        return [Interval(value, None, None, size, confidence) for value, size in zip(estimates, units, strict=True)]
+    if degenerate:
+        return [Interval(value, value, value, size, confidence) for value, size in zip(estimates, units, strict=True)]
+
+    def indexed(indices: FloatArray, axis: int = -1) -> FloatArray:
+        # scipy resamples the index array 0..n-1 (as floats); the statistic looks the units up.
+        return statistic(np.asarray(indices, dtype=np.intp))
+
+    with warnings.catch_warnings():
+        # NaN (undefined) resamples make scipy's own interval NaN and warn; ours skips them.
+        warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)
+        result = scipy.stats.bootstrap(
+            (np.arange(n),),
+            indexed,
+            n_resamples=n_resamples,
+            batch=max(1, _BATCH_CELLS // n),
+            vectorized=True,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    distribution = np.atleast_2d(np.asarray(result.bootstrap_distribution, dtype=np.float64))
+    tail = (1.0 - confidence) / 2.0
+    intervals = []
+    for value, size, draws in zip(estimates, units, distribution, strict=True):
+        finite = draws[np.isfinite(draws)]
+        undefined = int(draws.size - finite.size)
+        if value is None or finite.size == 0:
+            intervals.append(Interval(value, None, None, size, confidence, undefined))
+            continue
+        # The same 'linear' quantiles scipy.stats.bootstrap uses, over the defined resamples.
+        low, high = np.quantile(finite, [tail, 1.0 - tail], method="linear")
+        intervals.append(Interval(value, float(low), float(high), size, confidence, undefined))
+    return intervals
+
+
+def _finite_array(values: Sequence[float] | npt.ArrayLike, name: str = "values") -> FloatArray:
+    array = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite numbers (remove missing values first)")
+    return array
+
+
+def _share(count: int | float, total: int) -> float | None:
+    return float(count) / total if total else None
+
+
+# --- estimates with intervals --------------------------------------------------------------
+
+
+def bootstrap_ci(
+    values: Sequence[float] | npt.ArrayLike,
+    statistic: Callable[..., Any] = np.mean,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """``statistic`` of ``values`` with a percentile-bootstrap interval resampling the values.
+
+    ``statistic`` is a numpy-style reduction that takes ``axis=`` (``np.mean``,
+    ``np.median``, ...). ``values`` must be finite. Empty input gives estimate None; one
+    value gives the estimate without bounds; identical values give low = high = estimate.
+    Deterministic for a given seed.
+    """
+    array = _finite_array(values)
+    if array.size == 0:
+        _check_bootstrap_args(confidence, n_resamples)
+        return Interval(None, None, None, 0, confidence)
+    estimate = float(statistic(array, axis=-1))
+    (interval,) = _bootstrap_intervals(
+        array.size,
+        lambda idx: np.asarray(statistic(array[idx], axis=-1), dtype=np.float64)[np.newaxis, :],
+        [estimate],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        degenerate=bool(np.ptp(array) == 0),
+    )
+    return interval
+
+
+def mean_median_summary(
+    values: Sequence[float] | npt.ArrayLike,
+    *,
+    scale: Sequence[float] | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Summary:
+    """Mean and median of ratings with bootstrap intervals, and their distribution.
+
+    Both intervals come from the same resamples, drawn exactly as ``bootstrap_ci`` draws them
+    for the same seed. With ``scale`` (e.g. ``range(1, 8)`` for a 7-point Likert item) the
+    distribution lists every scale point in order, unused ones with 0, and a value off the
+    scale raises ValueError; without it, the distinct observed values in ascending order.
+    """
+    array = _finite_array(values)
+    if scale is None:
+        observed, counts = np.unique(array, return_counts=True)
+        distribution = {float(point): int(count) for point, count in zip(observed, counts, strict=True)}
+    else:
+        points = list(scale)
+        off_scale = sorted({float(v) for v in array} - {float(p) for p in points})
+        if off_scale:
+            raise ValueError(f"values off the scale {points}: {off_scale}")
+        distribution = {point: int(np.sum(array == float(point))) for point in points}
+    if array.size == 0:
+        _check_bootstrap_args(confidence, n_resamples)
+        empty = Interval(None, None, None, 0, confidence)
+        return Summary(n=0, mean=empty, median=empty, distribution=distribution)
+    mean, median = _bootstrap_intervals(
+        array.size,
+        lambda idx: np.stack([np.mean(array[idx], axis=-1), np.median(array[idx], axis=-1)]),
+        [float(np.mean(array)), float(np.median(array))],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        degenerate=bool(np.ptp(array) == 0),
+    )
+    return Summary(n=int(array.size), mean=mean, median=median, distribution=distribution)
+
+
+def win_tie_loss(
+    outcomes: Sequence[str],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> WinTieLoss:
+    """Shares of "a" wins, "b" wins, ties and "unparsed" items for system A against B.
+
+    Each outcome is one item: "a", "b", "tie" or "unparsed" (anything else raises). Every
+    share is over all items, unparsed ones included, so the four shares sum to 1 and a parse
+    failure is never silently dropped. ``net`` is share(a) - share(b). All intervals come
+    from the same resamples of items.
+    """
+    unknown = sorted(set(outcomes) - set(OUTCOMES))
+    if unknown:
+        raise ValueError(f"unknown outcomes {unknown}; expected one of {OUTCOMES}")
+    n = len(outcomes)
+    codes = np.array([OUTCOMES.index(o) for o in outcomes], dtype=np.intp)
+    indicators = np.stack([codes == k for k in range(len(OUTCOMES))]).astype(np.float64)  # (4, n)
+    counts = {name: int(indicators[k].sum()) for k, name in enumerate(OUTCOMES)}
+    estimates: list[float | None] = [_share(counts[name], n) for name in OUTCOMES]
+    net = None if n == 0 else counts["a"] / n - counts["b"] / n
+
+    def shares(idx: IndexArray) -> FloatArray:
+        means = indicators[:, idx].mean(axis=-1)  # (4, batch)
+        return np.vstack([means, means[0] - means[1]])
+
+    a, b, tie, unparsed, net_interval = _bootstrap_intervals(
+        n,
+        shares,
+        [*estimates, net],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        degenerate=n > 0 and len(set(outcomes)) == 1,
+    )
+    return WinTieLoss(n=n, counts=counts, a=a, b=b, tie=tie, unparsed=unparsed, net=net_interval)
+
+
+def accuracy_with_ci(
+    correct: Sequence[bool],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """Share of True in ``correct`` with a bootstrap interval resampling the answers.
+
+    Unparseable answers must be passed as False (they are wrong, not missing); report their
+    rate beside. All-correct or all-wrong gives low = high = estimate.
+    """
+    return bootstrap_ci(
+        np.asarray(correct, dtype=bool).astype(np.float64),
+        np.mean,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
+def majority_baseline(labels: Sequence[str]) -> tuple[str | None, float | None]:
+    """The most frequent label and its share: the accuracy of always predicting it.
+
+    Ties between equally frequent labels go to the one that sorts first, so the answer does
+    not depend on input order. Computed on the labels it is scored against (an in-sample
+    baseline, an upper bound for a majority learned elsewhere). Empty input gives
+    (None, None).
+    """
+    if not labels:
+        return None, None
+    counts = Counter(labels)
+    top = max(counts.values())
+    label = min(name for name, count in counts.items() if count == top)
+    return label, top / len(labels)
+
+
+# --- Bradley–Terry -------------------------------------------------------------------------
+
+_NEWTON_MAX_ITER = 100
+
+
+def _bradley_terry_fit(wins: FloatArray, alpha: float) -> FloatArray:
+    """Centred log-strengths maximising sum W_ij log σ(θ_i - θ_j) - alpha * sum θ².
+
+    ``wins[i, j]`` is the (possibly fractional) number of times i beat j. Damped Newton on
+    the convex objective, stopped on the gradient norm. A gauge term ½(sum θ)² is added: the
+    likelihood ignores shifts of θ and the optimum with alpha > 0 already sums to zero, so it
+    only makes the Hessian definite and, with alpha = 0, picks the centred MLE.
+    """
+    k = wins.shape[0]
+    games = wins + wins.T
+    won = wins.sum(axis=1)
+    tolerance = 1e-10 * max(1.0, float(games.sum()))
+
+    def objective(theta: FloatArray) -> float:
+        diff = theta[:, np.newaxis] - theta[np.newaxis, :]
+        return float(np.sum(wins * np.logaddexp(0.0, -diff)) + alpha * theta @ theta + 0.5 * theta.sum() ** 2)
+
+    theta = np.zeros(k)
+    for _ in range(_NEWTON_MAX_ITER):
+        p = expit(theta[:, np.newaxis] - theta[np.newaxis, :])
+        gradient = (games * p).sum(axis=1) - won + 2.0 * alpha * theta + theta.sum()
+        if np.max(np.abs(gradient)) <= tolerance:
+            return theta - theta.mean()
+        curvature = games * p * (1.0 - p)
+        hessian = np.diag(curvature.sum(axis=1)) - curvature + 2.0 * alpha * np.eye(k) + 1.0
+        step = np.linalg.solve(hessian, gradient)
+        start, slope = objective(theta), float(gradient @ step)
+        size = 1.0
+        for _ in range(30):  # Armijo backtracking; near the optimum rounding noise ends it at a full step
+            if objective(theta - size * step) <= start - 1e-4 * size * slope:
+                break
+            size /= 2.0
+        else:
+            size = 1.0
+        theta = theta - size * step
+    raise RuntimeError("Bradley–Terry fit did not converge")
+
+
+def bradley_terry(
+    comparisons: Sequence[tuple[str, str] | tuple[str, str, str]],
+    systems: Sequence[str],
+    *,
+    ties: Literal["half", "drop"] = "half",
+    alpha: float = 0.01,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> BradleyTerry:
+    """Bradley–Terry strengths of ``systems`` from pairwise comparisons, with intervals.
+
+    A comparison is ``(winner, loser)`` or ``(a, b, outcome)`` with outcome "a", "b" or
+    "tie" (the vocabulary of ``win_tie_loss``; filter out "unparsed" items first, and report
+    them with ``win_tie_loss``). ``ties="half"`` counts a tie as half a win for each side (the
+    usual treatment without Davidson's tie parameter); ``ties="drop"`` leaves ties out.
+
+    The fit maximises the log-likelihood minus ``alpha * sum(θ²)`` (the penalty of
+    ``choix.opt_pairwise``: a N(0, 1/(2 alpha)) prior on each log-strength), so perfectly
+    separated data still gives finite strengths; the default 0.01 moves non-separated
+    estimates by far less than their standard error. ``alpha=0`` gives the plain MLE, which
+    exists only when every split of the systems into two groups has a win each way (Ford's
+    condition; ValueError otherwise) and cannot be bootstrapped (``n_resamples`` must be 0),
+    since a resample may lack it. Strengths are natural-log and centred to sum to zero;
+    intervals resample the comparisons that enter the fit.
+
+    Raises ValueError for unknown or repeated systems, self-comparisons, unknown outcomes and
+    systems without any comparison.
+    """
+    if ties not in ("half", "drop"):
+        raise ValueError(f"ties must be 'half' or 'drop', not {ties!r}")
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, not {alpha}")
+    if alpha == 0 and n_resamples:
+        raise ValueError("alpha=0 cannot be bootstrapped: a resample may have no finite MLE; pass n_resamples=0")
+    names = tuple(systems)
+    if len(set(names)) != len(names):
+        raise ValueError("systems must be distinct")
+    index = {name: i for i, name in enumerate(names)}
+    k = len(names)
+
+    # One row per comparison kept: (i, j, wins of i over j, wins of j over i).
+    rows: list[tuple[int, int, float, float]] = []
+    for comparison in comparisons:
+        first, second = comparison[0], comparison[1]
+        outcome = comparison[2] if len(comparison) == 3 else "a"
+        if first not in index or second not in index:
+            raise ValueError(f"comparison {comparison!r} names a system not in {list(names)}")
+        if first == second:
+            raise ValueError(f"comparison {comparison!r} compares a system with itself")
+        i, j = index[first], index[second]
+        if outcome == "a":
+            rows.append((i, j, 1.0, 0.0))
+        elif outcome == "b":
+            rows.append((i, j, 0.0, 1.0))
+        elif outcome == "tie":
+            if ties == "half":
+                rows.append((i, j, 0.5, 0.5))
+        else:
+            raise ValueError(f"comparison {comparison!r}: outcome must be 'a', 'b' or 'tie'")
+    pair_i = np.array([r[0] for r in rows], dtype=np.intp)
+    pair_j = np.array([r[1] for r in rows], dtype=np.intp)
+    wins_ij = np.array([r[2] for r in rows], dtype=np.float64)
+    wins_ji = np.array([r[3] for r in rows], dtype=np.float64)
+    appearances = np.bincount(pair_i, minlength=k) + np.bincount(pair_j, minlength=k)
+    if k and np.any(appearances == 0):
+        missing = [names[s] for s in np.flatnonzero(appearances == 0)]
+        raise ValueError(f"systems without comparisons (after ties={ties!r}): {missing}")
+
+    def win_matrix(idx: IndexArray) -> FloatArray:
+        cells = k * k
+        forward = np.bincount(pair_i[idx] * k + pair_j[idx], weights=wins_ij[idx], minlength=cells)
+        backward = np.bincount(pair_j[idx] * k + pair_i[idx], weights=wins_ji[idx], minlength=cells)
+        return np.asarray((forward + backward).reshape(k, k), dtype=np.float64)
+
+    everything = np.arange(len(rows), dtype=np.intp)
+    wins = win_matrix(everything)
+    if alpha == 0 and k > 1 and connected_components(wins > 0, directed=True, connection="strong")[0] != 1:
+        raise ValueError("the MLE does not exist: some group of systems never lost to the rest; use alpha > 0")
+    theta = _bradley_terry_fit(wins, alpha) if k else np.zeros(0)
+
+    def strengths(idx: IndexArray) -> FloatArray:
+        return np.stack([_bradley_terry_fit(win_matrix(row), alpha) for row in idx], axis=-1)
+
+    intervals = _bootstrap_intervals(
+        len(rows),
+        strengths,
+        [float(t) for t in theta],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        units=[int(a) for a in appearances],
+    )
+    return BradleyTerry(
+        systems=names,
+        strengths=dict(zip(names, intervals, strict=True)),
+        n_comparisons=len(rows),
+        ties=ties,
+        alpha=alpha,
+    )
+
+
+# --- agreement and correlation -------------------------------------------------------------
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Cohen's kappa of two raters' nominal labels on the same items (position = item).
+
+    kappa = (p_o - p_e) / (1 - p_e), with p_e from each rater's own label frequencies.
+    None for no items, or when chance agreement is 1 (both raters used one and the same
+    label throughout). Raises ValueError if the sequences differ in length.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"the raters labelled different numbers of items ({len(a)} and {len(b)})")
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
+    counts_a, counts_b = Counter(a), Counter(b)
+    expected = sum(counts_a[label] * counts_b[label] for label in counts_a) / (n * n)
+    if expected == 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def _correlation(
+    x: Sequence[float] | npt.ArrayLike, y: Sequence[float] | npt.ArrayLike, method: Callable[..., Any]
+) -> Correlation:
+    xs, ys = _finite_array(x, "x"), _finite_array(y, "y")
+    if xs.size != ys.size:
+        raise ValueError(f"x and y differ in length ({xs.size} and {ys.size})")
+    if xs.size < 3 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return Correlation(None, None, int(xs.size))
+    result = method(xs, ys)
+    return Correlation(float(result.statistic), float(result.pvalue), int(xs.size))
+
+
+def kendall_tau(x: Sequence[float] | npt.ArrayLike, y: Sequence[float] | npt.ArrayLike) -> Correlation:
+    """Kendall's tau-b of paired values and its two-sided p-value (``scipy.stats.kendalltau``
+    defaults: exact for small samples without ties, asymptotic otherwise). None-valued for
+    fewer than 3 pairs or a constant input."""
+    return _correlation(x, y, scipy.stats.kendalltau)
+
+
+def spearman_rho(x: Sequence[float] | npt.ArrayLike, y: Sequence[float] | npt.ArrayLike) -> Correlation:
+    """Spearman's rho (ties take average ranks) and its two-sided p-value
+    (``scipy.stats.spearmanr``). None-valued for fewer than 3 pairs or a constant input."""
+    return _correlation(x, y, scipy.stats.spearmanr)
+
+
+def alpha_with_ci(
+    matrix: npt.ArrayLike,
+    level: Literal["nominal", "ordinal", "interval"],
+    value_domain: list[float] | None = None,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> Interval:
+    """Krippendorff's alpha of a coders x units matrix (NaN = missing) with an interval.
+
+    The estimate is ``annotation.agreement.alpha``. The interval resamples units (columns)
+    with replacement, a repeated unit counting as a further unit, over the units with at
+    least two answers (the others carry no pairable values, so alpha ignores them);
+    ``Interval.n`` counts those units. This is the plain unit bootstrap, not Hayes and
+    Krippendorff's (2007) resampling of coincidences, so it differs from their KALPHA macro.
+    Resamples on which alpha is undefined (no variation) are left out and counted.
+    Estimate None where alpha is undefined on the data itself.
+    """
+    # Imported here: agreement imports the Django models, and this module stays importable
+    # without settings (and without an import cycle if agreement reports intervals later).
+    from annotation.agreement import alpha
+
+    data = np.asarray(matrix, dtype=np.float64)
+    if data.ndim != 2:
+        raise ValueError("matrix must be 2-D: coders x units")
+    pairable = data[:, np.sum(~np.isnan(data), axis=0) >= 2] if data.size else data.reshape(0, 0)
+    estimate = alpha(pairable, level, value_domain)
+
+    def resampled(idx: IndexArray) -> FloatArray:
+        values = [alpha(pairable[:, row], level, value_domain) for row in idx]
+        return np.array([[np.nan if v is None else v for v in values]], dtype=np.float64)
+
+    (interval,) = _bootstrap_intervals(
+        pairable.shape[1],
+        resampled,
+        [estimate],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    return interval
+
+
+# --- position bias of a pairwise judge -----------------------------------------------------
+
+
+def position_bias(
+    verdicts: Sequence[tuple[str | None, str | None]],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> PositionBias:
+    """Slot shares, order disagreement and combined outcomes of a judge run in both orders.
+
+    Each item is ``(verdict with A shown first, verdict with B shown first)``; a verdict is
+    "first", "second", "tie" (the slot the judge picked) or None (unparseable). A verdict
+    picks a system: with A first, "first" picks A; with B first, "first" picks B.
+
+    Combined outcome per item: "a" or "b" only when both orders pick that system (A first ->
+    "first" and B first -> "second" means A wins); "tie" when both say tie or the orders
+    disagree; "unparsed" when either verdict is None, never a tie. ``disagreement`` is the
+    share, among items with both verdicts parsed, whose two verdicts pick different systems
+    (a tie against a pick counts as disagreeing). Other verdict values raise ValueError.
+    Feed ``outcomes`` to ``win_tie_loss`` for the headline rates.
+    """
+    pick_when_a_first = {"first": "a", "second": "b", "tie": "tie"}
+    pick_when_b_first = {"first": "b", "second": "a", "tie": "tie"}
+    slots = (*VERDICTS, "unparsed")
+    n = len(verdicts)
+    slot_counts = np.zeros((len(slots), n))
+    disagree = np.zeros(n)
+    parsed = np.zeros(n)
+    outcomes: list[str] = []
+    for item, (a_first, b_first) in enumerate(verdicts):
+        for verdict in (a_first, b_first):
+            if verdict is not None and verdict not in VERDICTS:
+                raise ValueError(f"item {item}: verdict {verdict!r} is not one of {VERDICTS} or None")
+            slot_counts[slots.index(verdict if verdict is not None else "unparsed"), item] += 1
+        if a_first is None or b_first is None:
+            outcomes.append("unparsed")
+            continue
+        parsed[item] = 1.0
+        pick_a, pick_b = pick_when_a_first[a_first], pick_when_b_first[b_first]
+        disagree[item] = float(pick_a != pick_b)
+        outcomes.append(pick_a if pick_a == pick_b else "tie")
+
+    counts = {name: int(slot_counts[k].sum()) for k, name in enumerate(slots)}
+    n_parsed = int(parsed.sum())
+    estimates: list[float | None] = [_share(counts[name], 2 * n) for name in slots]
+    estimates.append(_share(float(disagree.sum()), n_parsed))
+
+    def statistic(idx: IndexArray) -> FloatArray:
+        shares = slot_counts[:, idx].sum(axis=-1) / (2 * n)
+        both = parsed[idx].sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(both > 0, disagree[idx].sum(axis=-1) / both, np.nan)
+        return np.vstack([shares, rate])
+
+    first, second, tie, unparsed, disagreement = _bootstrap_intervals(
+        n,
+        statistic,
+        estimates,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        units=[n, n, n, n, n_parsed],
+    )
+    return PositionBias(
+        n=n,
+        counts=counts,
+        first=first,
+        second=second,
+        tie=tie,
+        unparsed=unparsed,
+        disagreement=disagreement,
+        outcomes=tuple(outcomes),
+    )
