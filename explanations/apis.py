@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from explanations.models import Explanation, GenerationRun, Generator, PromptTemplate
+from explanations.models import Explanation, GenerationRun, Generator, JudgeRun, JudgeVerdict, PromptTemplate
 from explanations.prompts import Controls
-from explanations.querysets import generation_run_stats
+from explanations.querysets import generation_run_stats, judge_run_stats
 from explanations.services.generation import generation_run_start
 from explanations.services.generators import GenerationError
 from recommendations.apis import require_permission
@@ -97,4 +97,36 @@ class ExplanationListApi(APIView):
             rows = rows.filter(status=wanted)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(rows.order_by("id"), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class JudgeRunDetailApi(APIView):
+    def get(self, request: Request, run_id: int) -> Response:
+        require_permission(request, "explanations.view_judgerun")
+        run = get_object_or_404(JudgeRun, pk=run_id)
+        runs = list(run.generation_runs.values_list("pk", flat=True))
+        return Response(
+            {"id": run.pk, "status": run.status, "mode": run.mode, "judge": run.judge_id, "generation_runs": runs}
+            | judge_run_stats(run)
+        )
+
+
+class JudgeVerdictListApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer):
+        first_generation_run = serializers.IntegerField(source="first.generation_run_id")
+        second_generation_run = serializers.IntegerField(source="second.generation_run_id", allow_null=True)
+
+        class Meta:
+            model = JudgeVerdict
+            fields = [
+                "id", "recommendation", "first", "second", "first_generation_run", "second_generation_run",
+                "status", "output", "parsed", "parse_error", "error", "judged_at",
+            ]  # fmt: skip
+
+    def get(self, request: Request, run_id: int) -> Response:
+        require_permission(request, "explanations.view_judgerun")
+        run = get_object_or_404(JudgeRun, pk=run_id)
+        verdicts = JudgeVerdict.objects.filter(judge_run=run).select_related("first", "second").order_by("id")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(verdicts, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

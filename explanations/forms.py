@@ -1,8 +1,10 @@
+import json
 from typing import Any
 
 from django import forms
 
-from explanations.models import AdapterTraining, GenerationRun, Generator, PromptTemplate
+from explanations.judging import default_rubric
+from explanations.models import AdapterTraining, GenerationRun, Generator, JudgeRun, PromptTemplate
 from explanations.prompts import Controls
 from recommendations.models import Item, RecommenderRun
 
@@ -111,3 +113,30 @@ class PromptTemplateForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     system_text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), label="System message")
     user_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 14}), label="User message")
+
+
+class JudgeRunForm(forms.Form):
+    judge = forms.ModelChoiceField(queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served.")
+    mode = forms.ChoiceField(choices=JudgeRun.Mode.choices, initial=JudgeRun.Mode.PAIRWISE)
+    generation_runs = forms.ModelMultipleChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        help_text="Runs over the same recommender run; pairwise compares every pair, in both orders.",
+    )
+    sample_size = forms.IntegerField(initial=0, min_value=0, help_text="Recommendations to judge; 0 = all.")
+    seed = forms.IntegerField(initial=0)
+    chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256)
+    max_new_tokens = forms.IntegerField(initial=40, min_value=1, max_value=1000)
+    rubric = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10}),
+        initial=json.dumps(default_rubric(), indent=1),
+        help_text="JSON: the criteria as the annotators see them (name, question, scale_min, scale_max, anchors).",
+    )
+
+    def clean_rubric(self) -> list[dict[str, Any]]:
+        try:
+            rubric = json.loads(self.cleaned_data["rubric"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+        if not isinstance(rubric, list) or not all(isinstance(c, dict) for c in rubric):
+            raise forms.ValidationError("Give a list of criteria.")
+        return rubric

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from explanations.models import AdapterTraining, Explanation, GenerationRun
+from explanations.models import AdapterTraining, Explanation, GenerationRun, JudgeRun, JudgeVerdict
 from recommendations.models import Interaction
 
 
@@ -105,3 +105,23 @@ def explanations_by_recommendation(runs: Sequence[GenerationRun]) -> dict[int, d
     for recommendation_id, run_id, explanation_id in rows:
         by_recommendation.setdefault(recommendation_id, {})[run_id] = explanation_id
     return {rec: found for rec, found in by_recommendation.items() if len(found) == len(runs)}
+
+
+def judge_run_stats(run: JudgeRun) -> dict[str, Any]:
+    """Progress and raw verdict counts: judged, unparsed, failed, pending, and for pairwise
+    runs how often each slot was picked (the position bias before orders are combined)."""
+    verdicts = JudgeVerdict.objects.filter(judge_run=run)
+    counts = verdicts.aggregate(
+        done=Count("id", filter=Q(status=JudgeVerdict.Status.DONE)),
+        unparsed=Count("id", filter=Q(status=JudgeVerdict.Status.DONE, parsed__isnull=True)),
+        failed=Count("id", filter=Q(status=JudgeVerdict.Status.FAILED)),
+        pending=Count("id", filter=Q(status=JudgeVerdict.Status.PENDING)),
+    )
+    total = counts["done"] + counts["failed"] + counts["pending"]
+    slots = {"first": 0, "second": 0, "tie": 0}
+    if run.mode == JudgeRun.Mode.PAIRWISE:
+        for parsed in verdicts.filter(parsed__isnull=False).values_list("parsed", flat=True):
+            if parsed is not None:
+                slots[parsed["winner"]] += 1
+    finished = counts["done"] + counts["failed"]
+    return counts | {"total": total, "percent": int(100 * finished / total) if total else 100, "slots": slots}

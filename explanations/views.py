@@ -10,9 +10,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from explanations.forms import AdapterTrainingForm, GenerationRunForm, PromptTemplateForm
-from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator, PromptTemplate
-from explanations.querysets import explanation_rows, generation_run_stats, loss_curve_points
+from explanations.forms import AdapterTrainingForm, GenerationRunForm, JudgeRunForm, PromptTemplateForm
+from explanations.models import (
+    AdapterTraining,
+    Explanation,
+    GenerationRun,
+    Generator,
+    JudgeRun,
+    JudgeVerdict,
+    PromptTemplate,
+)
+from explanations.querysets import explanation_rows, generation_run_stats, judge_run_stats, loss_curve_points
 from explanations.services.adapters import adapter_training_start
 from explanations.services.generation import (
     generation_run_cancel,
@@ -27,6 +35,7 @@ from explanations.services.generators import (
     prompt_preview,
     prompt_template_revise,
 )
+from explanations.services.judging import judge_run_retry_failed, judge_run_start
 from recommendations.models import Recommendation
 from recommendations.views import HtmxHttpRequest
 
@@ -224,3 +233,66 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
             messages.success(request, f"Saved as {revised}.")
             return redirect("explanations:template_list")
     return render(request, "explanations/template_edit.html", {"form": form, "template": template})
+
+
+@login_required
+@permission_required("explanations.view_judgerun", raise_exception=True)
+def judge_run_list(request: HttpRequest) -> HttpResponse:
+    runs = JudgeRun.objects.select_related("judge").prefetch_related("generation_runs")
+    return render(request, "explanations/judge_list.html", {"runs": runs})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.add_judgerun", raise_exception=True)
+def judge_run_create(request: HttpRequest) -> HttpResponse:
+    form = JudgeRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            run = judge_run_start(
+                created_by=request.user,
+                judge=data["judge"],
+                generation_runs=list(data["generation_runs"]),
+                rubric=data["rubric"],
+                mode=data["mode"],
+                sample_size=data["sample_size"],
+                seed=data["seed"],
+                chunk_size=data["chunk_size"],
+                max_new_tokens=data["max_new_tokens"],
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:judge_detail", run_id=run.pk)
+    return render(request, "explanations/judge_form.html", {"form": form})
+
+
+@login_required
+@permission_required("explanations.view_judgerun", raise_exception=True)
+def judge_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(JudgeRun.objects.select_related("judge"), pk=run_id)
+    context: dict[str, Any] = {"run": run, "stats": judge_run_stats(run)}
+    if request.htmx and request.htmx.target == "progress":
+        response = render(request, "explanations/judge_detail.html#progress", context)
+        return HttpResponseStopPolling(response.content) if run.is_terminal else response
+    verdicts = (
+        JudgeVerdict.objects.filter(judge_run=run)
+        .exclude(status=JudgeVerdict.Status.PENDING)
+        .select_related("first__generation_run", "second__generation_run", "recommendation__item")
+        .order_by("id")
+    )
+    context |= {"page": Paginator(verdicts, PAGE_SIZE).get_page(request.GET.get("page"))}
+    if request.htmx and request.htmx.target == "verdicts":
+        return render(request, "explanations/judge_detail.html#verdicts", context)
+    context["runs"] = run.generation_runs.select_related("generator", "template")
+    return render(request, "explanations/judge_detail.html", context)
+
+
+@require_POST
+@login_required
+@permission_required("explanations.change_judgerun", raise_exception=True)
+def judge_run_retry_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(JudgeRun, pk=run_id)
+    judge_run_retry_failed(run=run)
+    return redirect("explanations:judge_detail", run_id=run.pk)

@@ -251,3 +251,52 @@ def test_bad_requests_store_nothing() -> None:
     with pytest.raises(GenerationError, match="rubric"):
         judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=[])
     assert not JudgeRun.objects.exists() and not JudgeVerdict.objects.exists()
+
+
+@pytest.mark.django_db
+def test_admin_starts_a_judge_run_from_the_form_and_reads_escaped_verdicts(admin_user, researcher) -> None:
+    import json
+
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    runs = explained_runs(n_users=2, n_runs=2)
+    judge, _ = scripted_judge(lambda prompt: "<script>alert(1)</script>")
+    client = client_for(admin_user)
+    form = client.get(reverse("explanations:judge_create")).content.decode()
+
+    response = client.post(
+        reverse("explanations:judge_create"),
+        {
+            "judge": judge.pk,
+            "mode": "pairwise",
+            "generation_runs": [run.pk for run in runs],
+            "sample_size": 0,
+            "seed": 0,
+            "chunk_size": 8,
+            "max_new_tokens": 20,
+            "rubric": json.dumps(RUBRIC),
+        },
+    )
+    run = JudgeRun.objects.get()
+    run_all(run)
+    page = client_for(researcher).get(reverse("explanations:judge_detail", args=[run.pk])).content.decode()
+    api = client_for(researcher).get(reverse("explanations:api_judge_detail", args=[run.pk])).json()
+
+    assert "reasonability" in form  # the study rubric is the default
+    assert response["Location"] == reverse("explanations:judge_detail", args=[run.pk])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert "4 judged (4 unparsed)" in page
+    assert api["unparsed"] == 4 and api["total"] == 4 and api["mode"] == "pairwise"
+
+
+@pytest.mark.django_db
+def test_only_admins_start_judge_runs(researcher, annotator) -> None:
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    assert client_for(researcher).get(reverse("explanations:judge_create")).status_code == 403
+    assert client_for(researcher).get(reverse("explanations:judge_list")).status_code == 200
+    assert client_for(annotator).get(reverse("explanations:judge_list")).status_code == 403
