@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
+
+from explanations.textmetrics import mentioned_spans, title_variants
 
 if TYPE_CHECKING:
     from annotation.models import Assignment, Campaign  # noqa: F401 - named in quoted base classes
@@ -33,33 +34,6 @@ class AssignmentQuerySet(models.QuerySet["Assignment"]):
         """What every rating page needs first; ``task_context`` reads the rest in two more
         small queries (one twelve-table join costs more to plan than to run)."""
         return self.select_related("campaign", "participant", "item")
-
-
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>The|A|An|Les|La|Le|Il|Das|Der|Die|El)$")
-
-
-def title_variants(title: str) -> list[str]:
-    """The forms in which a text may name ``title``: as stored, without a trailing year,
-    and with a MovieLens-style trailing article moved to the front ("Usual Suspects, The")."""
-    variants = [title.strip()]
-    bare = _YEAR.sub("", title).strip()
-    variants.append(bare)
-    if match := _TRAILING_ARTICLE.match(bare):
-        variants.append(f"{match['article']} {match['rest']}")
-        variants.append(match["rest"])
-    return [variant for variant in dict.fromkeys(variants) if len(variant) >= 3]
-
-
-def mentioned_spans(text: str, titles: list[str]) -> list[tuple[int, int]]:
-    """Non-overlapping (start, end) spans of ``text`` that name one of ``titles``; where two
-    forms overlap, the longer one wins."""
-    variants = sorted({v.lower() for title in titles for v in title_variants(title)}, key=len, reverse=True)
-    if not variants:
-        return []
-    # One alternation, longest first: at each position the longest form that matches wins.
-    pattern = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, variants))})(?!\w)", re.IGNORECASE)
-    return [match.span() for match in pattern.finditer(text)]
 
 
 def highlighted(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:

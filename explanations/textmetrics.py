@@ -131,10 +131,12 @@ def catalogue_forms(titles: Iterable[str]) -> dict[str, set[str]]:
 
 
 def title_mentions(text: str, matcher: PhraseMatcher) -> list[tuple[int, int, str]]:
-    """``matcher``'s matches in ``text`` that read as titles: a one-word form counts only
-    when the text capitalises it ("Contact", not "in contact with")."""
+    """``matcher``'s matches in ``text`` that read as titles: a one-word form that starts
+    with a letter counts only when the text capitalises it ("Contact", not "in contact")."""
     return [
-        (start, end, form) for start, end, form in matcher.find(text) if len(form.split()) > 1 or text[start].isupper()
+        (start, end, form)
+        for start, end, form in matcher.find(text)
+        if len(form.split()) > 1 or not text[start].isalpha() or text[start].isupper()
     ]
 
 
@@ -174,6 +176,8 @@ def grounding(cases: Sequence[GroundingCase], catalogue: Iterable[str], *, max_e
     - ``target_mention_rate``: naming the recommended item;
 
     with mention counts and up to ``max_examples`` hallucinated mentions, in input order.
+    Titles that are also common phrases ("Home Alone", "First Knight") can still be found
+    where no film was meant: the examples are there to be read.
     """
     owners = catalogue_forms(
         {*catalogue, *(title for case in cases for title in case.shown_titles), *(case.target_title for case in cases)}
@@ -305,12 +309,12 @@ def item_features(attributes: Mapping[str, Any], keys: Collection[str] | None = 
     """
     features = set()
     for key, value in attributes.items():
-        if key not in keys if keys is not None else key in HIDDEN_ATTRIBUTES:
-            continue
-        if isinstance(value, list):
-            values = value if keys is not None else [v for v in value if isinstance(v, str)]
-        elif keys is not None:
-            values = [value]
+        if keys is None:
+            if key in HIDDEN_ATTRIBUTES or not isinstance(value, list):
+                continue
+            values = [v for v in value if isinstance(v, str)]
+        elif key in keys:
+            values = value if isinstance(value, list) else [value]
         else:
             continue
         features |= {text for text in map(_feature_text, values) if text is not None}
@@ -342,10 +346,12 @@ def feature_forms(feature: str) -> set[str]:
 def features_in(texts: Sequence[str], vocabulary: Collection[str]) -> list[set[str]]:
     """The features of ``vocabulary`` each text names (a ``feature_forms`` form found
     case-insensitively on word boundaries, longest first: "film-noir" before "noir")."""
-    owner: dict[str, str] = {}
-    for feature in sorted(vocabulary):
-        for form in sorted(feature_forms(feature.lower())):
-            owner.setdefault(form, feature.lower())
+    features = sorted({feature.lower() for feature in vocabulary})
+    owner = {feature: feature for feature in features}
+    # A plural never takes over another feature's own name.
+    for feature in features:
+        for form in feature_forms(feature) - {feature}:
+            owner.setdefault(form, feature)
     matcher = PhraseMatcher(owner)
     return [{owner[form] for _, _, form in matcher.find(text) if form in owner} for text in texts]
 
@@ -519,8 +525,9 @@ def generation_run_text_metrics(
     - ``length`` (against the run's ``max_words``), ``refusal_rate``, ``usr``,
       ``distinct_1``, ``distinct_2``;
     - ``features``: FMR/FCR/DIV (``feature_metrics``) over the vocabulary of the dataset's
-      item attributes (``feature_attributes``, default as in ``item_features``), with title
-      mentions blanked out first (``without_titles``);
+      item attributes (``feature_attributes``, default as in ``item_features``; the
+      attributes that gave features are listed), with title mentions blanked out first
+      (``without_titles``);
     - ``grounding`` (``grounding``) against the dataset's titles. The titles an explanation's
       prompt showed are the catalogue titles found verbatim in its stored prompt messages
       (history and target), so they are exactly what the model saw whatever the template.
@@ -582,6 +589,12 @@ def generation_run_text_metrics(
         [item_features(catalogue[item_id][2], feature_attributes) for *_, item_id in rows],
         feature_vocabulary((attributes for _, _, attributes in catalogue.values()), feature_attributes),
     )
+    feature_keys = {
+        key
+        for _, _, attributes in catalogue.values()
+        for key, value in attributes.items()
+        if item_features({key: value}, feature_attributes)
+    }
     result: dict[str, Any] = {
         "run": run.pk,
         "n": len(rows),
@@ -590,8 +603,7 @@ def generation_run_text_metrics(
         "usr": unique_sentence_ratio(texts),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
-        "features": {"attributes": sorted(feature_attributes) if feature_attributes is not None else "list-valued"}
-        | features,
+        "features": {"attributes": sorted(feature_keys)} | features,
         "grounding": grounding(cases, titles, max_examples=max_examples),
         "history_source": {"prompt": len(rows) - len(without_prompt), "recomputed": len(without_prompt)},
         "personalisation": None,

@@ -1,26 +1,10 @@
-"""Finding the titles an explanation names, and cutting it into escaped pieces."""
+"""Cutting an explanation into escaped pieces around the titles it names; sanitised Markdown.
+
+Finding the titles is tested with the text metrics (``explanations.textmetrics``)."""
 
 from annotation.markdown import render_markdown
-from annotation.querysets import highlighted, mentioned_spans, title_variants
-
-
-def test_title_variants_drop_the_year_and_move_a_trailing_article() -> None:
-    assert title_variants("Usual Suspects, The (1995)") == [
-        "Usual Suspects, The (1995)",
-        "Usual Suspects, The",
-        "The Usual Suspects",
-        "Usual Suspects",
-    ]
-    assert title_variants("Up") == []  # too short to match reliably
-
-
-def test_mentions_are_found_case_insensitively_on_word_boundaries_longest_first() -> None:
-    text = "Since you loved the usual suspects and Toy Story 2, try Toy Story (1995)."
-
-    spans = mentioned_spans(text, ["Usual Suspects, The (1995)", "Toy Story (1995)", "Toy Story 2 (1999)", "Story"])
-
-    assert [text[a:b] for a, b in spans] == ["the usual suspects", "Toy Story 2", "Toy Story (1995)"]
-    assert mentioned_spans("Tangled up", ["Tang (1999)"]) == []
+from annotation.querysets import highlighted
+from explanations.textmetrics import mentioned_spans
 
 
 def test_highlighted_pieces_cover_the_text_exactly() -> None:
