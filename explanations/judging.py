@@ -123,7 +123,7 @@ def likert_messages(context: dict[str, Any], text: str, rubric: list[dict[str, A
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
 
-def _answer_lines(text: str) -> list[str]:
+def answer_lines(text: str) -> list[str]:
     # Tolerated: surrounding whitespace, blank lines and Markdown back-ticks or bold around a
     # line. Anything else (prose before or after, a second verdict) makes the answer unparsed.
     return [line.strip().strip("`*").strip() for line in text.strip().splitlines() if line.strip()]
@@ -131,7 +131,7 @@ def _answer_lines(text: str) -> list[str]:
 
 def parse_pairwise(text: str) -> Parsed:
     """``first``, ``second`` or ``tie`` from an answer that is exactly one ``Winner: …`` line."""
-    lines = _answer_lines(text)
+    lines = answer_lines(text)
     if len(lines) != 1:
         return Parsed(error=f"expected one line, got {len(lines)}")
     match = _WINNER.match(lines[0])
@@ -145,7 +145,7 @@ def parse_likert(text: str, rubric: list[dict[str, Any]]) -> Parsed:
     criterion, each score within its criterion's scale."""
     expected = {criterion["name"]: criterion for criterion in rubric}
     scores: dict[str, int] = {}
-    for line in _answer_lines(text):
+    for line in answer_lines(text):
         match = _SCORE.match(line)
         if match is None:
             return Parsed(error=f"not a score line: {line[:80]!r}")

@@ -298,3 +298,64 @@ class JudgeVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"verdict {self.pk} ({self.status})"
+
+
+class AttributeProbe(Job):
+    """Local attribute prediction over one generation run's explanations.
+
+    Every sampled explanation gives two answers: from the history alone, and from the history
+    plus the explanation (``ProbeAnswer.with_explanation``).
+    """
+
+    prober = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="probes")
+    generation_run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="probes")
+    target = models.CharField(
+        max_length=100, help_text="age, gender, occupation, popularity, or item:<attribute> (e.g. item:genres)."
+    )
+    options = models.JSONField(default=list, blank=True, help_text="The labels offered (categorical targets).")
+    sample_size = models.PositiveIntegerField(default=0, help_text="Explanations to probe; 0 = all.")
+    seed = models.IntegerField(default=0)
+    chunk_size = models.PositiveSmallIntegerField(default=8)
+    max_new_tokens = models.PositiveSmallIntegerField(default=16)
+    cancel_requested = models.BooleanField(default=False)
+    n_total = models.PositiveIntegerField(default=0)
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"probe #{self.pk} ({self.target} on generation #{self.generation_run_id})"
+
+
+class ProbeAnswer(models.Model):
+    """One probe question about one explanation's recommendation, with the true value."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    probe = models.ForeignKey(AttributeProbe, on_delete=models.CASCADE, related_name="answers")
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="+")
+    with_explanation = models.BooleanField()
+    truth = models.JSONField(default=list, help_text="The true value(s), as labels.")
+    chunk = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    prompt = models.JSONField(default=list, blank=True)
+    output = models.TextField(blank=True)
+    answer = models.CharField(max_length=200, blank=True, help_text="The parsed label; empty if unparsed.")
+    parse_error = models.CharField(max_length=200, blank=True)
+    correct = models.BooleanField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["probe", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["probe", "explanation", "with_explanation"], name="probe_answer_unique")
+        ]
+        indexes = [models.Index(fields=["probe", "chunk", "status"], name="probe_answer_chunk")]
+
+    def __str__(self) -> str:
+        return f"probe answer {self.pk} ({self.status})"

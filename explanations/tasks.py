@@ -9,6 +9,7 @@ from explanations.services.adapters import adapter_training_run
 from explanations.services.generation import generation_chunk_run, generation_runs_requeue_stalled
 from explanations.services.generators import bundled_model_prepare, generator_ensure_bundled
 from explanations.services.judging import judge_chunk_run, judge_runs_requeue_stalled
+from explanations.services.probing import probe_chunk_run, probes_requeue_stalled
 
 
 @shared_task(name="explanations.generate_chunk", acks_late=True, reject_on_worker_lost=True)
@@ -27,6 +28,7 @@ def _requeue_stalled_chunks(sender: Any = None, **kwargs: Any) -> None:
     # default-only worker would still be correct, just earlier than needed.
     generation_runs_requeue_stalled()
     judge_runs_requeue_stalled()
+    probes_requeue_stalled()
 
 
 @shared_task(name="explanations.judge_chunk", acks_late=True, reject_on_worker_lost=True)
@@ -49,3 +51,12 @@ def bundled_model_prepare_task() -> None:
     """Convert the bundled GGUF into a model folder and register its generator. Idempotent."""
     bundled_model_prepare()
     generator_ensure_bundled()
+
+
+@shared_task(name="explanations.probe_chunk", acks_late=True, reject_on_worker_lost=True)
+def probe_chunk_run_task(probe_id: int, chunk: int) -> None:
+    """Answer chunk ``chunk`` of attribute probe ``probe_id``.
+
+    Idempotent (only PENDING answers are asked and written), so ``acks_late`` is safe.
+    """
+    probe_chunk_run(probe_id=probe_id, chunk=chunk)

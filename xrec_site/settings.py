@@ -201,6 +201,7 @@ CELERY_TASK_ROUTES = {
     "explanations.generate_*": {"queue": "gpu"},
     "explanations.train_*": {"queue": "gpu"},
     "explanations.judge_*": {"queue": "gpu"},
+    "explanations.probe_*": {"queue": "gpu"},
     "*": {"queue": "default"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

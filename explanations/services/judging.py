@@ -23,6 +23,7 @@ from explanations.llm import BackendError, DecodingParams, Messages, load_backen
 from explanations.models import GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
+from explanations.services.chunks import fail_pending, pending_chunks
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 
@@ -197,11 +198,11 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
     try:
         completions = load_backend(generator_spec(judge)).generate(prompts, params)
     except (BackendError, GenerationError) as exc:
-        _fail_rows(rows, prompts, str(exc))
+        fail_pending(JudgeVerdict, rows, prompts, str(exc))
         _finish_if_done(run)
         return
     except Exception as exc:
-        _fail_rows(rows, prompts, f"internal error: {exc!r}")
+        fail_pending(JudgeVerdict, rows, prompts, f"internal error: {exc!r}")
         _finish_if_done(run)
         raise
     now = timezone.now()
@@ -225,13 +226,6 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
                 judged_at=now,
             )
     _finish_if_done(run)
-
-
-def _fail_rows(rows: list[JudgeVerdict], prompts: list[Messages], error: str) -> None:
-    for row, prompt in zip(rows, prompts, strict=True):
-        JudgeVerdict.objects.filter(pk=row.pk, status=JudgeVerdict.Status.PENDING).update(
-            status=JudgeVerdict.Status.FAILED, prompt=prompt, error=error[:2000], attempts=row.attempts + 1
-        )
 
 
 def judge_run_retry_failed(*, run: JudgeRun) -> JudgeRun:
@@ -261,14 +255,7 @@ def judge_runs_requeue_stalled() -> int:
 
     total = 0
     for run in JudgeRun.objects.filter(status=JudgeRun.Status.RUNNING, cancel_requested=False):
-        chunks = sorted(
-            set(
-                JudgeVerdict.objects.filter(judge_run=run, status=JudgeVerdict.Status.PENDING).values_list(
-                    "chunk", flat=True
-                )
-            )
-        )
-        for chunk in chunks:
+        for chunk in pending_chunks(JudgeVerdict.objects.filter(judge_run=run)):
             judge_chunk_run_task.delay(run.pk, chunk)
-        total += len(chunks)
+            total += 1
     return total

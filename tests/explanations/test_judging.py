@@ -5,46 +5,20 @@ test scripts: it is put in the process's backend cache under the judge generator
 exactly where a worker would find a loaded model.
 """
 
-from collections.abc import Callable, Sequence
-
 import pytest
 
-from explanations import llm
 from explanations.judging import combine_orders, parse_likert, parse_pairwise
-from explanations.llm import BackendError, BackendSpec, Completion, DecodingParams, Messages
-from explanations.models import Generator, JudgeRun, JudgeVerdict
-from explanations.services.generators import GenerationError, generator_spec
+from explanations.llm import BackendError
+from explanations.models import JudgeRun, JudgeVerdict
+from explanations.services.generators import GenerationError
 from explanations.services.judging import judge_chunk_run, judge_run_retry_failed, judge_run_start
 from tests.annotation.factories import explained_runs
+from tests.explanations.scripted import scripted_judge
 
 RUBRIC = [
     {"name": "reasonability", "question": "Is the explanation reasonable?", "scale_min": 1, "scale_max": 10},
     {"name": "faithfulness", "question": "Does it only claim what the history shows?", "scale_min": 1, "scale_max": 10},
 ]
-
-
-class ScriptedBackend:
-    """A backend whose answer to each prompt is ``answer(user_message)``; counts its calls."""
-
-    def __init__(self, spec: BackendSpec, answer: Callable[[str], str]) -> None:
-        self.spec, self.answer, self.prompts = spec, answer, 0
-
-    def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
-        self.prompts += len(prompts)
-        return [Completion(self.answer(p[-1]["content"]), 100, 4, "stop") for p in prompts]
-
-    def close(self) -> None:
-        pass
-
-
-def scripted_judge(answer: Callable[[str], str]) -> tuple[Generator, ScriptedBackend]:
-    judge = Generator.objects.create(
-        name="scripted-judge", backend=Generator.Backend.OPENAI, model="judge", base_url="http://judge.invalid/v1"
-    )
-    spec = generator_spec(judge)
-    backend = ScriptedBackend(spec, answer)
-    llm._backends[spec] = backend
-    return judge, backend
 
 
 def prefers_version_1(prompt: str) -> str:

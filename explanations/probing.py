@@ -1,0 +1,110 @@
+"""Local attribute prediction: can an LLM infer a held-out attribute from what a prompt shows?
+
+Targets: the dataset user's age (correct within ±5 years), gender or occupation, the
+recommended item's popularity bucket (quintile of interaction counts, 1 = least popular), or
+any categorical item attribute (correct if the answer is one of the item's values). Each
+target is asked twice: from the history alone, and from the history plus the explanation; the
+difference says whether the explanation carries information about the target.
+
+The held-out value is never in the prompt: the profile is left out for user targets, and the
+attribute is removed from the recommended item's details for item targets. Answers are parsed
+strictly; an unparsed answer counts as wrong and is reported.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from explanations.judging import Parsed, answer_lines
+from explanations.llm import Messages
+from explanations.prompts import attributes_text
+
+USER_TARGETS = ("age", "gender", "occupation")
+POPULARITY = "popularity"
+ITEM_PREFIX = "item:"
+AGE_TOLERANCE = 5
+POPULARITY_BUCKETS = 5
+
+PROBE_SYSTEM = (
+    "You infer facts about people and items from their viewing history. Always give your single "
+    "best guess, even when unsure."
+)
+_NUMBER = re.compile(r"^(?:answer\s*:\s*)?(\d{1,3})\s*\.?$", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:answer\s*:\s*)?(.+?)\s*\.?$", re.IGNORECASE)
+
+
+def question(target: str, options: list[str]) -> str:
+    """The question and the answer format for ``target``."""
+    if target == "age":
+        return "How old is this person? Answer with exactly one line: `Answer: <age in years>`."
+    if target == POPULARITY:
+        return (
+            "How popular is the recommended item among all users, from 1 (least popular fifth of the "
+            f"catalogue) to {POPULARITY_BUCKETS} (most popular fifth)? Answer with exactly one line: `Answer: <1-5>`."
+        )
+    subject = "this person's" if target in USER_TARGETS else "the recommended item's"
+    name = target.removeprefix(ITEM_PREFIX).replace("_", " ")
+    return (
+        f"What is {subject} {name}? Choose one of: {', '.join(options)}. "
+        "Answer with exactly one line: `Answer: <choice>`."
+    )
+
+
+def probe_messages(
+    *,
+    target: str,
+    history: list[dict[str, Any]],
+    item_title: str,
+    item_attributes: dict[str, Any],
+    options: list[str],
+    explanation: str | None,
+) -> Messages:
+    """The probe prompt: history (titles, details, ratings), the recommended item without the
+    held-out attribute, optionally the explanation, then the question."""
+    hidden = target.removeprefix(ITEM_PREFIX) if target.startswith(ITEM_PREFIX) else None
+    lines = ["What this person watched and rated most recently:"]
+    for entry in history:
+        details = attributes_text(entry["attributes"])
+        rating = f": rated {entry['rating']}" if entry.get("rating") else ""
+        lines.append(f"- {entry['title']}{f' ({details})' if details else ''}{rating}")
+    shown = {key: value for key, value in item_attributes.items() if key != hidden}
+    details = attributes_text(shown)
+    lines.append(f"Recommended item: {item_title}{f' ({details})' if details else ''}")
+    if explanation is not None:
+        lines.append(f"Explanation given to the person:\n{explanation.strip()}")
+    lines.append("")
+    lines.append(question(target, options))
+    return [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def parse_answer(text: str, target: str, options: list[str]) -> Parsed:
+    """The answer as a label (``str``): a number for age and popularity, else one of
+    ``options`` (case-insensitive, returned in the options' spelling)."""
+    lines = answer_lines(text)
+    if len(lines) != 1:
+        return Parsed(error=f"expected one line, got {len(lines)}")
+    if target in ("age", POPULARITY):
+        match = _NUMBER.match(lines[0])
+        if match is None:
+            return Parsed(error=f"not a number: {lines[0][:80]!r}")
+        value = int(match[1])
+        if target == POPULARITY and not 1 <= value <= POPULARITY_BUCKETS:
+            return Parsed(error=f"{value} is not a bucket from 1 to {POPULARITY_BUCKETS}")
+        return Parsed(str(value))
+    match = _LABEL.match(lines[0])
+    answer = (match[1] if match else "").strip().strip("`*\"'").casefold()
+    by_fold = {option.casefold(): option for option in options}
+    if answer not in by_fold:
+        return Parsed(error=f"not one of the options: {lines[0][:80]!r}")
+    return Parsed(by_fold[answer])
+
+
+def is_correct(target: str, answer: str | None, truth: list[str]) -> bool:
+    """Unparsed answers (None) are wrong; age is right within ±5 years; a categorical answer
+    is right if it is one of the true values (an item can have several genres)."""
+    if answer is None or not truth:
+        return False
+    if target == "age":
+        return abs(int(answer) - int(truth[0])) <= AGE_TOLERANCE
+    return answer in truth

@@ -1,0 +1,260 @@
+"""Attribute probes: the third perspective, run like generation and judging.
+
+Starting a probe writes two PENDING ProbeAnswer rows per sampled explanation (history alone;
+history plus explanation), each with the true value, and enqueues one task per chunk on the
+``gpu`` queue. A chunk task answers its still-PENDING rows in one batched call and writes each
+row only while it is still PENDING.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from explanations.llm import BackendError, DecodingParams, Messages, load_backend
+from explanations.models import AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
+from explanations.probing import (
+    ITEM_PREFIX,
+    POPULARITY,
+    POPULARITY_BUCKETS,
+    USER_TARGETS,
+    is_correct,
+    parse_answer,
+    probe_messages,
+)
+from explanations.prompts import history_for
+from explanations.services.chunks import fail_pending, pending_chunks
+from explanations.services.generators import GenerationError, generator_spec
+from recommendations.bulk import insert_rows
+from recommendations.models import DatasetUser, Interaction, Item
+
+MAX_OPTIONS = 60
+
+
+def _labels(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    return [str(v).strip() for v in values if v is not None and str(v).strip()]
+
+
+def _popularity_buckets(dataset_id: int) -> dict[int, str]:
+    """Item id → popularity bucket 1..5: the share of the catalogue with fewer interactions,
+    in fifths (items with equal counts share a bucket)."""
+    counts = dict(Item.objects.filter(dataset_id=dataset_id).annotate(n=Count("interactions")).values_list("pk", "n"))
+    ordered = sorted(counts.values())
+    total = len(ordered)
+    below: dict[int, int] = {}
+    for index, count in enumerate(ordered):
+        below.setdefault(count, index)
+    return {
+        item: str(1 + min(POPULARITY_BUCKETS - 1, POPULARITY_BUCKETS * below[count] // max(total, 1)))
+        for item, count in counts.items()
+    }
+
+
+def _truths(run: GenerationRun, target: str, explanations: list[Explanation]) -> tuple[dict[int, list[str]], list[str]]:
+    """explanation id → true labels (explanations without a value are left out), and the
+    options offered for a categorical target."""
+    dataset_id = run.recommender_run.dataset_id
+    if target in USER_TARGETS:
+        profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
+        truths = {e.pk: _labels(profiles.get(e.recommendation.user_id, {}).get(target)) for e in explanations}
+        options = sorted({label for profile in profiles.values() for label in _labels(profile.get(target))})
+    elif target == POPULARITY:
+        buckets = _popularity_buckets(dataset_id)
+        truths = {e.pk: [buckets[e.recommendation.item_id]] for e in explanations}
+        options = [str(bucket) for bucket in range(1, POPULARITY_BUCKETS + 1)]
+    elif target.startswith(ITEM_PREFIX):
+        key = target.removeprefix(ITEM_PREFIX)
+        attributes = dict(Item.objects.filter(dataset_id=dataset_id).values_list("pk", "attributes"))
+        truths = {e.pk: _labels(attributes[e.recommendation.item_id].get(key)) for e in explanations}
+        options = sorted({label for values in attributes.values() for label in _labels(values.get(key))})
+    else:
+        raise GenerationError(f"unknown target {target!r}: age, gender, occupation, popularity or item:<attribute>")
+    if target == "age":
+        options = []
+    elif len(options) > MAX_OPTIONS:
+        raise GenerationError(f"{target} has {len(options)} distinct values; a probe offers at most {MAX_OPTIONS}")
+    return {pk: labels for pk, labels in truths.items() if labels}, options
+
+
+def probe_start(
+    *,
+    created_by: Any,
+    prober: Generator,
+    generation_run: GenerationRun,
+    target: str,
+    sample_size: int = 0,
+    seed: int = 0,
+    chunk_size: int = 8,
+    max_new_tokens: int = 16,
+    enqueue: bool = True,
+) -> AttributeProbe:
+    """Create the probe and its PENDING answers; enqueue one task per chunk after commit.
+
+    Explanations whose user or item lacks the target are left out. Raises GenerationError,
+    storing nothing, for an unknown target, a target no sampled explanation has, a
+    categorical target with too many values, or a prober that cannot load.
+    """
+    from explanations.tasks import probe_chunk_run_task
+
+    if not 1 <= chunk_size <= 256 or not 1 <= max_new_tokens <= 200:
+        raise GenerationError("chunk size must be 1 to 256 and max new tokens 1 to 200")
+    generator_spec(prober)
+    explanations = list(
+        Explanation.objects.filter(generation_run=generation_run, status=Explanation.Status.DONE)
+        .select_related("recommendation")
+        .order_by("pk")
+    )
+    if sample_size and sample_size < len(explanations):
+        explanations = sorted(random.Random(seed).sample(explanations, sample_size), key=lambda e: e.pk)  # noqa: S311
+    truths, options = _truths(generation_run, target, explanations)
+    if not truths:
+        raise GenerationError(f"no sampled explanation's user or item has a value for {target}")
+    rows = [(pk, flag, truths[pk]) for pk in sorted(truths) for flag in (False, True)]
+    with transaction.atomic():
+        probe = AttributeProbe.objects.create(
+            created_by=created_by,
+            prober=prober,
+            generation_run=generation_run,
+            target=target,
+            options=options,
+            sample_size=sample_size,
+            seed=seed,
+            chunk_size=chunk_size,
+            max_new_tokens=max_new_tokens,
+            status=AttributeProbe.Status.RUNNING,
+            started_at=timezone.now(),
+            n_total=len(rows),
+            progress_total=len(rows),
+        )
+        insert_rows(
+            ProbeAnswer,
+            ["probe", "explanation", "with_explanation", "truth", "chunk", "status", "prompt", "output",
+             "answer", "parse_error", "error", "attempts"],
+            (
+                (probe.pk, pk, flag, truth, index // chunk_size, ProbeAnswer.Status.PENDING, [], "", "", "", "", 0)
+                for index, (pk, flag, truth) in enumerate(rows)
+            ),
+        )  # fmt: skip
+        for chunk in range(-(-len(rows) // chunk_size) if enqueue else 0):
+            probe_chunk_run_task.delay_on_commit(probe.pk, chunk)  # type: ignore[attr-defined]
+    return probe
+
+
+def _finish_if_done(probe: AttributeProbe) -> None:
+    counts = ProbeAnswer.objects.filter(probe=probe).aggregate(
+        finished=Count("id", filter=~Q(status=ProbeAnswer.Status.PENDING)),
+        pending=Count("id", filter=Q(status=ProbeAnswer.Status.PENDING)),
+        unparsed=Count("id", filter=Q(status=ProbeAnswer.Status.DONE, answer="")),
+        failed=Count("id", filter=Q(status=ProbeAnswer.Status.FAILED)),
+    )
+    AttributeProbe.objects.filter(pk=probe.pk).update(progress_done=counts["finished"])
+    if counts["pending"]:
+        return
+    AttributeProbe.objects.filter(pk=probe.pk, status=AttributeProbe.Status.RUNNING).update(
+        status=AttributeProbe.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        phase=f"{counts['finished']} answered, {counts['unparsed']} unparsed, {counts['failed']} failed",
+    )
+
+
+def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
+    """Answer the still-PENDING rows of one chunk in one batched call.
+
+    Idempotent and safe to run twice at once: rows are written only while still PENDING.
+    Returns quietly for a missing, cancelled or finished probe. A backend failure marks the
+    chunk's rows FAILED; anything unexpected is recorded the same way and re-raised.
+    """
+    probe = (
+        AttributeProbe.objects.select_related("prober", "generation_run__recommender_run__split")
+        .filter(pk=probe_id)
+        .first()
+    )
+    if probe is None or probe.status != AttributeProbe.Status.RUNNING or probe.cancel_requested:
+        return
+    rows = list(
+        ProbeAnswer.objects.filter(probe=probe, chunk=chunk, status=ProbeAnswer.Status.PENDING)
+        .select_related("explanation__recommendation__user", "explanation__recommendation__item")
+        .order_by("id")
+    )
+    if not rows:
+        _finish_if_done(probe)
+        return
+    run = probe.generation_run
+    split = run.recommender_run.split
+    assert split is not None
+    histories: dict[int, list[Interaction]] = {}
+    prompts: list[Messages] = []
+    for row in rows:
+        recommendation = row.explanation.recommendation
+        if recommendation.user_id not in histories:
+            histories[recommendation.user_id] = history_for(recommendation.user, split, run.history_length)
+        history = [
+            {
+                "title": i.item.title or i.item.external_id,
+                "attributes": i.item.attributes,
+                "rating": None if i.rating is None else f"{i.rating:g}",
+            }
+            for i in histories[recommendation.user_id]
+        ]
+        prompts.append(
+            probe_messages(
+                target=probe.target,
+                history=history,
+                item_title=recommendation.item.title or recommendation.item.external_id,
+                item_attributes=recommendation.item.attributes,
+                options=probe.options,
+                explanation=row.explanation.text if row.with_explanation else None,
+            )
+        )
+    prober = probe.prober
+    params = DecodingParams(
+        max_new_tokens=probe.max_new_tokens,
+        temperature=prober.temperature,
+        top_p=prober.top_p,
+        seed=probe.seed,
+        repetition_penalty=prober.repetition_penalty,
+    )
+    try:
+        completions = load_backend(generator_spec(prober)).generate(prompts, params)
+    except (BackendError, GenerationError) as exc:
+        fail_pending(ProbeAnswer, rows, prompts, str(exc))
+        _finish_if_done(probe)
+        return
+    except Exception as exc:
+        fail_pending(ProbeAnswer, rows, prompts, f"internal error: {exc!r}")
+        _finish_if_done(probe)
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        for row, prompt, completion in zip(rows, prompts, completions, strict=True):
+            parsed = parse_answer(completion.text, probe.target, probe.options)
+            answer = parsed.value if parsed.ok else None
+            ProbeAnswer.objects.filter(pk=row.pk, status=ProbeAnswer.Status.PENDING).update(
+                status=ProbeAnswer.Status.DONE,
+                prompt=prompt,
+                output=completion.text,
+                answer=answer or "",
+                parse_error=parsed.error[:200],
+                correct=is_correct(probe.target, answer, row.truth),
+                error="",
+                attempts=row.attempts + 1,
+                answered_at=now,
+            )
+    _finish_if_done(probe)
+
+
+def probes_requeue_stalled() -> int:
+    """Enqueue every chunk with PENDING answers in a RUNNING probe; return how many."""
+    from explanations.tasks import probe_chunk_run_task
+
+    total = 0
+    for probe in AttributeProbe.objects.filter(status=AttributeProbe.Status.RUNNING, cancel_requested=False):
+        for chunk in pending_chunks(ProbeAnswer.objects.filter(probe=probe)):
+            probe_chunk_run_task.delay(probe.pk, chunk)
+            total += 1
+    return total

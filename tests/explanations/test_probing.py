@@ -1,0 +1,135 @@
+"""Attribute probes: the held-out value never in the prompt, strict answers, unparsed = wrong."""
+
+import re
+
+import pytest
+
+from explanations.models import AttributeProbe, ProbeAnswer
+from explanations.probing import is_correct, parse_answer, probe_messages
+from explanations.services.generators import GenerationError
+from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
+from recommendations.models import Item
+from tests.annotation.factories import explained_runs
+from tests.explanations.scripted import scripted_judge
+
+
+def run_all(probe: AttributeProbe) -> None:
+    for chunk in range(-(-probe.n_total // probe.chunk_size)):
+        probe_chunk_run(probe_id=probe.pk, chunk=chunk)
+    probe.refresh_from_db()
+
+
+@pytest.mark.parametrize(
+    ("target", "text", "options", "expected"),
+    [
+        ("age", "Answer: 34", [], "34"),
+        ("age", "27", [], "27"),
+        ("popularity", "Answer: 5", [], "5"),
+        ("gender", "answer: f", ["F", "M"], "F"),
+        ("item:genres", "`Answer: sci-fi`", ["Comedy", "Sci-Fi"], "Sci-Fi"),
+    ],
+)
+def test_answers_in_the_format_are_parsed(target: str, text: str, options: list[str], expected: str) -> None:
+    assert parse_answer(text, target, options).value == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "text", "options"),
+    [
+        ("age", "About 30 years old", []),
+        ("popularity", "Answer: 7", []),
+        ("gender", "Answer: woman", ["F", "M"]),
+        ("item:genres", "Answer: Comedy\nAnswer: Drama", ["Comedy", "Drama"]),
+    ],
+)
+def test_other_answers_are_unparsed(target: str, text: str, options: list[str]) -> None:
+    assert not parse_answer(text, target, options).ok
+
+
+def test_correctness_rules() -> None:
+    assert is_correct("age", "30", ["35"]) and not is_correct("age", "30", ["36"])
+    assert is_correct("item:genres", "Comedy", ["Comedy", "Romance"])
+    assert not is_correct("gender", None, ["F"])  # unparsed counts as wrong
+
+
+def test_the_held_out_item_attribute_is_not_in_the_prompt_but_the_history_keeps_its_own() -> None:
+    messages = probe_messages(
+        target="item:genres",
+        history=[{"title": "Heat (1995)", "attributes": {"genres": ["Thriller"]}, "rating": "5"}],
+        item_title="Clueless (1995)",
+        item_attributes={"genres": ["Comedy"], "year": 1995},
+        options=["Comedy", "Thriller"],
+        explanation=None,
+    )
+    text = messages[-1]["content"]
+    assert "Heat (1995) (genres: Thriller): rated 5" in text
+    assert "Recommended item: Clueless (1995) (year: 1995)" in text
+    assert "Explanation" not in text
+    assert "Choose one of: Comedy, Thriller" in text
+
+
+@pytest.mark.django_db
+def test_popularity_buckets_are_fifths_of_the_catalogue_by_interaction_count() -> None:
+    runs = explained_runs(n_users=6, n_runs=1)
+    dataset_id = runs[0].recommender_run.dataset_id
+
+    buckets = _popularity_buckets(dataset_id)
+
+    items = list(Item.objects.filter(dataset_id=dataset_id).most_interacted())
+    counts = {item.pk: item.n_interactions for item in items}  # type: ignore[attr-defined]
+    least, most = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
+    assert buckets[least] == "1" and buckets[most] == "5"
+    assert all(
+        buckets[a] <= buckets[b] for a in counts for b in counts if counts[a] < counts[b]
+    )  # monotone in the count
+
+
+@pytest.mark.django_db
+def test_an_age_probe_asks_twice_per_explanation_without_the_profile_and_scores_within_five_years() -> None:
+    runs = explained_runs(n_users=8, n_runs=1)  # factory users are aged 20 + their index
+    prober, backend = scripted_judge(lambda prompt: "Answer: 24", name="scripted-prober")
+
+    probe = probe_start(
+        created_by=None, prober=prober, generation_run=runs[0], target="age", chunk_size=5, enqueue=False
+    )
+    run_all(probe)
+
+    answers = list(ProbeAnswer.objects.filter(probe=probe).select_related("explanation__recommendation__user"))
+    assert probe.status == AttributeProbe.Status.SUCCEEDED and len(answers) == 16 and backend.prompts == 16
+    assert sum(a.with_explanation for a in answers) == 8
+    for answer in answers:
+        age = answer.explanation.recommendation.user.profile["age"]
+        assert answer.truth == [str(age)] and answer.answer == "24"
+        assert answer.correct == (abs(age - 24) <= 5)
+        prompt = answer.prompt[-1]["content"]
+        assert ("year-old" not in prompt and f"{age}" not in re.sub(r"\(\d{4}\)|rated \d", "", prompt)) or age < 20
+        assert (answer.explanation.text in prompt) == answer.with_explanation
+
+
+@pytest.mark.django_db
+def test_unparsed_answers_count_as_wrong_and_are_reported() -> None:
+    runs = explained_runs(n_users=4, n_runs=1)
+    prober, _ = scripted_judge(lambda prompt: "I would say the person likes comedies.", name="scripted-prober")
+
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="item:genres", enqueue=False)
+    run_all(probe)
+
+    answers = ProbeAnswer.objects.filter(probe=probe)
+    assert answers.count() == 8
+    assert set(answers.values_list("correct", flat=True)) == {False}
+    assert set(answers.values_list("answer", flat=True)) == {""}
+    assert all(a.parse_error.startswith("not one of the options") for a in answers)
+    assert "8 unparsed" in probe.phase
+    assert probe.options == ["Comedy", "Drama", "Horror"]
+
+
+@pytest.mark.django_db
+def test_unknown_targets_and_targets_nobody_has_are_refused() -> None:
+    runs = explained_runs(n_users=3, n_runs=1)
+    prober, _ = scripted_judge(lambda prompt: "Answer: 1", name="scripted-prober")
+
+    with pytest.raises(GenerationError, match="unknown target"):
+        probe_start(created_by=None, prober=prober, generation_run=runs[0], target="income")
+    with pytest.raises(GenerationError, match="no sampled explanation"):
+        probe_start(created_by=None, prober=prober, generation_run=runs[0], target="occupation")
+    assert not AttributeProbe.objects.exists()
