@@ -102,7 +102,9 @@ def test_an_age_probe_asks_twice_per_explanation_without_the_profile_and_scores_
         assert answer.truth == [str(age)] and answer.answer == "24"
         assert answer.correct == (abs(age - 24) <= 5)
         prompt = answer.prompt[-1]["content"]
-        assert ("year-old" not in prompt and f"{age}" not in re.sub(r"\(\d{4}\)|rated \d", "", prompt)) or age < 20
+        # The profile is left out: no "24-year-old", and the age appears nowhere (factory items
+        # are "Item 0" to "Item 19", so a two-digit age from 20 up cannot hide in a title).
+        assert "year-old" not in prompt and str(age) not in re.sub(r"rated \d", "", prompt)
         assert (answer.explanation.text in prompt) == answer.with_explanation
 
 
