@@ -39,6 +39,8 @@ import scipy.stats  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 from scipy.special import expit  # type: ignore[import-untyped]
 
+from explanations.judging import combine_orders
+
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 
@@ -692,13 +694,12 @@ def position_bias(
             if verdict is not None and verdict not in VERDICTS:
                 raise ValueError(f"item {item}: verdict {verdict!r} is not one of {VERDICTS} or None")
             slot_counts[slots.index(verdict if verdict is not None else "unparsed"), item] += 1
+        # The judge's own rule (explanations.judging), so the report and the run agree.
+        outcomes.append(combine_orders(a_first, b_first))
         if a_first is None or b_first is None:
-            outcomes.append("unparsed")
             continue
         parsed[item] = 1.0
-        pick_a, pick_b = pick_when_a_first[a_first], pick_when_b_first[b_first]
-        disagree[item] = float(pick_a != pick_b)
-        outcomes.append(pick_a if pick_a == pick_b else "tie")
+        disagree[item] = float(pick_when_a_first[a_first] != pick_when_b_first[b_first])
 
     counts = {name: int(slot_counts[k].sum()) for k, name in enumerate(slots)}
     n_parsed = int(parsed.sum())
