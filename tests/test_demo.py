@@ -56,6 +56,12 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     assert llm["adapter"]["examples"] + llm["adapter"]["filtered"] == 4
     assert set(llm["compare"]) == {"base", "tuned"} and llm["compare"]["tuned"]["n"] == 2
     assert set(summary["logins"]) == {"annotator", "researcher", "admin"}
+    # The automatic perspectives on the same two recommendations: one pair in both orders,
+    # two runs x two explanations scored, and two answers (with and without) per explanation.
+    evaluation = summary["evaluation"]
+    assert evaluation["judge_pairwise"]["stats"]["total"] == 4 and evaluation["judge_pairwise"]["stats"]["pending"] == 0
+    assert evaluation["judge_likert"]["stats"]["total"] == 4
+    assert all(probe["phase"].startswith("4 answered") for probe in evaluation["probes"].values())
     # Base and tuned explain the same two recommendations: 2 x 2 Likert items, 2 pairs.
     annotation = summary["annotation"]
     assert annotation["likert"]["items"] == 4 and annotation["pairwise"]["items"] == 2
@@ -66,3 +72,4 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     again = demo()  # a second run reuses what is there
     assert again["counts"] == summary["counts"]
     assert again["annotation"] == summary["annotation"]
+    assert again["evaluation"] == summary["evaluation"]

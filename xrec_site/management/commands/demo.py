@@ -12,9 +12,18 @@ from django.urls import reverse
 
 from annotation.models import Campaign
 from annotation.services.campaigns import campaign_create, campaign_reference_item_add
-from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator, PromptTemplate
+from explanations.judging import default_rubric
+from explanations.models import (
+    AdapterTraining,
+    AttributeProbe,
+    Explanation,
+    GenerationRun,
+    Generator,
+    JudgeRun,
+    PromptTemplate,
+)
 from explanations.prompts import Controls
-from explanations.querysets import generation_run_text_stats
+from explanations.querysets import generation_run_text_stats, judge_run_stats
 from explanations.services.adapters import adapter_training_run, adapter_training_start
 from explanations.services.generation import generation_chunk_run, generation_run_start
 from explanations.services.generators import (
@@ -22,6 +31,8 @@ from explanations.services.generators import (
     generator_ensure_bundled,
     prompt_templates_ensure_builtin,
 )
+from explanations.services.judging import judge_chunk_run, judge_run_start
+from explanations.services.probing import probe_chunk_run, probe_start
 from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun, Split
 from recommendations.services import dataset_import_files
 from recommendations.services.training import recommender_run_create, recommender_run_execute
@@ -88,6 +99,7 @@ class Command(BaseCommand):
             for label in ("base", "tuned")
         ]
         annotation = self._annotation_stage(compared, base)
+        judging = self._judge_stage(compared, base)
         summary = {
             "counts": {
                 "datasets": Dataset.objects.count(),
@@ -115,6 +127,7 @@ class Command(BaseCommand):
             },
             "explanations": explanations,
             "annotation": annotation,
+            "evaluation": judging,
             "urls": {
                 "home": base + reverse("home"),
                 "login": base + reverse("login"),
@@ -182,6 +195,43 @@ class Command(BaseCommand):
             },
             "compare": compared,
         }
+
+    def _judge_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
+        """The automatic perspectives on base vs tuned, with the bundled model as judge and prober
+        (a 135M model is a weak judge: the point is the pipeline; reused if present)."""
+        judge = generator_ensure_bundled()
+        results: dict[str, Any] = {}
+        for mode in (JudgeRun.Mode.PAIRWISE, JudgeRun.Mode.LIKERT):
+            run = JudgeRun.objects.filter(judge=judge, mode=mode, generation_runs=runs[0]).first()
+            if run is None:
+                self.stdout.write(f"judging base vs tuned ({mode})…")
+                run = judge_run_start(
+                    created_by=None,
+                    judge=judge,
+                    generation_runs=runs,
+                    rubric=default_rubric(),
+                    mode=mode,
+                    enqueue=False,
+                )
+                for chunk in range(-(-run.n_total // run.chunk_size)):
+                    judge_chunk_run(run_id=run.pk, chunk=chunk)
+                run.refresh_from_db()
+            results[f"judge_{mode}"] = {"judge_run": run.pk, "phase": run.phase, "stats": judge_run_stats(run)}
+        probes = {}
+        for generation in runs:
+            probe = AttributeProbe.objects.filter(prober=judge, generation_run=generation, target="item:genres").first()
+            if probe is None:
+                self.stdout.write(f"probing genres from generation run #{generation.pk}…")
+                probe = probe_start(
+                    created_by=None, prober=judge, generation_run=generation, target="item:genres", enqueue=False
+                )
+                for chunk in range(-(-probe.n_total // probe.chunk_size)):
+                    probe_chunk_run(probe_id=probe.pk, chunk=chunk)
+                probe.refresh_from_db()
+            probes[str(generation.pk)] = {"probe": probe.pk, "phase": probe.phase}
+        results["probes"] = probes
+        results["judge_runs_page"] = base_url + reverse("explanations:judge_list")
+        return results
 
     def _annotation_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
         """A Likert campaign (k = 3) and a pairwise campaign on base vs tuned; reused if present."""
