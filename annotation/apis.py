@@ -9,7 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.exports import rating_export_rows
+from annotation.forms import StudyForm
 from annotation.models import Assignment, Campaign
+from annotation.reports import study_report_cached
 from recommendations.apis import require_permission
 
 MAX_LIMIT = 5000
@@ -71,3 +73,21 @@ class AssignmentDetailApi(APIView):
             rating.criterion.name: rating.answer for rating in assignment.ratings.select_related("criterion")
         }
         return Response(data)
+
+
+class StudyReportApi(APIView):
+    """The study report as JSON: ``?recommender_run=<id>&runs=<id>&runs=<id>[&seed=&exclude_flagged=1]``."""
+
+    def get(self, request: Request) -> Response:
+        require_permission(request, "annotation.view_campaign")
+        form = StudyForm(request.query_params)
+        if not form.is_valid():
+            return Response(form.errors.get_json_data(), status=400)
+        data = form.cleaned_data
+        report = study_report_cached(
+            recommender_run=data["recommender_run"],
+            generation_runs=list(data["runs"]),
+            seed=data["seed"] or 0,
+            include_flagged=not data["exclude_flagged"],
+        )
+        return Response(report)

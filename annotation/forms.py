@@ -8,6 +8,7 @@ from django import forms
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating
 from explanations.judging import default_rubric
 from explanations.models import GenerationRun
+from recommendations.models import RecommenderRun
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
 SIDE_CHOICES = [("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better")]
@@ -154,3 +155,24 @@ class AnswerForm(forms.Form):
     def visible_seconds(self) -> float | None:
         visible_ms = self.cleaned_data.get("visible_ms")
         return None if visible_ms is None else visible_ms / 1000
+
+
+class StudyForm(forms.Form):
+    """Which recommender run and generation runs a report covers (GET parameters)."""
+
+    recommender_run = forms.ModelChoiceField(
+        queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset")
+    )
+    runs = forms.ModelMultipleChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        label="Generation runs",
+    )
+    seed = forms.IntegerField(initial=0, required=False)
+    exclude_flagged = forms.BooleanField(required=False, label="Leave out flagged annotators")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        run, runs = cleaned.get("recommender_run"), cleaned.get("runs")
+        if run is not None and runs is not None and any(g.recommender_run_id != run.pk for g in runs):
+            self.add_error("runs", "Choose generation runs of the chosen recommender run.")
+        return cleaned

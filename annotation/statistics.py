@@ -13,6 +13,11 @@ Conventions that hold for every function here:
   tie with the estimate, and for vector statistics (Bradley-Terry) without a jackknife of
   ``n`` refits. At small ``n`` (below about 20 units) any bootstrap interval is too narrow;
   ``Interval.n`` is always reported beside it.
+- **Counts instead of indices**: where a statistic depends only on how often each kind of
+  unit occurs (scale points, outcomes, comparison kinds, coincidence patterns), resampling n
+  units is drawn as Multinomial(n, kind frequencies / n) counts. The distribution is exactly
+  that of resampling the units and the cost no longer grows with n, but the random stream
+  differs, so such intervals match an index bootstrap only up to Monte-Carlo error.
 - **Seeds**: each call draws its resamples from ``np.random.default_rng(seed)``, so the same
   inputs, seed and library versions give identical intervals.
 - **Degenerate input**: an empty input gives an estimate of ``None``; fewer than two units
@@ -211,10 +216,9 @@ def _bootstrap_intervals(
     """
     _check_bootstrap_args(confidence, n_resamples)
     units = [n] * len(estimates) if units is None else units
-    if n < 2 or n_resamples == 0 or all(value is None for value in estimates):
-        return [Interval(value, None, None, size, confidence) for value, size in zip(estimates, units, strict=True)]
-    if degenerate:
-        return [Interval(value, value, value, size, confidence) for value, size in zip(estimates, units, strict=True)]
+    trivial = _trivial_intervals(n, estimates, units, confidence, n_resamples, degenerate)
+    if trivial is not None:
+        return trivial
 
     def indexed(indices: FloatArray, axis: int = -1) -> FloatArray:
         # scipy resamples the index array 0..n-1 (as floats); the statistic looks the units up.
@@ -234,6 +238,66 @@ def _bootstrap_intervals(
             rng=np.random.default_rng(seed),
         )
     distribution = np.atleast_2d(np.asarray(result.bootstrap_distribution, dtype=np.float64))
+    return _percentile_intervals(estimates, units, distribution, confidence)
+
+
+def _counts_bootstrap_intervals(
+    frequencies: npt.NDArray[np.int64],
+    statistic: Callable[[FloatArray], FloatArray],
+    estimates: Sequence[float | None],
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    units: Sequence[int] | None = None,
+    degenerate: bool = False,
+) -> list[Interval]:
+    """``_bootstrap_intervals`` for a statistic that depends only on how often each kind occurs.
+
+    ``frequencies[k]`` counts the units of kind k (n = their sum). Drawing n units with
+    replacement and counting the kinds gives exactly ``Multinomial(n, frequencies / n)``, so
+    the resamples are drawn as such counts, in O(n_resamples x kinds) rather than
+    O(n_resamples x n). ``statistic`` receives a (batch, kinds) float array of counts and
+    returns (m, batch), NaN where undefined. Same distribution as resampling the units, but
+    not the same random stream: intervals differ from the index bootstrap's by Monte-Carlo
+    error only.
+    """
+    _check_bootstrap_args(confidence, n_resamples)
+    n = int(frequencies.sum())
+    units = [n] * len(estimates) if units is None else units
+    trivial = _trivial_intervals(n, estimates, units, confidence, n_resamples, degenerate)
+    if trivial is not None:
+        return trivial
+    rng = np.random.default_rng(seed)
+    probabilities = frequencies / n
+    batch = max(1, _BATCH_CELLS // frequencies.size)
+    draws = [
+        np.atleast_2d(statistic(rng.multinomial(n, probabilities, size=min(batch, n_resamples - start)).astype(float)))
+        for start in range(0, n_resamples, batch)
+    ]
+    return _percentile_intervals(estimates, units, np.concatenate(draws, axis=1), confidence)
+
+
+def _trivial_intervals(
+    n: int,
+    estimates: Sequence[float | None],
+    units: Sequence[int],
+    confidence: float,
+    n_resamples: int,
+    degenerate: bool,
+) -> list[Interval] | None:
+    """The intervals that need no resampling (see ``_bootstrap_intervals``), else None."""
+    if n < 2 or n_resamples == 0 or all(value is None for value in estimates):
+        return [Interval(value, None, None, size, confidence) for value, size in zip(estimates, units, strict=True)]
+    if degenerate:
+        return [Interval(value, value, value, size, confidence) for value, size in zip(estimates, units, strict=True)]
+    return None
+
+
+def _percentile_intervals(
+    estimates: Sequence[float | None], units: Sequence[int], distribution: FloatArray, confidence: float
+) -> list[Interval]:
+    """Percentile intervals from an (m, n_resamples) bootstrap distribution, NaN = undefined."""
     tail = (1.0 - confidence) / 2.0
     intervals = []
     for value, size, draws in zip(estimates, units, distribution, strict=True):
@@ -337,6 +401,61 @@ def mean_median_summary(
     return Summary(n=int(array.size), mean=mean, median=median, distribution=distribution)
 
 
+def discrete_summary(
+    values: Sequence[float] | npt.ArrayLike,
+    *,
+    scale: Sequence[float],
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Summary:
+    """``mean_median_summary`` of ratings on a finite scale, fast for any number of ratings.
+
+    Estimates, ``distribution`` and degenerate cases are those of ``mean_median_summary``
+    (values off ``scale`` raise ValueError). Resampling n ratings with replacement only
+    changes how often each scale point occurs, which is exactly Multinomial(n, counts / n);
+    each resample's mean and median (the average of the two middle values for even n, as
+    ``np.median``) are read off its counts, so a call costs O(n_resamples x scale points)
+    after one pass over the values. The intervals follow the same distribution as
+    ``mean_median_summary``'s but come from another random stream: for the same seed they
+    differ from its intervals by Monte-Carlo error, not bit for bit.
+    """
+    array = _finite_array(values)
+    points = list(scale)
+    ordered = np.unique(np.asarray(points, dtype=np.float64))
+    codes = np.minimum(np.searchsorted(ordered, array), max(ordered.size - 1, 0))
+    off = ~np.isin(array, ordered) if ordered.size else np.ones(array.size, dtype=bool)
+    if np.any(off):
+        raise ValueError(f"values off the scale {points}: {sorted({float(v) for v in array[off]})}")
+    frequencies = np.bincount(codes.astype(np.intp), minlength=ordered.size).astype(np.int64)
+    distribution = {point: int(frequencies[np.searchsorted(ordered, float(point))]) for point in points}
+    if array.size == 0:
+        _check_bootstrap_args(confidence, n_resamples)
+        empty = Interval(None, None, None, 0, confidence)
+        return Summary(n=0, mean=empty, median=empty, distribution=distribution)
+    n = int(array.size)
+    # 0-based positions of the two middle values in sorted order; equal for odd n.
+    middle = np.array([(n - 1) // 2, n // 2])
+
+    def mean_and_median(counts: FloatArray) -> FloatArray:
+        below_or_at = np.cumsum(counts, axis=1)  # (batch, points)
+        # The value at sorted position i is the first point whose cumulative count exceeds i.
+        lower = ordered[np.argmax(below_or_at > middle[0], axis=1)]
+        upper = ordered[np.argmax(below_or_at > middle[1], axis=1)]
+        return np.stack([counts @ ordered / n, (lower + upper) / 2.0])
+
+    mean, median = _counts_bootstrap_intervals(
+        frequencies,
+        mean_and_median,
+        [float(np.mean(array)), float(np.median(array))],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        degenerate=bool(np.ptp(array) == 0),
+    )
+    return Summary(n=n, mean=mean, median=median, distribution=distribution)
+
+
 def win_tie_loss(
     outcomes: Sequence[str],
     *,
@@ -349,24 +468,26 @@ def win_tie_loss(
     Each outcome is one item: "a", "b", "tie" or "unparsed" (anything else raises). Every
     share is over all items, unparsed ones included, so the four shares sum to 1 and a parse
     failure is never silently dropped. ``net`` is share(a) - share(b). All intervals come
-    from the same resamples of items.
+    from the same resamples of items, drawn as multinomial counts of the four outcomes (the
+    shares depend on nothing else), so the cost does not grow with the number of items.
     """
     unknown = sorted(set(outcomes) - set(OUTCOMES))
     if unknown:
         raise ValueError(f"unknown outcomes {unknown}; expected one of {OUTCOMES}")
     n = len(outcomes)
-    codes = np.array([OUTCOMES.index(o) for o in outcomes], dtype=np.intp)
-    indicators = np.stack([codes == k for k in range(len(OUTCOMES))]).astype(np.float64)  # (4, n)
-    counts = {name: int(indicators[k].sum()) for k, name in enumerate(OUTCOMES)}
+    tally = Counter(outcomes)
+    frequencies = np.array([tally[name] for name in OUTCOMES], dtype=np.int64)
+    counts = {name: int(frequencies[k]) for k, name in enumerate(OUTCOMES)}
     estimates: list[float | None] = [_share(counts[name], n) for name in OUTCOMES]
     net = None if n == 0 else counts["a"] / n - counts["b"] / n
 
-    def shares(idx: IndexArray) -> FloatArray:
-        means = indicators[:, idx].mean(axis=-1)  # (4, batch)
+    def shares(resampled: FloatArray) -> FloatArray:
+        means = resampled.T / n  # (4, batch)
         return np.vstack([means, means[0] - means[1]])
 
-    a, b, tie, unparsed, net_interval = _bootstrap_intervals(
-        n,
+    # The shares depend only on the outcome counts, so the resamples are multinomial counts.
+    a, b, tie, unparsed, net_interval = _counts_bootstrap_intervals(
+        frequencies,
         shares,
         [*estimates, net],
         confidence=confidence,
@@ -488,7 +609,9 @@ def bradley_terry(
     exists only when every split of the systems into two groups has a win each way (Ford's
     condition; ValueError otherwise) and cannot be bootstrapped (``n_resamples`` must be 0),
     since a resample may lack it. Strengths are natural-log and centred to sum to zero;
-    intervals resample the comparisons that enter the fit.
+    intervals resample the comparisons that enter the fit, drawn as multinomial counts of
+    the distinct (pair, outcome) kinds: exact, since the fit sees only those counts, and
+    independent of the number of comparisons (one fit per resample remains).
 
     Raises ValueError for unknown or repeated systems, self-comparisons, unknown outcomes and
     systems without any comparison.
@@ -533,23 +656,29 @@ def bradley_terry(
         missing = [names[s] for s in np.flatnonzero(appearances == 0)]
         raise ValueError(f"systems without comparisons (after ties={ties!r}): {missing}")
 
-    def win_matrix(idx: IndexArray) -> FloatArray:
-        cells = k * k
-        forward = np.bincount(pair_i[idx] * k + pair_j[idx], weights=wins_ij[idx], minlength=cells)
-        backward = np.bincount(pair_j[idx] * k + pair_i[idx], weights=wins_ji[idx], minlength=cells)
-        return np.asarray((forward + backward).reshape(k, k), dtype=np.float64)
+    # A fit depends on the comparisons only through how often each kind (i, j, outcome)
+    # occurs, so resampling comparisons is exactly a multinomial draw of the kind counts.
+    kinds, frequencies = np.unique(
+        np.column_stack([pair_i, pair_j, wins_ij, wins_ji]).reshape(-1, 4), axis=0, return_counts=True
+    )
+    # Row r: kind r's win matrix, flattened, so a resample's matrix is counts @ kind_wins.
+    kind_wins = np.zeros((kinds.shape[0], k * k))
+    rows_of_kinds = np.arange(kinds.shape[0])
+    first_system, second_system = kinds[:, 0].astype(np.intp), kinds[:, 1].astype(np.intp)
+    kind_wins[rows_of_kinds, first_system * k + second_system] = kinds[:, 2]
+    kind_wins[rows_of_kinds, second_system * k + first_system] = kinds[:, 3]
 
-    everything = np.arange(len(rows), dtype=np.intp)
-    wins = win_matrix(everything)
+    wins = (frequencies @ kind_wins).reshape(k, k).astype(np.float64)
     if alpha == 0 and k > 1 and connected_components(wins > 0, directed=True, connection="strong")[0] != 1:
         raise ValueError("the MLE does not exist: some group of systems never lost to the rest; use alpha > 0")
     theta = _bradley_terry_fit(wins, alpha) if k else np.zeros(0)
 
-    def strengths(idx: IndexArray) -> FloatArray:
-        return np.stack([_bradley_terry_fit(win_matrix(row), alpha) for row in idx], axis=-1)
+    def strengths(counts: FloatArray) -> FloatArray:
+        resampled = (counts @ kind_wins).reshape(-1, k, k)
+        return np.stack([_bradley_terry_fit(matrix, alpha) for matrix in resampled], axis=-1)
 
-    intervals = _bootstrap_intervals(
-        len(rows),
+    intervals = _counts_bootstrap_intervals(
+        frequencies.astype(np.int64),
         strengths,
         [float(t) for t in theta],
         confidence=confidence,
@@ -614,6 +743,62 @@ def spearman_rho(x: Sequence[float] | npt.ArrayLike, y: Sequence[float] | npt.Ar
     return _correlation(x, y, scipy.stats.spearmanr)
 
 
+# Above this many distinct values alpha_with_ci falls back to refitting the matrix per resample.
+_ALPHA_MAX_VALUES = 100
+
+
+def _alpha_codes(
+    values: FloatArray, value_domain: list[float] | None, level: str
+) -> tuple[FloatArray, IndexArray] | None:
+    """The distinct values ordered for ``level`` and each value's code, or None (slow path).
+
+    Only values that occur matter: a domain point nobody used adds nothing to any
+    coincidence, and its ordinal weight n_g is 0. ``value_domain`` still decides the ordinal
+    order (its own order, as ``krippendorff.alpha`` reads it) and which values are allowed.
+    """
+    if value_domain is None:
+        points, codes = np.unique(values, return_inverse=True)
+    else:
+        domain = np.asarray(value_domain, dtype=np.float64).ravel()
+        if np.unique(domain).size != domain.size or not np.all(np.isin(values, domain)):
+            return None  # krippendorff's own checks and errors decide these cases
+        order = np.argsort(domain, kind="stable")
+        rank = order[np.searchsorted(domain[order], values)]
+        used, codes = np.unique(rank, return_inverse=True)
+        points = domain[used]
+    if points.size > _ALPHA_MAX_VALUES or level not in ("nominal", "ordinal", "interval"):
+        return None
+    return points, np.asarray(codes, dtype=np.intp).ravel()
+
+
+def _alpha_of_coincidences(coincidences: FloatArray, points: FloatArray, level: str) -> FloatArray:
+    """Krippendorff's alpha of a (batch, V, V) stack of coincidence matrices; NaN if undefined.
+
+    alpha = 1 - D_o / D_e with D_o = sum o_ck d_ck / n and D_e = sum n_c n_k d_ck / (n (n-1)),
+    where d is the squared distance of the level (Krippendorff 2011, "Computing
+    Krippendorff's alpha-reliability"). The ordinal distance uses the marginals n_g of each
+    matrix itself: (sum of n_g for g from c to k - (n_c + n_k) / 2)^2.
+    """
+    marginals = coincidences.sum(axis=2)  # (batch, V)
+    total = marginals.sum(axis=1)
+    if level == "nominal":
+        distance = np.broadcast_to(1.0 - np.eye(points.size), coincidences.shape)
+    elif level == "interval":
+        distance = np.broadcast_to((points[:, np.newaxis] - points[np.newaxis, :]) ** 2, coincidences.shape)
+    else:
+        # sum_{g=c..k} n_g - (n_c + n_k)/2 = cum_k - cum_c + (n_c - n_k)/2 for c <= k, and
+        # its negative for c > k, so one expression squared serves every cell.
+        cumulative = np.cumsum(marginals, axis=1)
+        gap = cumulative[:, np.newaxis, :] - cumulative[:, :, np.newaxis]
+        distance = (gap + (marginals[:, :, np.newaxis] - marginals[:, np.newaxis, :]) / 2.0) ** 2
+    observed = np.einsum("bck,bck->b", coincidences, distance)
+    expected = np.einsum("bc,bk,bck->b", marginals, marginals, distance)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # 1 - D_o / D_e with the common factor 1 / n moved into D_e's (n - 1).
+        alpha = 1.0 - (total - 1.0) * observed / expected
+    return np.where((expected > 0) & (total > 1), alpha, np.nan)
+
+
 def alpha_with_ci(
     matrix: npt.ArrayLike,
     level: Literal["nominal", "ordinal", "interval"],
@@ -625,22 +810,77 @@ def alpha_with_ci(
 ) -> Interval:
     """Krippendorff's alpha of a coders x units matrix (NaN = missing) with an interval.
 
-    The estimate is ``annotation.agreement.alpha``. The interval resamples units (columns)
-    with replacement, a repeated unit counting as a further unit, over the units with at
-    least two answers (the others carry no pairable values, so alpha ignores them);
-    ``Interval.n`` counts those units. This is the plain unit bootstrap, not Hayes and
-    Krippendorff's (2007) resampling of coincidences, so it differs from their KALPHA macro.
-    Resamples on which alpha is undefined (no variation) are left out and counted.
-    Estimate None where alpha is undefined on the data itself.
-    """
-    # Imported here: agreement imports the Django models, and this module stays importable
-    # without settings (and without an import cycle if agreement reports intervals later).
-    from annotation.agreement import alpha
+    The estimate is ``annotation.agreement.alpha`` (the ``krippendorff`` package). The
+    interval resamples units (columns) with replacement, a repeated unit counting as a
+    further unit, over the units with at least two answers (the others carry no pairable
+    values, so alpha ignores them); ``Interval.n`` counts those units. This is the plain
+    unit bootstrap, not Hayes and Krippendorff's (2007) resampling of coincidences, so it
+    differs from their KALPHA macro. Resamples on which alpha is undefined (no variation)
+    are left out and counted. Estimate None where alpha is undefined on the data itself.
 
+    When the answers take at most 100 distinct values (all in ``value_domain`` if given),
+    alpha is computed from coincidence matrices directly, and so are the resamples: a unit
+    adds (c c^T - diag c) / (m - 1) to the coincidences, c its answers' value counts and m
+    their number, so units with the same counts are interchangeable and a resample is a
+    multinomial draw over those count patterns, O(n_resamples x patterns x values^2).
+    Same estimate (to rounding) and same resampling distribution as refitting per resample,
+    but another random stream. Otherwise each resample is refitted with the package.
+    """
     data = np.asarray(matrix, dtype=np.float64)
     if data.ndim != 2:
         raise ValueError("matrix must be 2-D: coders x units")
     pairable = data[:, np.sum(~np.isnan(data), axis=0) >= 2] if data.size else data.reshape(0, 0)
+    answered = ~np.isnan(pairable)
+    found = _alpha_codes(pairable[answered], value_domain, level) if pairable.size else None
+    if found is None:
+        return _alpha_with_ci_refitted(
+            pairable, level, value_domain, confidence=confidence, n_resamples=n_resamples, seed=seed
+        )
+    points, codes = found
+    n_units, n_values = pairable.shape[1], points.size
+    # nonzero() walks the answers in the same (coder-major) order as the boolean index above.
+    units_of_answers = np.nonzero(answered)[1]
+    value_counts = np.bincount(units_of_answers * n_values + codes, minlength=n_units * n_values).reshape(
+        n_units, n_values
+    )
+    patterns, frequencies = np.unique(value_counts, axis=0, return_counts=True)
+    answers = patterns.sum(axis=1)
+    contributions = (
+        patterns[:, :, np.newaxis] * patterns[:, np.newaxis, :] - patterns[:, :, np.newaxis] * np.eye(n_values)
+    ) / (answers - 1)[:, np.newaxis, np.newaxis]
+    contributions = contributions.reshape(patterns.shape[0], n_values * n_values)
+
+    def alphas(counts: FloatArray) -> FloatArray:
+        coincidences = (counts @ contributions).reshape(-1, n_values, n_values)
+        return _alpha_of_coincidences(coincidences, points, level)[np.newaxis, :]
+
+    (value,) = alphas(frequencies[np.newaxis, :].astype(np.float64))[0]
+    (interval,) = _counts_bootstrap_intervals(
+        frequencies.astype(np.int64),
+        alphas,
+        [None if np.isnan(value) else float(value)],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        units=[n_units],
+    )
+    return interval
+
+
+def _alpha_with_ci_refitted(
+    pairable: FloatArray,
+    level: Literal["nominal", "ordinal", "interval"],
+    value_domain: list[float] | None,
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> Interval:
+    """``alpha_with_ci`` by refitting ``krippendorff.alpha`` on every resample of the units."""
+    # Imported here: agreement imports the Django models, and this module stays importable
+    # without settings (and without an import cycle if agreement reports intervals later).
+    from annotation.agreement import alpha
+
     estimate = alpha(pairable, level, value_domain)
 
     def resampled(idx: IndexArray) -> FloatArray:

@@ -23,10 +23,13 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from annotation.agreement import campaign_monitor
 from annotation.exports import EXPORT_FIELDS, rating_export_rows
-from annotation.forms import AnswerForm, CampaignForm, ReferenceItemForm
+from annotation.forms import AnswerForm, CampaignForm, ReferenceItemForm, StudyForm
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant
 from annotation.querysets import task_context
+from annotation.report_charts import report_charts
+from annotation.report_tables import report_tables, to_csv, to_latex, to_markdown
+from annotation.reports import study_report_cached
 from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
     CampaignError,
@@ -373,3 +376,63 @@ def _to_next(request: HtmxHttpRequest, answered: Assignment, criteria: list[Crit
     following.campaign = campaign  # the same campaign and criteria: no need to read them again
     response = render(request, "annotation/annotate.html#task", _page_context(following, criteria))
     return push_url(response, reverse("annotation:assignment", args=[following.pk]))
+
+
+# --- Study reports ----------------------------------------------------------------------------
+
+REPORT_FORMATS = {
+    "json": "application/json",
+    "md": "text/markdown; charset=utf-8",
+    "tex": "application/x-tex; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+def _study(request: HttpRequest) -> tuple[StudyForm, dict[str, Any] | None]:
+    form = StudyForm(request.GET or None)
+    if not form.is_valid():
+        return form, None
+    data = form.cleaned_data
+    report = study_report_cached(
+        recommender_run=data["recommender_run"],
+        generation_runs=list(data["runs"]),
+        seed=data["seed"] or 0,
+        include_flagged=not data["exclude_flagged"],
+    )
+    return form, report
+
+
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def study_report_view(request: HttpRequest) -> HttpResponse:
+    form, report = _study(request)
+    context: dict[str, Any] = {"form": form, "report": report, "query": request.GET.urlencode()}
+    if report is not None:
+        context |= {"tables": report_tables(report), "charts": report_charts(report)}
+    return render(request, "annotation/study.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def study_report_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    form, report = _study(request)
+    if report is None:
+        return HttpResponse(f"bad study: {form.errors.as_text()}", status=400, content_type="text/plain")
+    tables = report_tables(report)
+    if fmt == "json":
+        body = json.dumps(report, indent=1, default=str)
+    elif fmt == "md":
+        body = to_markdown(tables)
+    elif fmt == "tex":
+        body = to_latex(tables)
+    else:
+        chosen = [table for table in tables if table.name == request.GET.get("table", "")]
+        if not chosen:
+            names = ", ".join(table.name for table in tables)
+            return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
+        body = to_csv(chosen[0])
+    response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
+    suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
+    response["Content-Disposition"] = f'attachment; filename="xrec-study{suffix}.{fmt}"'
+    return response

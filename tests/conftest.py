@@ -16,6 +16,15 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(settings, tmp_path: Path):
+    # Every test database starts its ids at 1, so a cache shared between tests could answer
+    # one test with another's report: each test gets its own.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(tmp_path)}
+    }
+
+
+@pytest.fixture(autouse=True)
 def _private_dirs(settings, tmp_path: Path):
     settings.XREC_UPLOAD_DIR = tmp_path / "uploads"
     settings.XREC_MODEL_DIR = tmp_path / "models"

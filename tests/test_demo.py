@@ -62,6 +62,8 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     assert evaluation["judge_pairwise"]["stats"]["total"] == 4 and evaluation["judge_pairwise"]["stats"]["pending"] == 0
     assert evaluation["judge_likert"]["stats"]["total"] == 4
     assert all(probe["phase"].startswith("4 answered") for probe in evaluation["probes"].values())
+    assert "/studies/?recommender_run=" in evaluation["report"]
+    assert {"runs", "judge_pairwise", "judge_likert", "attributes", "text"} <= set(evaluation["report_tables"])
     # Base and tuned explain the same two recommendations: 2 x 2 Likert items, 2 pairs.
     annotation = summary["annotation"]
     assert annotation["likert"]["items"] == 4 and annotation["pairwise"]["items"] == 2

@@ -2,13 +2,16 @@
 checked for reproducibility, and the degenerate cases checked for honest answers."""
 
 import math
+import time
 from typing import Literal
 
 import choix
+import krippendorff
 import numpy as np
 import pytest
 import scipy.stats  # type: ignore[import-untyped]
 
+from annotation.agreement import alpha as package_alpha
 from annotation.statistics import (
     BradleyTerry,
     Interval,
@@ -17,6 +20,7 @@ from annotation.statistics import (
     bootstrap_ci,
     bradley_terry,
     cohen_kappa,
+    discrete_summary,
     kendall_tau,
     majority_baseline,
     mean_median_summary,
@@ -151,6 +155,64 @@ def test_mean_median_summary_rejects_values_off_the_scale_and_handles_no_ratings
     assert empty.distribution == {1: 0, 2: 0, 3: 0}
 
 
+# --- discrete_summary ---------------------------------------------------------------------------
+
+
+def test_discrete_summary_has_mean_median_summarys_estimates_and_distribution() -> None:
+    rng = np.random.default_rng(3)
+    for n in (15, 300, 301):  # even n: the median averages the two middle values
+        values = rng.integers(1, 8, size=n)
+        fast = discrete_summary(values, scale=range(1, 8), n_resamples=50, seed=0)
+        slow = mean_median_summary(values, scale=range(1, 8), n_resamples=50, seed=0)
+
+        assert (fast.n, fast.distribution) == (slow.n, slow.distribution)
+        assert fast.mean.estimate == slow.mean.estimate and fast.median.estimate == slow.median.estimate
+    assert discrete_summary([1, 2, 2, 3], scale=[1, 2, 3], n_resamples=0).median.estimate == 2.0
+    assert discrete_summary([1, 1, 3, 3], scale=[1, 2, 3], n_resamples=0).median.estimate == 2.0
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.95])
+def test_discrete_summary_intervals_agree_with_resampling_the_values_within_monte_carlo_error(
+    confidence: float,
+) -> None:
+    # Same distribution, different random stream: compare with a tolerance, not exactly. A
+    # skewed sample of even size makes the median resamples land on and between scale points.
+    values = [1] * 90 + [2] * 60 + [3] * 50 + [4] * 40 + [5] * 30 + [6] * 20 + [7] * 10
+    fast = discrete_summary(values, scale=range(1, 8), confidence=confidence, n_resamples=4000, seed=1)
+    slow = mean_median_summary(values, scale=range(1, 8), confidence=confidence, n_resamples=4000, seed=2)
+
+    assert fast.mean.low == pytest.approx(slow.mean.low, abs=0.04)
+    assert fast.mean.high == pytest.approx(slow.mean.high, abs=0.04)
+    assert fast.median.low == pytest.approx(slow.median.low, abs=0.5 + 1e-9)
+    assert fast.median.high == pytest.approx(slow.median.high, abs=0.5 + 1e-9)
+    assert fast.mean.n == fast.median.n == 300
+
+
+def test_discrete_summary_degenerate_and_malformed_input_as_mean_median_summary() -> None:
+    assert discrete_summary([], scale=range(1, 4)) == mean_median_summary([], scale=range(1, 4))
+    assert discrete_summary([4], scale=range(1, 6)) == mean_median_summary([4], scale=range(1, 6))
+    assert discrete_summary([3, 3, 3], scale=range(1, 6)) == mean_median_summary([3, 3, 3], scale=range(1, 6))
+    with pytest.raises(ValueError, match="off the scale"):
+        discrete_summary([1, 2, 8], scale=range(1, 8))
+    with pytest.raises(ValueError, match="finite"):
+        discrete_summary([1.0, float("nan")], scale=range(1, 8))
+    assert discrete_summary([1, 2, 3], scale=range(1, 4), n_resamples=100, seed=4) == discrete_summary(
+        [1, 2, 3], scale=range(1, 4), n_resamples=100, seed=4
+    )
+
+
+def test_discrete_summary_of_100k_ratings_takes_milliseconds() -> None:
+    values = np.random.default_rng(0).integers(1, 11, size=100_000)
+
+    start = time.perf_counter()
+    summary = discrete_summary(values, scale=range(1, 11), n_resamples=2000, seed=0)
+    elapsed = time.perf_counter() - start
+
+    print(f"discrete_summary, 100k ratings, 2000 resamples: {elapsed * 1000:.1f} ms")
+    assert summary.mean.low is not None and summary.mean.low < (summary.mean.estimate or 0) < (summary.mean.high or 0)
+    assert elapsed < 0.5  # about 20 ms; generous for a busy machine
+
+
 # --- win_tie_loss -------------------------------------------------------------------------------
 
 
@@ -184,6 +246,37 @@ def test_win_tie_loss_rejects_unknown_outcomes_and_handles_no_items() -> None:
     assert empty.n == 0 and empty.a.estimate is None and empty.net.estimate is None
     unanimous = win_tie_loss(["a", "a", "a"])
     assert (unanimous.a.low, unanimous.a.high, unanimous.b.low, unanimous.b.high) == (1.0, 1.0, 0.0, 0.0)
+
+
+def test_win_tie_loss_and_bradley_terry_of_30k_outcomes_stay_fast() -> None:
+    rng = np.random.default_rng(0)
+    outcomes = [str(o) for o in rng.choice(["a", "b", "tie", "unparsed"], size=30_000, p=[0.4, 0.3, 0.25, 0.05])]
+    names = ["p", "q", "r", "s", "t"]
+    pairs = [rng.choice(5, size=2, replace=False) for _ in range(30_000)]
+    comparisons = [(names[i], names[j], o) for (i, j), o in zip(pairs, outcomes, strict=True) if o != "unparsed"]
+
+    start = time.perf_counter()
+    shares = win_tie_loss(outcomes, n_resamples=1000, seed=0)
+    middle = time.perf_counter()
+    fit = bradley_terry(comparisons, names, n_resamples=1000, seed=0)
+    end = time.perf_counter()
+
+    print(f"win_tie_loss 30k: {(middle - start) * 1000:.1f} ms; bradley_terry 30k: {(end - middle) * 1000:.1f} ms")
+    assert shares.a.low is not None and shares.a.low < 0.4 < (shares.a.high or 0)
+    assert all(fit.strengths[name].low is not None for name in names)
+    assert middle - start < 0.2 and end - middle < 3.0  # about 5 ms and 300 ms
+
+
+def test_win_tie_loss_intervals_match_resampling_the_items_within_monte_carlo_error() -> None:
+    outcomes = ["a"] * 40 + ["b"] * 30 + ["tie"] * 25 + ["unparsed"] * 5
+    reference = np.array([[o == name for o in outcomes] for name in ("a", "b")], dtype=float)
+
+    result = win_tie_loss(outcomes, n_resamples=4000, seed=0)
+    a_share = bootstrap_ci(reference[0], n_resamples=4000, seed=1)
+    net = bootstrap_ci(reference[0] - reference[1], n_resamples=4000, seed=1)
+
+    assert (result.a.low, result.a.high) == pytest.approx((a_share.low, a_share.high), abs=0.015)
+    assert (result.net.low, result.net.high) == pytest.approx((net.low, net.high), abs=0.025)
 
 
 # --- accuracy_with_ci and majority_baseline ----------------------------------------------------------
@@ -468,3 +561,121 @@ def test_position_bias_is_reproducible_and_rejects_unknown_verdicts() -> None:
         position_bias([("1", "2")])
     empty = position_bias([])
     assert empty.n == 0 and empty.first.estimate is None and empty.disagreement.estimate is None
+
+
+# --- alpha_with_ci on coincidence matrices ---------------------------------------------------------
+
+
+def _refitted_alpha_interval(
+    matrix: np.ndarray,
+    level: Literal["nominal", "ordinal", "interval"],
+    value_domain: list[float] | None,
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[float, float]:
+    """The former alpha_with_ci: refit the package's alpha on every resample of the pairable units."""
+    pairable = matrix[:, np.sum(~np.isnan(matrix), axis=0) >= 2]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        value = package_alpha(
+            pairable[:, rng.integers(0, pairable.shape[1], size=pairable.shape[1])], level, value_domain
+        )
+        if value is not None:
+            draws.append(value)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _sparse_ratings(seed: int, coders: int, units: int, scale: int, missing: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, scale + 1, size=units)
+    matrix = np.clip(truth + rng.integers(-1, 2, size=(coders, units)), 1, scale).astype(float)
+    matrix[rng.random(matrix.shape) < missing] = np.nan
+    return matrix
+
+
+def test_alpha_with_ci_estimate_equals_the_krippendorff_package() -> None:
+    levels: list[Literal["nominal", "ordinal", "interval"]] = ["nominal", "ordinal", "interval"]
+    for level in levels:
+        expected = krippendorff.alpha(KRIPPENDORFF_EXAMPLE, level_of_measurement=level)
+        assert alpha_with_ci(KRIPPENDORFF_EXAMPLE, level, n_resamples=0).estimate == pytest.approx(expected, abs=1e-9)
+    for seed in range(8):
+        matrix = _sparse_ratings(seed, coders=6, units=40, scale=5, missing=0.5)
+        matrix[0, :3] = 0.0  # a value no other answer uses
+        cases: list[tuple[Literal["nominal", "ordinal", "interval"], list[float] | None]] = [
+            ("nominal", None),
+            ("interval", None),
+            ("ordinal", None),
+            ("ordinal", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]),  # unused scale points
+            ("ordinal", [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]),  # the domain's own order
+        ]
+        for level, domain in cases:
+            expected = krippendorff.alpha(matrix, level_of_measurement=level, value_domain=domain)
+            ours = alpha_with_ci(matrix, level, domain, n_resamples=0).estimate
+            assert ours == pytest.approx(expected, abs=1e-9), (seed, level, domain)
+
+
+def test_alpha_with_ci_is_undefined_for_values_outside_the_domain_as_the_package_says() -> None:
+    matrix = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 9.0]])
+
+    assert alpha_with_ci(matrix, "ordinal", [1.0, 2.0, 3.0], n_resamples=50) == Interval(None, None, None, 3)
+    assert alpha_with_ci(np.array([[3.0, 3.0], [3.0, 3.0]]), "ordinal", [1.0, 2.0, 3.0], n_resamples=50) == Interval(
+        None, None, None, 2
+    )
+
+
+def test_alpha_with_ci_keeps_refitting_values_beyond_a_small_finite_domain() -> None:
+    rng = np.random.default_rng(5)
+    matrix = rng.normal(size=(3, 60)).round(3) + np.arange(60)  # about 180 distinct values
+    matrix[rng.random(matrix.shape) < 0.2] = np.nan
+
+    result = alpha_with_ci(matrix, "interval", n_resamples=40, seed=0)
+
+    assert result.estimate == pytest.approx(krippendorff.alpha(matrix, level_of_measurement="interval"), abs=1e-9)
+    assert result.low is not None and result.high is not None
+
+
+@pytest.mark.parametrize(
+    ("level", "domain"),
+    [("nominal", None), ("ordinal", [1.0, 2.0, 3.0, 4.0, 5.0]), ("interval", None)],
+)
+def test_alpha_with_ci_interval_agrees_with_refitting_every_resample_within_monte_carlo_error(
+    level: Literal["nominal", "ordinal", "interval"], domain: list[float] | None
+) -> None:
+    matrix = _sparse_ratings(11, coders=5, units=60, scale=5, missing=0.4)
+
+    fast = alpha_with_ci(matrix, level, domain, confidence=0.9, n_resamples=2000, seed=0)
+    low, high = _refitted_alpha_interval(matrix, level, domain, confidence=0.9, n_resamples=2000, seed=1)
+
+    assert fast.low == pytest.approx(low, abs=0.03) and fast.high == pytest.approx(high, abs=0.03)
+    assert fast.n == int(np.sum(np.sum(~np.isnan(matrix), axis=0) >= 2))
+
+
+def test_alpha_with_ci_of_100k_answers_takes_well_under_a_second() -> None:
+    # 50 coders, 33,000 units, three answers each on a 1-10 scale: about 100,000 answers.
+    rng = np.random.default_rng(0)
+    coders, units = 50, 33_000
+    matrix = np.full((coders, units), np.nan)
+    columns = np.repeat(np.arange(units), 3)
+    rows = np.argsort(rng.random((units, coders)), axis=1)[:, :3].ravel()
+    truth = np.repeat(rng.integers(1, 11, size=units), 3)
+    matrix[rows, columns] = np.clip(truth + rng.integers(-1, 2, size=columns.size), 1, 10)
+
+    timings = {}
+    cases: list[tuple[Literal["nominal", "ordinal", "interval"], list[float] | None]] = [
+        ("interval", None),
+        ("ordinal", [float(v) for v in range(1, 11)]),
+    ]
+    for level, domain in cases:
+        start = time.perf_counter()
+        result = alpha_with_ci(matrix, level, domain, n_resamples=1000, seed=0)
+        timings[level] = time.perf_counter() - start
+        assert result.low is not None and result.low < (result.estimate or 0) < (result.high or 0)
+        assert result.n == units
+
+    print(", ".join(f"alpha_with_ci {level} 100k answers: {t * 1000:.0f} ms" for level, t in timings.items()))
+    assert max(timings.values()) < 2.0  # about 150 ms; generous for a busy machine

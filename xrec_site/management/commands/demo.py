@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from annotation.models import Campaign
+from annotation.report_tables import report_tables
+from annotation.reports import study_report_cached
 from annotation.services.campaigns import campaign_create, campaign_reference_item_add
 from explanations.judging import default_rubric
 from explanations.models import (
@@ -231,6 +233,11 @@ class Command(BaseCommand):
             probes[str(generation.pk)] = {"probe": probe.pk, "phase": probe.phase}
         results["probes"] = probes
         results["judge_runs_page"] = base_url + reverse("explanations:judge_list")
+        query = "&".join([f"recommender_run={runs[0].recommender_run_id}", *(f"runs={run.pk}" for run in runs)])
+        results["report"] = f"{base_url}{reverse('annotation:study')}?{query}"
+        self.stdout.write("computing the study report (text metrics, judge, probes)…")
+        report = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+        results["report_tables"] = [table.name for table in report_tables(report) if table.rows]
         return results
 
     def _annotation_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
@@ -322,6 +329,7 @@ class Command(BaseCommand):
         likert = summary["annotation"]["likert"]
         self.stdout.write(f"  annotator link (Likert campaign, as a Prolific worker): {likert['annotator_link']}")
         self.stdout.write(f"  campaign page (researcher): {likert['page']}")
+        self.stdout.write(f"  study report (researcher): {summary['evaluation']['report']}")
         try:
             web.wait()
         except KeyboardInterrupt:

@@ -1,0 +1,116 @@
+"""Server-side SVG geometry for the study page: bars with error bars, and a win heatmap.
+
+Plain numbers for the template to draw (no JavaScript, no CDN): every coordinate is computed
+here, every label is escaped by the template.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BAR_HEIGHT = 18
+LABEL_WIDTH = 260
+PLOT_WIDTH = 360
+
+
+def interval_bars(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+    """Horizontal bars from a shared zero line, one per (label, interval), with the interval
+    drawn as an error bar; negative values (Bradley-Terry strengths) extend left."""
+    points = [(label, i) for label, i in rows if i and i.get("estimate") is not None]
+    if not points:
+        return None
+    values = [v for _, i in points for v in (i["estimate"], i.get("low"), i.get("high")) if v is not None]
+    low, high = min(0.0, *values), max(0.0, *values)
+    span = (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return LABEL_WIDTH + PLOT_WIDTH * (value - low) / span
+
+    bars = []
+    for index, (label, interval) in enumerate(points):
+        y = 6 + index * (BAR_HEIGHT + 6)
+        left, right = sorted((x(0.0), x(interval["estimate"])))
+        bars.append(
+            {
+                "label": label,
+                "value": f"{interval['estimate']:.3g}",
+                "x": round(left, 1),
+                "y": y,
+                "width": round(max(right - left, 1.0), 1),
+                "error": None
+                if interval.get("low") is None
+                else {"x1": round(x(interval["low"]), 1), "x2": round(x(interval["high"]), 1), "y": y + BAR_HEIGHT / 2},
+            }
+        )
+    return {
+        "bars": bars,
+        "height": 12 + len(points) * (BAR_HEIGHT + 6),
+        "width": LABEL_WIDTH + PLOT_WIDTH + 60,
+        "zero": round(x(0.0), 1),
+        "label_x": LABEL_WIDTH - 6,
+        "bar_height": BAR_HEIGHT,
+    }
+
+
+def win_heatmap(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Row system's share of wins against the column system, from pairwise win/tie/loss."""
+    if not pairs:
+        return None
+    systems = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
+    share: dict[tuple[str, str], float | None] = {}
+    for pair in pairs:
+        wtl = pair["win_tie_loss"]
+        share[(pair["a"], pair["b"])] = wtl["a"]["estimate"]
+        share[(pair["b"], pair["a"])] = wtl["b"]["estimate"]
+    cell = 56
+    cells = []
+    for row, a in enumerate(systems):
+        for column, b in enumerate(systems):
+            value = share.get((a, b))
+            cells.append(
+                {
+                    "x": LABEL_WIDTH + column * cell,
+                    "y": 20 + row * cell,
+                    "size": cell - 2,
+                    "text": "" if value is None else f"{value:.2f}",
+                    # White (0) to blue (1); the diagonal and missing pairs stay grey.
+                    "fill": "#eeeeee"
+                    if value is None
+                    else f"rgb({int(255 - 200 * value)},{int(255 - 150 * value)},255)",
+                }
+            )
+    return {
+        "systems": [
+            {"label": s, "y": 20 + i * cell + cell / 2, "x": LABEL_WIDTH + i * cell + cell / 2}
+            for i, s in enumerate(systems)
+        ],
+        "cells": cells,
+        "width": LABEL_WIDTH + len(systems) * cell + 10,
+        "height": 30 + len(systems) * cell,
+        "label_x": LABEL_WIDTH - 6,
+        "cell": cell,
+    }
+
+
+def report_charts(report: dict[str, Any]) -> dict[str, Any]:
+    """The page's charts: human means per criterion, judge strengths, judge win matrix."""
+    charts: dict[str, Any] = {"human": [], "judge_strengths": [], "judge_wins": []}
+    for section in report["human"]:
+        if section["mode"] == "likert":
+            criteria = sorted({name for row in section["runs"] for name in row["criteria"]})
+            for name in criteria:
+                rows = [(row["run"], row["criteria"][name]["mean"]) for row in section["runs"]]
+                if chart := interval_bars(rows):
+                    charts["human"].append({"title": f"{section['name']}: {name} (mean, 95% interval)", "chart": chart})
+    for judge in report["judge"]["pairwise"]:
+        if judge["bradley_terry"]:
+            rows = list(judge["bradley_terry"]["strengths"].items())
+            if chart := interval_bars(rows):
+                charts["judge_strengths"].append(
+                    {"title": f"Judge #{judge['judge_run']}: Bradley-Terry strength", "chart": chart}
+                )
+        if heatmap := win_heatmap(judge["pairs"]):
+            charts["judge_wins"].append(
+                {"title": f"Judge #{judge['judge_run']}: share of wins (row vs column)", "chart": heatmap}
+            )
+    return charts

@@ -1,0 +1,321 @@
+"""The study report as tables, and those tables as CSV, Markdown and LaTeX for a paper.
+
+``report_tables`` turns ``annotation.reports.study_report`` output into named tables of plain
+strings; every estimate is written as ``estimate [low, high]``. The writers only format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from annotation.reports import TEXT_METRICS, dig
+
+MISSING = "n/a"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def estimate(interval: dict[str, Any] | None, digits: int = 3) -> str:
+    """``0.512 [0.401, 0.618]``; just the estimate where there is no interval; MISSING if none."""
+    if not interval or interval.get("estimate") is None:
+        return MISSING
+    text = _number(interval["estimate"], digits)
+    if interval.get("low") is not None and interval.get("high") is not None:
+        text += f" [{_number(interval['low'], digits)}, {_number(interval['high'], digits)}]"
+    return text
+
+
+def report_tables(report: dict[str, Any]) -> list[Table]:
+    tables = [
+        Table(
+            "runs",
+            "Generation runs compared, with their lineage.",
+            ["run", "generator", "model", "adapter", "prompt", "explanations"],
+            [
+                [
+                    r["label"],
+                    r["generator"],
+                    f"{r['model']} ({r['quantization']})",
+                    r["adapter"] or MISSING,
+                    r["prompt"],
+                    str(r["explanations"]),
+                ]
+                for r in report["runs"]
+            ],
+        )
+    ]
+    human_rows, agreement_rows, human_pair_rows = [], [], []
+    for section in report["human"]:
+        if section["mode"] == "likert":
+            for row in section["runs"]:
+                for name, summary in row["criteria"].items():
+                    human_rows.append(
+                        [
+                            section["name"],
+                            row["run"],
+                            name,
+                            estimate(summary["mean"], 2),
+                            estimate(summary["median"], 1),
+                            str(summary["n"]),
+                        ]
+                    )
+        else:
+            for pair in section["pairs"]:
+                wtl = pair["win_tie_loss"]
+                human_pair_rows.append(
+                    [
+                        section["name"],
+                        pair["criterion"],
+                        pair["a"],
+                        pair["b"],
+                        estimate(wtl["a"]),
+                        estimate(wtl["tie"]),
+                        estimate(wtl["b"]),
+                        str(wtl["n"]),
+                    ]
+                )
+        for name, alphas in section["agreement"].items():
+            agreement_rows.append(
+                [section["name"], name] + [f"{level}: {estimate(value)}" for level, value in alphas.items()]
+            )
+    tables.append(
+        Table(
+            "human_likert",
+            "Human ratings per run and criterion: mean and median with bootstrap 95% intervals.",
+            ["campaign", "run", "criterion", "mean", "median", "n"],
+            human_rows,
+        )
+    )
+    tables.append(
+        Table(
+            "human_pairwise",
+            "Human pairwise preferences: share of A wins, ties and B wins with 95% intervals.",
+            ["campaign", "criterion", "A", "B", "A wins", "tie", "B wins", "n"],
+            human_pair_rows,
+        )
+    )
+    width = max((len(row) for row in agreement_rows), default=3)
+    tables.append(
+        Table(
+            "agreement",
+            "Krippendorff's alpha per criterion, with bootstrap 95% intervals over items.",
+            ["campaign", "criterion"] + [f"alpha {i}" for i in range(1, width - 1)],
+            [row + [""] * (width - len(row)) for row in agreement_rows],
+        )
+    )
+    judge_rows, bias_rows, strength_rows = [], [], []
+    for judge in report["judge"]["pairwise"]:
+        for pair in judge["pairs"]:
+            wtl = pair["win_tie_loss"]
+            judge_rows.append(
+                [
+                    f"#{judge['judge_run']} {judge['judge']}",
+                    pair["a"],
+                    pair["b"],
+                    estimate(wtl["a"]),
+                    estimate(wtl["tie"]),
+                    estimate(wtl["b"]),
+                    estimate(wtl["unparsed"]),
+                    str(wtl["n"]),
+                ]
+            )
+        if judge["position_bias"]:
+            bias = judge["position_bias"]
+            bias_rows.append(
+                [
+                    f"#{judge['judge_run']} {judge['judge']}",
+                    estimate(bias["first"]),
+                    estimate(bias["second"]),
+                    estimate(bias["tie"]),
+                    estimate(bias["unparsed"]),
+                    estimate(bias["disagreement"]),
+                ]
+            )
+        if judge["bradley_terry"]:
+            for system, interval in judge["bradley_terry"]["strengths"].items():
+                strength_rows.append([f"#{judge['judge_run']} {judge['judge']}", system, estimate(interval, 2)])
+    tables += [
+        Table(
+            "judge_pairwise",
+            "LLM judge, pairwise in both orders (a win counts only when both orders agree), with 95% intervals.",
+            ["judge", "A", "B", "A wins", "tie", "B wins", "unparsed", "pairs"],
+            judge_rows,
+        ),
+        Table(
+            "judge_strengths",
+            "Bradley-Terry log-strengths from the judge's combined verdicts (ties count half), 95% intervals.",
+            ["judge", "run", "strength"],
+            strength_rows,
+        ),
+        Table(
+            "position_bias",
+            "Judge position bias: share of verdicts picking each slot, and how often the two orders disagreed.",
+            ["judge", "first slot", "second slot", "tie", "unparsed", "orders disagree"],
+            bias_rows,
+        ),
+    ]
+    likert_rows = []
+    for judge in report["judge"]["likert"]:
+        for row in judge["runs"]:
+            for name, summary in row["criteria"].items():
+                likert_rows.append(
+                    [
+                        f"#{judge['judge_run']} {judge['judge']}",
+                        row["run"],
+                        name,
+                        estimate(summary["mean"], 2),
+                        f"{row['unparsed']}/{row['n']}",
+                    ]
+                )
+    tables.append(
+        Table(
+            "judge_likert",
+            "LLM judge scores on the annotators' rubric, mean with 95% interval, and unparsed answers.",
+            ["judge", "run", "criterion", "mean", "unparsed"],
+            likert_rows,
+        )
+    )
+    labels = {r["generation_run"]: r["label"] for r in report["runs"]}
+    attribute_rows = []
+    for probe in report["attributes"]:
+        for variant, values in probe["variants"].items():
+            attribute_rows.append(
+                [
+                    probe["target"],
+                    labels.get(probe["generation_run"], str(probe["generation_run"])),
+                    variant.replace("_", " "),
+                    estimate(values["accuracy"]),
+                    _number(values["majority_accuracy"]),
+                    _number(values["parse_failure_rate"]),
+                    str(values["n"]),
+                ]
+            )
+    tables.append(
+        Table(
+            "attributes",
+            "Local attribute prediction: accuracy (unparsed answers count as wrong) against the majority baseline.",
+            ["target", "run", "from", "accuracy", "majority", "parse failures", "n"],
+            attribute_rows,
+        )
+    )
+    tables.append(
+        Table(
+            "text",
+            "Text metrics per run (DIV and hallucination: lower is better).",
+            ["run"] + [name for name, _ in TEXT_METRICS],
+            [
+                [run] + [_number(dig(metrics, path)) for _, path in TEXT_METRICS]
+                for run, metrics in report["text"].items()
+            ],
+        )
+    )
+    tables.append(
+        Table(
+            "meta",
+            "Agreement of automatic signals with human means (system level).",
+            ["signal", "criterion", "systems", "Kendall tau", "Spearman rho"],
+            [
+                [
+                    c["signal"],
+                    c["criterion"],
+                    str(c["systems"]),
+                    _number(c["kendall_tau"]["statistic"]),
+                    _number(c["spearman_rho"]["statistic"]),
+                ]
+                for c in report["meta"]["correlations"]
+            ]
+            + [
+                [
+                    f"judge #{k['judge_run']} vs human majority (Cohen's kappa)",
+                    k["criterion"],
+                    str(k["items"]),
+                    _number(k["kappa"]),
+                    "",
+                ]
+                for k in report["meta"]["item_kappa"]
+            ],
+        )
+    )
+    return tables
+
+
+def _csv_cell(cell: str) -> str:
+    # Dataset and generator names are untrusted text: never let a cell run as a formula in a
+    # spreadsheet. A negative number ("-0.12 [...]") is left alone.
+    risky = cell.startswith(("=", "+", "@", "\t", "\r")) or (cell.startswith("-") and not cell[1:2].isdigit())
+    return f"'{cell}" if risky else cell
+
+
+def to_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(table.header)
+    for row in table.rows:
+        writer.writerow([_csv_cell(cell) for cell in row])
+    return buffer.getvalue()
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(tables: list[Table]) -> str:
+    """Every non-empty table as a GitHub-flavoured Markdown table under its caption."""
+    parts = []
+    for table in tables:
+        if not table.rows:
+            continue
+        lines = [f"**{table.caption}**", "", "| " + " | ".join(map(_markdown_cell, table.header)) + " |"]
+        lines.append("|" + "|".join("---" for _ in table.header) + "|")
+        lines += ["| " + " | ".join(map(_markdown_cell, row)) + " |" for row in table.rows]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}  # fmt: skip
+
+
+def _latex_cell(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def to_latex(tables: list[Table]) -> str:
+    """Every non-empty table as a booktabs ``table`` environment with its caption."""
+    parts = []
+    for table in tables:
+        if not table.rows:
+            continue
+        lines = [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{_latex_cell(table.caption)}}}",
+            rf"\label{{tab:xrec-{table.name.replace('_', '-')}}}",
+            r"\begin{tabular}{" + "l" * len(table.header) + "}",
+            r"\toprule",
+            " & ".join(map(_latex_cell, table.header)) + r" \\",
+            r"\midrule",
+        ]
+        lines += [" & ".join(map(_latex_cell, row)) + r" \\" for row in table.rows]
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"

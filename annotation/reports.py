@@ -1,0 +1,567 @@
+"""The study report: every perspective on a set of generation runs, with intervals.
+
+A study is a recommender run and two or more of its generation runs. The report gathers what
+exists for them: pairwise and Likert judge runs over those generation runs, human campaigns
+over them, attribute probes on them, and their text metrics. Everything is read from the
+database and computed here, deterministically under ``seed``; nothing is written.
+
+Sections (keys of ``study_report``): ``recommender``, ``runs`` (lineage), ``judge``,
+``human``, ``attributes``, ``text``, ``meta``. Each number that estimates something carries
+an interval (``Interval.to_dict()``: estimate, low, high, n). Unparsed judge and probe answers
+are counted and shown, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from annotation.agreement import CHOICE_CODES
+from annotation.models import Assignment, Campaign, CampaignItem, Rating
+from annotation.statistics import (
+    accuracy_with_ci,
+    alpha_with_ci,
+    bradley_terry,
+    cohen_kappa,
+    discrete_summary,
+    kendall_tau,
+    majority_baseline,
+    position_bias,
+    spearman_rho,
+    win_tie_loss,
+)
+from explanations.models import AttributeProbe, GenerationRun, JudgeRun, JudgeVerdict, ProbeAnswer
+from explanations.probing import AGE_TOLERANCE
+from recommendations.models import RecommenderRun
+
+RESAMPLES = 1000
+# The text metrics a report shows and correlates with humans: (name, path in the metrics dict).
+TEXT_METRICS = (
+    ("mean words", ("length", "mean")),
+    ("over limit", ("length", "over_limit")),
+    ("refusals", ("refusal_rate",)),
+    ("USR", ("usr",)),
+    ("distinct-2", ("distinct_2",)),
+    ("FMR", ("features", "fmr")),
+    ("FCR", ("features", "fcr")),
+    ("DIV", ("features", "div")),
+    ("hallucination", ("grounding", "hallucination_rate")),
+    ("personalisation", ("personalisation", "mean_similarity")),
+)
+
+
+def _label(run: GenerationRun) -> str:
+    return f"#{run.pk} {run.generator.name}"
+
+
+def run_lineage(run: GenerationRun) -> dict[str, Any]:
+    generator = run.generator
+    return {
+        "generation_run": run.pk,
+        "label": _label(run),
+        "generator": generator.name,
+        "backend": generator.backend,
+        "model": generator.model,
+        "quantization": generator.quantization,
+        "adapter": generator.adapter_path,
+        "adapter_training": generator.adapter_training_id,
+        "prompt": f"{run.template.name} v{run.template.version}",
+        "max_words": run.max_words,
+        "history_length": run.history_length,
+        "seed": run.seed,
+        "explanations": run.n_total,
+    }
+
+
+def _pairwise_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str, Any]:
+    """Both-order verdicts combined per (recommendation, pair): win/tie/loss per pair of
+    runs, Bradley-Terry over all runs, and the judge's position bias."""
+    rows = JudgeVerdict.objects.filter(judge_run=run, second__isnull=False).values_list(
+        "recommendation_id", "first__generation_run_id", "second__generation_run_id", "parsed", "status"
+    )
+    verdict: dict[tuple[int, int, int], str | None] = {}
+    for recommendation, first_run, second_run, parsed, status in rows:
+        winner = parsed.get("winner") if parsed and status == JudgeVerdict.Status.DONE else None
+        verdict[(recommendation, first_run, second_run)] = winner
+    by_pair: dict[tuple[int, int], list[tuple[str | None, str | None]]] = defaultdict(list)
+    items: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for (recommendation, first_run, second_run), winner in verdict.items():
+        if first_run < second_run and (recommendation, second_run, first_run) in verdict:
+            by_pair[(first_run, second_run)].append((winner, verdict[(recommendation, second_run, first_run)]))
+            items[(first_run, second_run)].append(recommendation)
+    pairs: list[dict[str, Any]] = []
+    comparisons: list[tuple[str, str, str]] = []
+    every_verdict: list[tuple[str | None, str | None]] = []
+    outcome_of: dict[tuple[int, int, int], str] = {}
+    for (a, b), verdicts in sorted(by_pair.items()):
+        bias = position_bias(verdicts, n_resamples=RESAMPLES, seed=seed)
+        pairs.append(
+            {
+                "a": labels[a],
+                "b": labels[b],
+                "win_tie_loss": win_tie_loss(bias.outcomes, n_resamples=RESAMPLES, seed=seed).to_dict(),
+            }
+        )
+        comparisons += [(labels[a], labels[b], o) for o in bias.outcomes if o != "unparsed"]
+        every_verdict += verdicts
+        outcome_of.update({(rec, a, b): outcome for rec, outcome in zip(items[(a, b)], bias.outcomes, strict=True)})
+    systems: list[str] = sorted({label for pair in pairs for label in (pair["a"], pair["b"])})
+    strengths = (
+        bradley_terry(comparisons, systems, n_resamples=RESAMPLES, seed=seed).to_dict()
+        if comparisons and len(systems) >= 2
+        else None
+    )
+    overall = position_bias(every_verdict, n_resamples=RESAMPLES, seed=seed).to_dict() if every_verdict else None
+    if overall is not None:
+        overall.pop("outcomes")
+    return {
+        "judge_run": run.pk,
+        "judge": run.judge.name,
+        "pairs": pairs,
+        "bradley_terry": strengths,
+        "position_bias": overall,
+        "_outcomes": outcome_of,
+    }
+
+
+def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str, Any]:
+    scores: dict[tuple[int, str], list[int]] = defaultdict(list)
+    per_explanation: dict[int, dict[str, int]] = {}
+    unparsed: dict[int, int] = defaultdict(int)
+    total: dict[int, int] = defaultdict(int)
+    for explanation, run_id, parsed in JudgeVerdict.objects.filter(judge_run=run, second__isnull=True).values_list(
+        "first_id", "first__generation_run_id", "parsed"
+    ):
+        total[run_id] += 1
+        if not parsed:
+            unparsed[run_id] += 1
+            continue
+        per_explanation[explanation] = parsed["scores"]
+        for name, value in parsed["scores"].items():
+            scores[(run_id, name)].append(value)
+    criteria = [criterion["name"] for criterion in run.rubric]
+    scales = {c["name"]: range(int(c.get("scale_min", 1)), int(c.get("scale_max", 10)) + 1) for c in run.rubric}
+    table = []
+    for run_id in sorted(total):
+        table.append(
+            {
+                "run": labels[run_id],
+                "n": total[run_id],
+                "unparsed": unparsed[run_id],
+                "criteria": {
+                    name: discrete_summary(
+                        scores[(run_id, name)], scale=scales[name], n_resamples=RESAMPLES, seed=seed
+                    ).to_dict()
+                    for name in criteria
+                },
+            }
+        )
+    return {"judge_run": run.pk, "judge": run.judge.name, "runs": table, "_scores": per_explanation}
+
+
+def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
+    ratings = Rating.objects.filter(
+        assignment__campaign=campaign,
+        assignment__status=Assignment.Status.SUBMITTED,
+        assignment__item__kind=CampaignItem.Kind.REGULAR,
+        assignment__participant__excluded=False,
+    )
+    if not include_flagged:
+        ratings = ratings.filter(assignment__participant__flagged=False)
+    values: dict[tuple[int, str], list[int]] = defaultdict(list)
+    matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    per_explanation: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for participant, item, explanation, run_id, name, value in ratings.values_list(
+        "assignment__participant_id",
+        "assignment__item_id",
+        "assignment__item__explanation_id",
+        "assignment__item__explanation__generation_run_id",
+        "criterion__name",
+        "value",
+    ).iterator(chunk_size=10000):
+        if value is None:  # Likert campaigns store values; a choice belongs to pairwise ones
+            continue
+        values[(run_id, name)].append(value)
+        matrix_rows[name].append((participant, item, value))
+        per_explanation[(explanation, name)].append(value)
+    criteria = list(campaign.criteria.all())
+    runs = sorted({run_id for run_id, _ in values})
+    table = [
+        {
+            "run": labels[run_id],
+            "criteria": {
+                c.name: discrete_summary(
+                    values[(run_id, c.name)],
+                    scale=range(c.scale_min, c.scale_max + 1),
+                    n_resamples=RESAMPLES,
+                    seed=seed,
+                ).to_dict()
+                for c in criteria
+            },
+        }
+        for run_id in runs
+    ]
+    agreement = {}
+    for c in criteria:
+        matrix = _matrix(matrix_rows[c.name])
+        domain = [float(v) for v in range(c.scale_min, c.scale_max + 1)]
+        agreement[c.name] = {
+            "interval": alpha_with_ci(matrix, "interval", n_resamples=RESAMPLES, seed=seed).to_dict(),
+            "ordinal": alpha_with_ci(matrix, "ordinal", domain, n_resamples=RESAMPLES, seed=seed).to_dict(),
+        }
+    return {
+        "campaign": campaign.pk,
+        "name": campaign.name,
+        "mode": campaign.mode,
+        "runs": table,
+        "agreement": agreement,
+        "_per_explanation": {key: float(np.mean(v)) for key, v in per_explanation.items()},
+    }
+
+
+def _matrix(triples: list[tuple[int, int, int]]) -> np.ndarray:
+    coders = {c: i for i, c in enumerate(sorted({t[0] for t in triples}))}
+    units = {u: i for i, u in enumerate(sorted({t[1] for t in triples}))}
+    matrix = np.full((len(coders), len(units)), np.nan)
+    for coder, unit, value in triples:
+        matrix[coders[coder], units[unit]] = value
+    return matrix
+
+
+def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
+    ratings = Rating.objects.filter(
+        assignment__campaign=campaign,
+        assignment__status=Assignment.Status.SUBMITTED,
+        assignment__item__kind=CampaignItem.Kind.REGULAR,
+        assignment__participant__excluded=False,
+    )
+    if not include_flagged:
+        ratings = ratings.filter(assignment__participant__flagged=False)
+    outcomes: dict[tuple[int, int, str], list[str]] = defaultdict(list)
+    majority_votes: dict[tuple[int, int, int, str], list[str]] = defaultdict(list)
+    matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for participant, item, recommendation, a, b, name, choice in ratings.values_list(
+        "assignment__participant_id",
+        "assignment__item_id",
+        "assignment__item__recommendation_id",
+        "assignment__item__explanation__generation_run_id",
+        "assignment__item__explanation_b__generation_run_id",
+        "criterion__name",
+        "choice",
+    ).iterator(chunk_size=10000):
+        outcomes[(a, b, name)].append(choice)
+        majority_votes[(recommendation, a, b, name)].append(choice)
+        matrix_rows[name].append((participant, item, int(CHOICE_CODES[choice])))
+    criteria = [c.name for c in campaign.criteria.all()]
+    pairs = []
+    for (a, b, name), choices in sorted(outcomes.items()):
+        pairs.append(
+            {
+                "a": labels[a],
+                "b": labels[b],
+                "criterion": name,
+                "win_tie_loss": win_tie_loss(choices, n_resamples=RESAMPLES, seed=seed).to_dict(),
+            }
+        )
+    strengths = {}
+    for name in criteria:
+        comparisons = [
+            (labels[a], labels[b], choice) for (a, b, crit), cs in outcomes.items() if crit == name for choice in cs
+        ]
+        systems = sorted({label for pair in comparisons for label in pair[:2]})
+        if comparisons and len(systems) >= 2:
+            strengths[name] = bradley_terry(comparisons, systems, n_resamples=RESAMPLES, seed=seed).to_dict()
+    agreement = {
+        name: {
+            "nominal": alpha_with_ci(_matrix(matrix_rows[name]), "nominal", n_resamples=RESAMPLES, seed=seed).to_dict()
+        }
+        for name in criteria
+    }
+    majority = {}
+    for key, choices in majority_votes.items():
+        label, share = majority_baseline(choices)
+        if label is not None and share is not None and share > 0.5:
+            majority[key] = label
+    return {
+        "campaign": campaign.pk,
+        "name": campaign.name,
+        "mode": campaign.mode,
+        "pairs": pairs,
+        "bradley_terry": strengths,
+        "agreement": agreement,
+        "_majority": majority,
+    }
+
+
+def _probe(probe: AttributeProbe, seed: int) -> dict[str, Any]:
+    rows = list(ProbeAnswer.objects.filter(probe=probe).values_list("with_explanation", "correct", "answer", "truth"))
+    variants = {}
+    for flag, name in ((False, "history"), (True, "history_and_explanation")):
+        mine = [row for row in rows if row[0] == flag]
+        truths = [row[3] for row in mine]
+        label, share = majority_baseline([labels[0] for labels in truths if labels])
+        if probe.target == "age" and label is not None:
+            # The majority baseline answers the most common age, judged by the same ±5 rule.
+            share = sum(abs(int(label) - int(t[0])) <= AGE_TOLERANCE for t in truths) / len(truths)
+        elif label is not None:
+            share = sum(label in t for t in truths) / len(truths)
+        variants[name] = {
+            "accuracy": accuracy_with_ci([bool(row[1]) for row in mine], n_resamples=RESAMPLES, seed=seed).to_dict(),
+            "majority_label": label,
+            "majority_accuracy": share,
+            "parse_failure_rate": sum(1 for row in mine if not row[2]) / len(mine) if mine else None,
+            "n": len(mine),
+        }
+    return {
+        "probe": probe.pk,
+        "prober": probe.prober.name,
+        "generation_run": probe.generation_run_id,
+        "target": probe.target,
+        "variants": variants,
+    }
+
+
+def study_report(
+    *,
+    recommender_run: RecommenderRun,
+    generation_runs: Sequence[GenerationRun],
+    seed: int = 0,
+    include_flagged: bool = True,
+    text_metrics: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Every perspective on ``generation_runs`` (all of ``recommender_run``), as plain data.
+
+    Judge runs, campaigns and probes are included when all their generation runs are among
+    ``generation_runs``. ``include_flagged=False`` leaves out annotators flagged by quality
+    checks (excluded annotators are always left out). ``text_metrics`` (generation run id →
+    ``generation_run_text_metrics``) is passed in because it is computed once per run and
+    cached by the caller. Deterministic for a given seed.
+    """
+    runs = sorted(generation_runs, key=lambda run: run.pk)
+    chosen = {run.pk for run in runs}
+    labels = {run.pk: _label(run) for run in runs}
+    judges = [
+        judge
+        for judge in JudgeRun.objects.filter(generation_runs__in=chosen, status=JudgeRun.Status.SUCCEEDED)
+        .select_related("judge")
+        .prefetch_related("generation_runs")
+        .distinct()
+        .order_by("pk")
+        if {run.pk for run in judge.generation_runs.all()} <= chosen
+    ]
+    campaigns = [
+        campaign
+        for campaign in Campaign.objects.filter(generation_runs__in=chosen)
+        .prefetch_related("generation_runs")
+        .distinct()
+        .order_by("pk")
+        if {run.pk for run in campaign.generation_runs.all()} <= chosen
+    ]
+    probes = AttributeProbe.objects.filter(
+        generation_run__in=chosen, status=AttributeProbe.Status.SUCCEEDED
+    ).select_related("prober")
+    pairwise_judges = [_pairwise_judge(j, labels, seed) for j in judges if j.mode == JudgeRun.Mode.PAIRWISE]
+    likert_judges = [_likert_judge(j, labels, seed) for j in judges if j.mode == JudgeRun.Mode.LIKERT]
+    human = [
+        _human_likert(c, labels, seed, include_flagged=include_flagged)
+        if c.mode == Campaign.Mode.LIKERT
+        else _human_pairwise(c, labels, seed, include_flagged=include_flagged)
+        for c in campaigns
+    ]
+    meta = _meta(pairwise_judges, likert_judges, human, text_metrics or {}, labels)
+    for section in (*pairwise_judges, *likert_judges, *human):
+        for key in [key for key in section if key.startswith("_")]:
+            del section[key]
+    return {
+        "recommender": {
+            "run": recommender_run.pk,
+            "algorithm": recommender_run.algorithm,
+            "dataset": recommender_run.dataset.name,
+            "metrics": recommender_run.metrics,
+        },
+        "runs": [run_lineage(run) for run in runs],
+        "judge": {"pairwise": pairwise_judges, "likert": likert_judges},
+        "human": human,
+        "attributes": [_probe(probe, seed) for probe in probes],
+        "text": {labels[run_id]: metrics for run_id, metrics in (text_metrics or {}).items() if run_id in labels},
+        "meta": meta,
+        "seed": seed,
+        "include_flagged": include_flagged,
+    }
+
+
+def _meta(
+    pairwise_judges: list[dict[str, Any]],
+    likert_judges: list[dict[str, Any]],
+    human: list[dict[str, Any]],
+    text_metrics: dict[int, dict[str, Any]],
+    labels: dict[int, str],
+) -> dict[str, Any]:
+    """How well each automatic signal agrees with humans.
+
+    System level: Kendall's tau and Spearman's rho between human means per criterion and (a)
+    the judge's Likert means, (b) the pairwise judge's Bradley-Terry strengths, (c) each
+    numeric text metric. Item level: Cohen's kappa between the pairwise judge's combined
+    outcome and the human majority (> 50% of votes) per recommendation and pair. Calibration:
+    judge Likert score against the mean human score, per explanation and criterion.
+    """
+    human_means: dict[str, dict[str, float]] = defaultdict(dict)
+    human_per_explanation: dict[tuple[int, str], float] = {}
+    majorities: dict[tuple[int, int, int, str], str] = {}
+    for section in human:
+        if section["mode"] == Campaign.Mode.LIKERT:
+            for row in section["runs"]:
+                for name, summary in row["criteria"].items():
+                    if summary["mean"]["estimate"] is not None:
+                        human_means[name][row["run"]] = summary["mean"]["estimate"]
+            human_per_explanation.update(section["_per_explanation"])
+        else:
+            majorities.update(section["_majority"])
+    correlations = []
+
+    def correlate(signal: str, scores: dict[str, float]) -> None:
+        for criterion, means in sorted(human_means.items()):
+            shared = sorted(set(means) & set(scores))
+            if len(shared) >= 3:
+                x, y = [scores[s] for s in shared], [means[s] for s in shared]
+                correlations.append(
+                    {
+                        "signal": signal,
+                        "criterion": criterion,
+                        "systems": len(shared),
+                        "kendall_tau": kendall_tau(x, y).to_dict(),
+                        "spearman_rho": spearman_rho(x, y).to_dict(),
+                    }
+                )
+
+    for judge in likert_judges:
+        for criterion in {name for row in judge["runs"] for name in row["criteria"]}:
+            scores = {
+                row["run"]: row["criteria"][criterion]["mean"]["estimate"]
+                for row in judge["runs"]
+                if row["criteria"][criterion]["mean"]["estimate"] is not None
+            }
+            correlate(f"judge #{judge['judge_run']} likert {criterion}", scores)
+    for judge in pairwise_judges:
+        if judge["bradley_terry"]:
+            scores = {name: value["estimate"] for name, value in judge["bradley_terry"]["strengths"].items()}
+            correlate(f"judge #{judge['judge_run']} Bradley-Terry", scores)
+    for name, path in TEXT_METRICS:
+        scores = {}
+        for run_id, metrics in text_metrics.items():
+            value = dig(metrics, path)
+            if isinstance(value, int | float) and run_id in labels:
+                scores[labels[run_id]] = float(value)
+        correlate(f"text {name}", scores)
+    kappas = []
+    for judge in pairwise_judges:
+        outcomes = judge["_outcomes"]
+        for criterion in sorted({key[3] for key in majorities}):
+            pairs = [
+                (outcome, majorities[(rec, a, b, criterion)])
+                for (rec, a, b), outcome in outcomes.items()
+                if (rec, a, b, criterion) in majorities and outcome != "unparsed"
+            ]
+            if pairs:
+                kappas.append(
+                    {
+                        "judge_run": judge["judge_run"],
+                        "criterion": criterion,
+                        "items": len(pairs),
+                        "kappa": cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs]),
+                        "agreement": sum(p[0] == p[1] for p in pairs) / len(pairs),
+                    }
+                )
+    calibration = []
+    for judge in likert_judges:
+        for explanation, scores in judge["_scores"].items():
+            for criterion, score in scores.items():
+                human_mean = human_per_explanation.get((explanation, criterion))
+                if human_mean is not None:
+                    calibration.append(
+                        {"judge_run": judge["judge_run"], "criterion": criterion, "judge": score, "human": human_mean}
+                    )
+    return {"correlations": correlations, "item_kappa": kappas, "calibration": calibration}
+
+
+def dig(metrics: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """``metrics[path[0]][path[1]]…``, or None where the path does not exist."""
+    node: Any = metrics
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _inputs_version(runs: Sequence[GenerationRun]) -> str:
+    """A fingerprint of everything a report reads: changes whenever a verdict, rating, probe
+    answer, participant flag or explanation of these runs changes. One small query each."""
+    from django.db.models import Count, Max, Q
+
+    from annotation.models import Participant
+    from explanations.models import Explanation
+
+    ids = [run.pk for run in runs]
+    parts = [
+        Explanation.objects.filter(generation_run__in=ids).aggregate(n=Count("id"), t=Max("generated_at")),
+        JudgeVerdict.objects.filter(judge_run__generation_runs__in=ids).aggregate(n=Count("id"), t=Max("judged_at")),
+        Rating.objects.filter(assignment__campaign__generation_runs__in=ids).aggregate(
+            n=Count("id"), t=Max("updated_at")
+        ),
+        Participant.objects.filter(campaign__generation_runs__in=ids).aggregate(
+            excluded=Count("id", filter=Q(excluded=True)), flagged=Count("id", filter=Q(flagged=True))
+        ),
+        ProbeAnswer.objects.filter(probe__generation_run__in=ids).aggregate(n=Count("id"), t=Max("answered_at")),
+        JudgeRun.objects.filter(generation_runs__in=ids).aggregate(n=Count("id"), t=Max("finished_at")),
+        Campaign.objects.filter(generation_runs__in=ids).aggregate(n=Count("id")),
+    ]
+    return repr(parts)
+
+
+def study_report_cached(
+    *,
+    recommender_run: RecommenderRun,
+    generation_runs: Sequence[GenerationRun],
+    seed: int = 0,
+    include_flagged: bool = True,
+) -> dict[str, Any]:
+    """``study_report`` from the cache when none of its inputs changed since it was computed;
+    text metrics are cached per run the same way (they read only that run's explanations)."""
+    import hashlib
+
+    from django.core.cache import cache
+
+    from explanations.textmetrics import generation_run_text_metrics
+
+    runs = sorted(generation_runs, key=lambda run: run.pk)
+    version = _inputs_version(runs)
+    key = (
+        "study-report:"
+        + hashlib.sha256(
+            f"{recommender_run.pk}|{[r.pk for r in runs]}|{seed}|{include_flagged}|{version}".encode()
+        ).hexdigest()
+    )
+    report = cache.get(key)
+    if report is not None:
+        return dict(report) | {"cached": True}
+    text = {}
+    for run in runs:
+        text_key = f"text-metrics:{run.pk}:" + hashlib.sha256(_inputs_version([run]).encode()).hexdigest()[:16]
+        metrics = cache.get(text_key)
+        if metrics is None:
+            metrics = generation_run_text_metrics(run)
+            cache.set(text_key, metrics)
+        text[run.pk] = metrics
+    report = study_report(
+        recommender_run=recommender_run,
+        generation_runs=runs,
+        seed=seed,
+        include_flagged=include_flagged,
+        text_metrics=text,
+    )
+    cache.set(key, report)
+    return report | {"cached": False}

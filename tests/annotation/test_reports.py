@@ -1,0 +1,165 @@
+"""The study report joins the judge, the humans, the probes and the text metrics."""
+
+import json
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Assignment, Campaign, Participant
+from annotation.report_tables import report_tables, to_latex, to_markdown
+from annotation.reports import study_report, study_report_cached
+from annotation.services.assignments import campaign_assign_next, rating_submit
+from annotation.services.campaigns import participant_join
+from explanations.judging import default_rubric
+from explanations.services.judging import judge_chunk_run, judge_run_start
+from explanations.services.probing import probe_chunk_run, probe_start
+from tests.annotation.factories import campaign, explained_runs
+from tests.conftest import client_for
+from tests.explanations.scripted import scripted_judge
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def prefers_version_1(prompt: str) -> str:
+    first = prompt.split("Explanation 1:")[1].split("Explanation 2:")[0]
+    return "Winner: 1" if "Version 1" in first else "Winner: 2"
+
+
+def judged(runs, mode: str = "pairwise", answer=prefers_version_1, name: str = "scripted-judge"):
+    judge, _ = scripted_judge(answer, name=name)
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=default_rubric(), mode=mode, enqueue=False
+    )
+    for chunk in range(-(-run.n_total // run.chunk_size)):
+        judge_chunk_run(run_id=run.pk, chunk=chunk)
+    return run
+
+
+def rated(runs, annotators: int = 3) -> Campaign:
+    """A Likert campaign where every annotator rates run 1's explanations higher."""
+    study = campaign(runs=runs, overlap=annotators, items_per_annotator=100)
+    for index in range(annotators):
+        participant = participant_join(campaign=study, user=UserFactory())
+        while (assignment := campaign_assign_next(participant=participant)) is not None:
+            better = "Version 1" in assignment.item.explanation.text
+            value = (8 if better else 4) + (index % 2)
+            answers = {c.name: value for c in study.criteria.all()}
+            rating_submit(assignment=assignment, answers=answers, submission_id=uuid.uuid4())
+    return study
+
+
+def test_the_report_joins_judge_humans_probes_and_text_with_intervals() -> None:
+    runs = explained_runs(n_users=6, n_runs=2)
+    judged(runs)
+    rated(runs)
+    prober, _ = scripted_judge(lambda prompt: "Answer: 25", name="scripted-prober")
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[1], target="age", enqueue=False)
+    for chunk in range(-(-probe.n_total // probe.chunk_size)):
+        probe_chunk_run(probe_id=probe.pk, chunk=chunk)
+
+    report = study_report(
+        recommender_run=runs[0].recommender_run, generation_runs=runs, seed=1, text_metrics={runs[0].pk: {"usr": 0.5}}
+    )
+
+    a, b = (f"#{run.pk} {run.generator.name}" for run in runs)
+    pair = report["judge"]["pairwise"][0]["pairs"][0]
+    assert (pair["a"], pair["b"]) == (a, b)
+    assert pair["win_tie_loss"]["b"]["estimate"] == 1.0 and pair["win_tie_loss"]["n"] == 6
+    strengths = report["judge"]["pairwise"][0]["bradley_terry"]["strengths"]
+    assert strengths[b]["estimate"] > 0 > strengths[a]["estimate"]
+    bias = report["judge"]["pairwise"][0]["position_bias"]
+    assert bias["first"]["estimate"] == bias["second"]["estimate"] == 0.5
+    assert bias["disagreement"]["estimate"] == 0.0
+    human = report["human"][0]
+    means = {row["run"]: row["criteria"]["reasonability"]["mean"] for row in human["runs"]}
+    assert means[b]["estimate"] > means[a]["estimate"]
+    assert means[a]["low"] <= means[a]["estimate"] <= means[a]["high"]
+    assert set(human["agreement"]["reasonability"]) == {"interval", "ordinal"}
+    assert human["agreement"]["reasonability"]["interval"]["estimate"] > 0.5
+    variants = report["attributes"][0]["variants"]
+    assert set(variants) == {"history", "history_and_explanation"}
+    assert variants["history"]["n"] == 6 and variants["history"]["parse_failure_rate"] == 0.0
+    assert variants["history"]["majority_accuracy"] is not None
+    assert report["text"] == {a: {"usr": 0.5}}
+    assert report["runs"][1]["prompt"].startswith("xrec-default v")
+
+
+def test_the_same_seed_gives_the_same_report() -> None:
+    runs = explained_runs(n_users=5, n_runs=2)
+    judged(runs)
+    rated(runs)
+
+    def report(seed: int) -> str:
+        return json.dumps(study_report(recommender_run=runs[0].recommender_run, generation_runs=runs, seed=seed))
+
+    assert report(3) == report(3)
+
+
+def test_leaving_out_flagged_annotators_changes_the_human_figures() -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    study = rated(runs)
+    flagged = Participant.objects.filter(campaign=study).earliest("pk")
+    Participant.objects.filter(pk=flagged.pk).update(flagged=True)
+
+    everyone = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    trusted = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs, include_flagged=False)
+
+    n_all = everyone["human"][0]["runs"][0]["criteria"]["reasonability"]["n"]
+    n_trusted = trusted["human"][0]["runs"][0]["criteria"]["reasonability"]["n"]
+    assert n_trusted == n_all * 2 // 3
+
+
+def test_a_cached_report_is_recomputed_when_a_rating_changes() -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    study = rated(runs, annotators=2)
+
+    first = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    second = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    answered = Assignment.objects.filter(campaign=study, status=Assignment.Status.SUBMITTED).first()
+    assert answered is not None
+    rating_submit(  # a revision: same number of ratings, new values
+        assignment=answered, answers={c.name: 1 for c in study.criteria.all()}, submission_id=uuid.uuid4()
+    )
+    third = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+
+    assert (first["cached"], second["cached"], third["cached"]) == (False, True, False)
+    assert "length" in first["text"][f"#{runs[0].pk} {runs[0].generator.name}"]
+
+
+def test_markdown_and_latex_exports_are_paper_tables() -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    judged(runs)
+    rated(runs)
+    tables = report_tables(study_report(recommender_run=runs[0].recommender_run, generation_runs=runs))
+
+    markdown, latex = to_markdown(tables), to_latex(tables)
+
+    assert "| campaign | run | criterion | mean | median | n |" in markdown
+    assert "|---|---|---|---|---|---|" in markdown
+    assert "\\begin{tabular}{llllll}" in latex and "\\toprule" in latex and "\\bottomrule" in latex
+    assert "secret-generator-0" in markdown and "secret-generator\\_0" not in markdown
+    assert "secret-generator-0" in latex and "\\#" in latex  # run labels "#12 …" are escaped
+
+
+def test_researcher_reads_the_study_page_and_its_exports(researcher, annotator) -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    judged(runs)
+    rated(runs)
+    client = client_for(researcher)
+    query = f"recommender_run={runs[0].recommender_run_id}&runs={runs[0].pk}&runs={runs[1].pk}"
+
+    page = client.get(f"{reverse('annotation:study')}?{query}")
+    markdown = client.get(f"{reverse('annotation:study_export', args=['md'])}?{query}")
+    table = client.get(f"{reverse('annotation:study_export', args=['csv'])}?{query}&table=judge_pairwise")
+    api = client.get(f"{reverse('annotation:api_study_report')}?{query}")
+
+    html = page.content.decode()
+    assert page.status_code == 200 and '<svg class="chart"' in html and "Bradley-Terry" in html
+    assert markdown.status_code == 200 and markdown.content.decode().startswith("**")
+    assert table.status_code == 200 and table.content.decode().startswith("judge,A,B,A wins")
+    assert api.status_code == 200 and api.json()["judge"]["pairwise"][0]["pairs"][0]["win_tie_loss"]["n"] == 4
+    assert client_for(annotator).get(f"{reverse('annotation:study')}?{query}").status_code == 403
+    bad = client.get(f"{reverse('annotation:study_export', args=['md'])}?recommender_run=999")
+    assert bad.status_code == 400
