@@ -114,7 +114,11 @@ def _pairwise_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[st
         if comparisons and len(systems) >= 2
         else None
     )
-    overall = position_bias(every_verdict, n_resamples=RESAMPLES, seed=seed).to_dict() if every_verdict else None
+    overall = None
+    if every_verdict:
+        # With one pair of runs the overall bias is that pair's: no need to bootstrap it twice.
+        only = bias if len(by_pair) == 1 else position_bias(every_verdict, n_resamples=RESAMPLES, seed=seed)
+        overall = only.to_dict()
     if overall is not None:
         overall.pop("outcomes")
     return {
@@ -218,7 +222,7 @@ def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, incl
         "mode": campaign.mode,
         "runs": table,
         "agreement": agreement,
-        "_per_explanation": {key: float(np.mean(v)) for key, v in per_explanation.items()},
+        "_per_explanation": {key: sum(v) / len(v) for key, v in per_explanation.items()},
     }
 
 

@@ -924,37 +924,44 @@ def position_bias(
     pick_when_a_first = {"first": "a", "second": "b", "tie": "tie"}
     pick_when_b_first = {"first": "b", "second": "a", "tie": "tie"}
     slots = (*VERDICTS, "unparsed")
+    # An item is fully described by its verdict pair, one of 16 kinds: every statistic here
+    # depends only on how many items there are of each kind, so the bootstrap draws kind counts.
+    kinds = [(a, b) for a in (*VERDICTS, None) for b in (*VERDICTS, None)]
+    kind_slots = np.zeros((len(kinds), len(slots)))
+    kind_parsed = np.zeros(len(kinds))
+    kind_disagree = np.zeros(len(kinds))
+    for k, (a_first, b_first) in enumerate(kinds):
+        for verdict in (a_first, b_first):
+            kind_slots[k, slots.index(verdict if verdict is not None else "unparsed")] += 1
+        if a_first is not None and b_first is not None:
+            kind_parsed[k] = 1.0
+            kind_disagree[k] = float(pick_when_a_first[a_first] != pick_when_b_first[b_first])
     n = len(verdicts)
-    slot_counts = np.zeros((len(slots), n))
-    disagree = np.zeros(n)
-    parsed = np.zeros(n)
+    tally: Counter[tuple[str | None, str | None]] = Counter()
     outcomes: list[str] = []
     for item, (a_first, b_first) in enumerate(verdicts):
         for verdict in (a_first, b_first):
             if verdict is not None and verdict not in VERDICTS:
                 raise ValueError(f"item {item}: verdict {verdict!r} is not one of {VERDICTS} or None")
-            slot_counts[slots.index(verdict if verdict is not None else "unparsed"), item] += 1
+        tally[(a_first, b_first)] += 1
         # The judge's own rule (explanations.judging), so the report and the run agree.
         outcomes.append(combine_orders(a_first, b_first))
-        if a_first is None or b_first is None:
-            continue
-        parsed[item] = 1.0
-        disagree[item] = float(pick_when_a_first[a_first] != pick_when_b_first[b_first])
-
-    counts = {name: int(slot_counts[k].sum()) for k, name in enumerate(slots)}
-    n_parsed = int(parsed.sum())
+    frequencies = np.array([tally[kind] for kind in kinds], dtype=np.int64)
+    slot_totals = frequencies @ kind_slots
+    counts = {name: int(slot_totals[k]) for k, name in enumerate(slots)}
+    n_parsed = int(frequencies @ kind_parsed)
     estimates: list[float | None] = [_share(counts[name], 2 * n) for name in slots]
-    estimates.append(_share(float(disagree.sum()), n_parsed))
+    estimates.append(_share(float(frequencies @ kind_disagree), n_parsed))
 
-    def statistic(idx: IndexArray) -> FloatArray:
-        shares = slot_counts[:, idx].sum(axis=-1) / (2 * n)
-        both = parsed[idx].sum(axis=-1)
+    def statistic(resampled: FloatArray) -> FloatArray:
+        shares = (resampled @ kind_slots).T / (2 * n)  # (slots, batch)
+        both = resampled @ kind_parsed
         with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(both > 0, disagree[idx].sum(axis=-1) / both, np.nan)
+            rate = np.where(both > 0, (resampled @ kind_disagree) / both, np.nan)
         return np.vstack([shares, rate])
 
-    first, second, tie, unparsed, disagreement = _bootstrap_intervals(
-        n,
+    first, second, tie, unparsed, disagreement = _counts_bootstrap_intervals(
+        frequencies,
         statistic,
         estimates,
         confidence=confidence,

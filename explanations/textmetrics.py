@@ -46,9 +46,10 @@ from recommendations.models import Interaction, Item, RecommenderRun
 _WORD = re.compile(r"\w+")
 
 
-@functools.lru_cache(maxsize=4096)
-def _alternation(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, phrases))})(?!\w)", re.IGNORECASE)
+@functools.lru_cache(maxsize=65536)
+def _occurrences(phrase: str) -> re.Pattern[str]:
+    # A lookahead finds every start, overlapping ones included; group 1 is the match.
+    return re.compile(rf"(?=(?<!\w)({re.escape(phrase)})(?!\w))", re.IGNORECASE)
 
 
 class PhraseMatcher:
@@ -78,8 +79,20 @@ class PhraseMatcher:
         }
         if not candidates:
             return []
-        pattern = _alternation(tuple(sorted(candidates, key=lambda p: (-len(p), p))))
-        return [(m.start(), m.end(), m.group(0).lower()) for m in pattern.finditer(text)]
+        # One compiled pattern per phrase (cached across texts), then the alternation's choice:
+        # scanning left to right, the longest phrase starting at a position wins and the scan
+        # resumes after it. Compiling one alternation per text's candidate set cost far more.
+        found = sorted(
+            (m.start(1), -len(m.group(1)), m.group(1))
+            for phrase in candidates
+            for m in _occurrences(phrase).finditer(text)
+        )
+        matches, cursor = [], 0
+        for start, negative_length, matched in found:
+            if start >= cursor:
+                matches.append((start, start - negative_length, matched.lower()))
+                cursor = start - negative_length
+        return matches
 
 
 # --- titles -------------------------------------------------------------------------------
