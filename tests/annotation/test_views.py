@@ -280,7 +280,9 @@ def test_campaign_page_shows_progress_agreement_and_flags_and_polls(researcher, 
 def test_exports_hold_every_rating_once_with_lineage(researcher, annotator) -> None:
     from tests.factories import UserFactory
 
-    study = campaign(runs=explained_runs(n_users=3, n_runs=2), overlap=2, items_per_annotator=6)
+    # One run: every item is a different dataset user, so no annotator can be left with only
+    # items that would repeat the previous user (the no-two-in-a-row rule would end them early).
+    study = campaign(runs=explained_runs(n_users=6, n_runs=1), overlap=2, items_per_annotator=6)
     other = UserFactory.create(role="annotator")
     _complete(study, [annotator, other])
     Participant.objects.filter(user_id=other.pk).update(excluded=True)
