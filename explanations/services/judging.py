@@ -19,11 +19,11 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from explanations.judging import likert_messages, pairwise_messages, parse_likert, parse_pairwise
-from explanations.llm import BackendError, DecodingParams, Messages, load_backend
+from explanations.llm import Messages
 from explanations.models import GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
-from explanations.services.chunks import fail_pending, pending_chunks
+from explanations.services.chunks import generate_or_fail, pending_chunks
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 
@@ -187,24 +187,17 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
             prompts.append(likert_messages(context, row.first.text, run.rubric))
         else:
             prompts.append(pairwise_messages(context, row.first.text, row.second.text, run.rubric))
-    judge = run.judge
-    params = DecodingParams(
+    completions = generate_or_fail(
+        JudgeVerdict,
+        rows,
+        prompts,
+        run.judge,
         max_new_tokens=run.max_new_tokens,
-        temperature=judge.temperature,
-        top_p=judge.top_p,
         seed=run.seed,
-        repetition_penalty=judge.repetition_penalty,
+        after_failure=lambda: _finish_if_done(run),
     )
-    try:
-        completions = load_backend(generator_spec(judge)).generate(prompts, params)
-    except (BackendError, GenerationError) as exc:
-        fail_pending(JudgeVerdict, rows, prompts, str(exc))
-        _finish_if_done(run)
+    if completions is None:
         return
-    except Exception as exc:
-        fail_pending(JudgeVerdict, rows, prompts, f"internal error: {exc!r}")
-        _finish_if_done(run)
-        raise
     now = timezone.now()
     with transaction.atomic():
         for row, prompt, completion in zip(rows, prompts, completions, strict=True):

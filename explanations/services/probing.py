@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from explanations.llm import BackendError, DecodingParams, Messages, load_backend
+from explanations.llm import Messages
 from explanations.models import AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
 from explanations.probing import (
     ITEM_PREFIX,
@@ -27,7 +27,7 @@ from explanations.probing import (
     probe_messages,
 )
 from explanations.prompts import history_for
-from explanations.services.chunks import fail_pending, pending_chunks
+from explanations.services.chunks import generate_or_fail, pending_chunks
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 from recommendations.models import DatasetUser, Interaction, Item
@@ -211,24 +211,17 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
                 explanation=row.explanation.text if row.with_explanation else None,
             )
         )
-    prober = probe.prober
-    params = DecodingParams(
+    completions = generate_or_fail(
+        ProbeAnswer,
+        rows,
+        prompts,
+        probe.prober,
         max_new_tokens=probe.max_new_tokens,
-        temperature=prober.temperature,
-        top_p=prober.top_p,
         seed=probe.seed,
-        repetition_penalty=prober.repetition_penalty,
+        after_failure=lambda: _finish_if_done(probe),
     )
-    try:
-        completions = load_backend(generator_spec(prober)).generate(prompts, params)
-    except (BackendError, GenerationError) as exc:
-        fail_pending(ProbeAnswer, rows, prompts, str(exc))
-        _finish_if_done(probe)
+    if completions is None:
         return
-    except Exception as exc:
-        fail_pending(ProbeAnswer, rows, prompts, f"internal error: {exc!r}")
-        _finish_if_done(probe)
-        raise
     now = timezone.now()
     with transaction.atomic():
         for row, prompt, completion in zip(rows, prompts, completions, strict=True):

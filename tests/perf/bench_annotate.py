@@ -52,8 +52,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
+from tests.perf.database import create_bench_database, drop_bench_database
 from tests.perf.machine import describe_machine as describe_host
 
 SEED = 20_240_617
@@ -95,37 +96,6 @@ def log(message: str) -> None:
 
 
 # --- database set-up -------------------------------------------------------------------------
-
-
-def create_bench_database(url: str) -> str:
-    """Create ``xrec_bench_annotate`` on the PostgreSQL server of ``url``; return a URL naming it.
-
-    Refuses (SystemExit) when it already exists: this benchmark only drops what it created.
-    """
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit(f"DATABASE_URL: this benchmark needs PostgreSQL, not {parts.scheme!r}")
-    with psycopg.connect(url, autocommit=True) as connection:
-        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]).fetchone():
-            raise SystemExit(
-                f"database {BENCH_DATABASE!r} already exists on {parts.hostname or 'the server'}; "
-                "drop it yourself or choose another server (this benchmark drops only what it created)"
-            )
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def drop_bench_database(url: str) -> None:
-    import psycopg
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(BENCH_DATABASE)))
 
 
 def describe_machine() -> str:
@@ -815,7 +785,7 @@ def main() -> None:
     created = False
     server = None
     try:
-        os.environ["DATABASE_URL"] = create_bench_database(server_url)
+        os.environ["DATABASE_URL"] = create_bench_database(server_url, BENCH_DATABASE)
         created = True
         log(f"created database {BENCH_DATABASE!r} on the server of DATABASE_URL")
         import django
@@ -849,7 +819,7 @@ def main() -> None:
         if server is not None:
             stop_server(server)
         if created:
-            drop_bench_database(server_url)
+            drop_bench_database(server_url, BENCH_DATABASE)
             log(f"dropped database {BENCH_DATABASE!r}")
         shutil.rmtree(work, ignore_errors=True)
 

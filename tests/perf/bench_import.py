@@ -32,8 +32,8 @@ from bisect import bisect_left
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
+from tests.perf.database import create_bench_database, drop_bench_database
 from tests.perf.machine import describe_machine as describe_host
 
 if TYPE_CHECKING:
@@ -206,37 +206,6 @@ def orm_write(*, parsed: ParsedDataset, name: str) -> Dataset:
 # --- database set-up -------------------------------------------------------------------------
 
 
-def create_bench_database(url: str) -> str:
-    """Create ``xrec_bench`` on the PostgreSQL server of ``url``; return a URL that names it.
-
-    Refuses (SystemExit) when it already exists: this benchmark only drops what it created.
-    """
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit(f"DATABASE_URL: this benchmark runs on SQLite (unset it) or PostgreSQL, not {parts.scheme!r}")
-    with psycopg.connect(url, autocommit=True) as connection:
-        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]).fetchone():
-            raise SystemExit(
-                f"database {BENCH_DATABASE!r} already exists on {parts.hostname or 'the server'}; "
-                "drop it yourself or choose another server (this benchmark drops only what it created)"
-            )
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def drop_bench_database(url: str) -> None:
-    import psycopg
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(BENCH_DATABASE)))
-
-
 def describe_machine() -> str:
     from django.db import connection
 
@@ -327,7 +296,7 @@ def main() -> None:
     created = False
     try:
         if server_url:
-            os.environ["DATABASE_URL"] = create_bench_database(server_url)
+            os.environ["DATABASE_URL"] = create_bench_database(server_url, BENCH_DATABASE)
             created = True
             log(f"created database {BENCH_DATABASE!r} on the server of DATABASE_URL")
         import django
@@ -340,7 +309,7 @@ def main() -> None:
         figures = measure(work)
     finally:
         if created and server_url:
-            drop_bench_database(server_url)
+            drop_bench_database(server_url, BENCH_DATABASE)
             log(f"dropped database {BENCH_DATABASE!r}")
         shutil.rmtree(work, ignore_errors=True)
     log(f"total {time.perf_counter() - started:.1f} s; removed {work}")
