@@ -38,8 +38,12 @@ def alpha(
     return None if np.isnan(value) else float(value)
 
 
-def reliability_matrices(campaign: Campaign) -> dict[str, np.ndarray]:
-    """criterion name → coders x units matrix of the included participants' pool answers."""
+Answers = tuple[np.ndarray, np.ndarray, np.ndarray]  # coders, units, values: parallel arrays
+
+
+def campaign_answers(campaign: Campaign) -> dict[str, Answers]:
+    """criterion name → the included participants' pool answers as (coder, unit, value)
+    arrays; pairwise choices are coded a = 0 < tie = 1 < b = 2. One query."""
     rows = (
         Rating.objects.filter(
             assignment__campaign=campaign,
@@ -48,40 +52,60 @@ def reliability_matrices(campaign: Campaign) -> dict[str, np.ndarray]:
             assignment__participant__excluded=False,
         )
         .values_list("assignment__participant_id", "assignment__item_id", "criterion__name", "value", "choice")
-        .iterator(chunk_size=5000)
+        .iterator(chunk_size=10000)
     )
-    answers: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+    columns: dict[str, tuple[list[int], list[int], list[float]]] = defaultdict(lambda: ([], [], []))
     for participant_id, item_id, name, value, choice in rows:
-        code = CHOICE_CODES[choice] if choice else float(value if value is not None else np.nan)
-        answers[name].append((participant_id, item_id, code))
+        coders, units, values = columns[name]
+        coders.append(participant_id)
+        units.append(item_id)
+        values.append(CHOICE_CODES[choice] if choice else float(value if value is not None else np.nan))
+    return {
+        name: (np.asarray(c), np.asarray(u), np.asarray(v, dtype=np.float64)) for name, (c, u, v) in columns.items()
+    }
+
+
+def reliability_matrices(campaign: Campaign) -> dict[str, np.ndarray]:
+    """criterion name → coders x units matrix (NaN = missing) of ``campaign_answers``."""
     matrices = {}
-    for name, triples in answers.items():
-        coders = {c: i for i, c in enumerate(sorted({t[0] for t in triples}))}
-        units = {u: i for i, u in enumerate(sorted({t[1] for t in triples}))}
-        matrix = np.full((len(coders), len(units)), np.nan)
-        for coder, unit, code in triples:
-            matrix[coders[coder], units[unit]] = code
+    for name, (coders, units, values) in campaign_answers(campaign).items():
+        coder_codes = np.unique(coders, return_inverse=True)[1].ravel()
+        unit_codes = np.unique(units, return_inverse=True)[1].ravel()
+        matrix = np.full((int(coder_codes.max()) + 1, int(unit_codes.max()) + 1), np.nan)
+        matrix[coder_codes, unit_codes] = values
         matrices[name] = matrix
     return matrices
 
 
 def campaign_agreement(campaign: Campaign) -> list[dict[str, Any]]:
     """Per criterion: answers, units with two or more answers, interval and ordinal alpha
-    (Likert), or nominal and ordinal alpha on a < tie < b (pairwise)."""
-    matrices = reliability_matrices(campaign)
+    (Likert), or nominal and ordinal alpha on a < tie < b (pairwise). Computed from the
+    answers themselves, never a coders x units matrix, so a large campaign stays cheap."""
+    from annotation.statistics import alpha_of_answers
+
+    answers = campaign_answers(campaign)
+    empty = (np.empty(0), np.empty(0), np.empty(0))
     result = []
     for criterion in campaign.criteria.all():
-        matrix = matrices.get(criterion.name, np.empty((0, 0)))
-        n_answers = int(np.sum(~np.isnan(matrix))) if matrix.size else 0
-        units_paired = int((np.sum(~np.isnan(matrix), axis=0) >= 2).sum()) if matrix.size else 0
-        row: dict[str, Any] = {"criterion": criterion.name, "answers": n_answers, "units_paired": units_paired}
+        coders, units, values = answers.get(criterion.name, empty)
+        per_unit = np.unique(units, return_counts=True)[1] if units.size else np.empty(0)
+        row: dict[str, Any] = {
+            "criterion": criterion.name,
+            "answers": int(values.size),
+            "units_paired": int((per_unit >= 2).sum()),
+        }
+
         if campaign.mode == Campaign.Mode.PAIRWISE:
-            row["nominal"] = alpha(matrix, "nominal")
-            row["ordinal"] = alpha(matrix, "ordinal", value_domain=[0.0, 1.0, 2.0])
+            levels = {"nominal": None, "ordinal": [0.0, 1.0, 2.0]}
         else:
-            domain = [float(v) for v in range(criterion.scale_min, criterion.scale_max + 1)]
-            row["interval"] = alpha(matrix, "interval")
-            row["ordinal"] = alpha(matrix, "ordinal", value_domain=domain)
+            scale = [float(v) for v in range(criterion.scale_min, criterion.scale_max + 1)]
+            levels = {"interval": None, "ordinal": scale}
+        for level, domain in levels.items():
+            row[level] = (
+                alpha_of_answers(coders, units, values, level, domain, n_resamples=0).estimate  # type: ignore[arg-type]
+                if values.size
+                else None
+            )
         result.append(row)
     return result
 

@@ -17,13 +17,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from annotation.agreement import CHOICE_CODES
 from annotation.models import Assignment, Campaign, CampaignItem, Rating
 from annotation.statistics import (
     accuracy_with_ci,
-    alpha_with_ci,
+    alpha_of_answers,
     bradley_terry,
     cohen_kappa,
     discrete_summary,
@@ -210,11 +208,15 @@ def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, incl
     ]
     agreement = {}
     for c in criteria:
-        matrix = _matrix(matrix_rows[c.name])
+        coders, units, answers = _columns(matrix_rows[c.name])
         domain = [float(v) for v in range(c.scale_min, c.scale_max + 1)]
         agreement[c.name] = {
-            "interval": alpha_with_ci(matrix, "interval", n_resamples=RESAMPLES, seed=seed).to_dict(),
-            "ordinal": alpha_with_ci(matrix, "ordinal", domain, n_resamples=RESAMPLES, seed=seed).to_dict(),
+            "interval": alpha_of_answers(
+                coders, units, answers, "interval", n_resamples=RESAMPLES, seed=seed
+            ).to_dict(),
+            "ordinal": alpha_of_answers(
+                coders, units, answers, "ordinal", domain, n_resamples=RESAMPLES, seed=seed
+            ).to_dict(),
         }
     return {
         "campaign": campaign.pk,
@@ -226,13 +228,9 @@ def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, incl
     }
 
 
-def _matrix(triples: list[tuple[int, int, int]]) -> np.ndarray:
-    coders = {c: i for i, c in enumerate(sorted({t[0] for t in triples}))}
-    units = {u: i for i, u in enumerate(sorted({t[1] for t in triples}))}
-    matrix = np.full((len(coders), len(units)), np.nan)
-    for coder, unit, value in triples:
-        matrix[coders[coder], units[unit]] = value
-    return matrix
+def _columns(triples: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
+    """(coder, unit, value) triples as three parallel lists, for ``alpha_of_answers``."""
+    return [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
 
 
 def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
@@ -280,7 +278,9 @@ def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, in
             strengths[name] = bradley_terry(comparisons, systems, n_resamples=RESAMPLES, seed=seed).to_dict()
     agreement = {
         name: {
-            "nominal": alpha_with_ci(_matrix(matrix_rows[name]), "nominal", n_resamples=RESAMPLES, seed=seed).to_dict()
+            "nominal": alpha_of_answers(
+                *_columns(matrix_rows[name]), "nominal", n_resamples=RESAMPLES, seed=seed
+            ).to_dict()
         }
         for name in criteria
     }
