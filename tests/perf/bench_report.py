@@ -535,7 +535,7 @@ def load_study(rng: random.Random) -> Study:
 SECTIONS = ["_pairwise_judge", "_likert_judge", "_human_likert", "_human_pairwise", "_probe", "_meta"]
 STATISTICS = [
     "discrete_summary",
-    "alpha_with_ci",
+    "alpha_of_answers",
     "position_bias",
     "win_tie_loss",
     "bradley_terry",
