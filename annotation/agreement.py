@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import krippendorff
 import numpy as np
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from annotation.models import Assignment, Campaign, CampaignItem, Participant, Rating
 
@@ -38,6 +38,18 @@ def alpha(
     return None if np.isnan(value) else float(value)
 
 
+def included_pool_ratings(campaign: Campaign, *, include_flagged: bool = True) -> QuerySet[Rating]:
+    """The submitted answers to pool items that agreement and results count: excluded
+    annotators never, flagged ones unless ``include_flagged`` is False."""
+    ratings = Rating.objects.filter(
+        assignment__campaign=campaign,
+        assignment__status=Assignment.Status.SUBMITTED,
+        assignment__item__kind=CampaignItem.Kind.REGULAR,
+        assignment__participant__excluded=False,
+    )
+    return ratings if include_flagged else ratings.filter(assignment__participant__flagged=False)
+
+
 Answers = tuple[np.ndarray, np.ndarray, np.ndarray]  # coders, units, values: parallel arrays
 
 
@@ -45,12 +57,7 @@ def campaign_answers(campaign: Campaign) -> dict[str, Answers]:
     """criterion name → the included participants' pool answers as (coder, unit, value)
     arrays; pairwise choices are coded a = 0 < tie = 1 < b = 2. One query."""
     rows = (
-        Rating.objects.filter(
-            assignment__campaign=campaign,
-            assignment__status=Assignment.Status.SUBMITTED,
-            assignment__item__kind=CampaignItem.Kind.REGULAR,
-            assignment__participant__excluded=False,
-        )
+        included_pool_ratings(campaign)
         .values_list("assignment__participant_id", "assignment__item_id", "criterion__name", "value", "choice")
         .iterator(chunk_size=10000)
     )
@@ -147,6 +154,7 @@ def participant_rows(campaign: Campaign) -> list[dict[str, Any]]:
         {
             "participant": participant,
             "done": done[participant.pk],
+            "seconds": times[participant.pk],
             "median_seconds": statistics.median(times[participant.pk]) if times[participant.pk] else None,
         }
         for participant in Participant.objects.filter(campaign=campaign).order_by("joined_at", "id")
@@ -176,17 +184,8 @@ def check_results(campaign: Campaign) -> list[dict[str, Any]]:
 def campaign_monitor(campaign: Campaign) -> dict[str, Any]:
     """Everything the polling monitor shows, computed fresh from the database."""
     participants = participant_rows(campaign)
-    medians: list[float] = [
-        seconds
-        for seconds in Assignment.objects.filter(
-            campaign=campaign,
-            status=Assignment.Status.SUBMITTED,
-            item__kind=CampaignItem.Kind.REGULAR,
-            participant__excluded=False,
-            seconds_on_task__isnull=False,
-        ).values_list("seconds_on_task", flat=True)
-        if seconds is not None
-    ]
+    # Time on task over everyone not excluded: the per-annotator times already read above.
+    medians = [seconds for row in participants if not row["participant"].excluded for seconds in row["seconds"]]
     return {
         "progress": campaign_progress(campaign),
         "participants": participants,

@@ -17,8 +17,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from annotation.agreement import CHOICE_CODES
-from annotation.models import Assignment, Campaign, CampaignItem, Rating
+from annotation.agreement import CHOICE_CODES, included_pool_ratings
+from annotation.models import Campaign, Rating
 from annotation.statistics import (
     accuracy_with_ci,
     alpha_of_answers,
@@ -165,14 +165,7 @@ def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str,
 
 
 def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
-    ratings = Rating.objects.filter(
-        assignment__campaign=campaign,
-        assignment__status=Assignment.Status.SUBMITTED,
-        assignment__item__kind=CampaignItem.Kind.REGULAR,
-        assignment__participant__excluded=False,
-    )
-    if not include_flagged:
-        ratings = ratings.filter(assignment__participant__flagged=False)
+    ratings = included_pool_ratings(campaign, include_flagged=include_flagged)
     values: dict[tuple[int, str], list[int]] = defaultdict(list)
     matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     per_explanation: dict[tuple[int, str], list[int]] = defaultdict(list)
@@ -234,14 +227,7 @@ def _columns(triples: list[tuple[int, int, int]]) -> tuple[list[int], list[int],
 
 
 def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
-    ratings = Rating.objects.filter(
-        assignment__campaign=campaign,
-        assignment__status=Assignment.Status.SUBMITTED,
-        assignment__item__kind=CampaignItem.Kind.REGULAR,
-        assignment__participant__excluded=False,
-    )
-    if not include_flagged:
-        ratings = ratings.filter(assignment__participant__flagged=False)
+    ratings = included_pool_ratings(campaign, include_flagged=include_flagged)
     outcomes: dict[tuple[int, int, str], list[str]] = defaultdict(list)
     majority_votes: dict[tuple[int, int, int, str], list[str]] = defaultdict(list)
     matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)

@@ -76,22 +76,23 @@ def loss_curve_points(training: AdapterTraining, width: int = 600, height: int =
 
 def generation_run_text_stats(run: GenerationRun) -> dict[str, Any]:
     """Length, word-limit, refusal and stop figures of a run's finished explanations."""
-    from explanations.services.adapters import is_refusal, word_count
+    from explanations.textmetrics import length_distribution, refusal_rate
 
-    texts = list(
+    rows = list(
         Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE).values_list(
             "text", "finish_reason"
         )
     )
-    if not texts:
+    if not rows:
         return {"n": 0}
-    words = [word_count(text) for text, _ in texts]
+    texts = [text for text, _ in rows]
+    lengths = length_distribution(texts, word_limit=run.max_words)
     return {
-        "n": len(texts),
-        "mean_words": sum(words) / len(words),
-        "within_word_limit": sum(w <= run.max_words for w in words) / len(words),
-        "refusals": sum(is_refusal(text) for text, _ in texts) / len(texts),
-        "stopped": sum(reason == "stop" for _, reason in texts) / len(texts),
+        "n": len(rows),
+        "mean_words": lengths["mean"],
+        "within_word_limit": 1 - lengths["over_limit"],
+        "refusals": refusal_rate(texts),
+        "stopped": sum(reason == "stop" for _, reason in rows) / len(rows),
     }
 
 
