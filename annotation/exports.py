@@ -7,7 +7,7 @@ constant memory. The CSV, JSONL and API exports all come from ``rating_export_ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from annotation.models import Assignment, Campaign, CampaignItem, Rating
@@ -123,3 +123,40 @@ def _emit(
             continue
         for name, value, choice in answers.get(row["assignment_id"], []):
             yield base | {"criterion": name, "value": value, "choice": choice}
+
+
+def campaign_preferences(
+    campaign: Campaign, *, criteria: Collection[str] | None = None, include_flagged: bool = False
+) -> list[dict[str, Any]]:
+    """The human preference of every rated pair of a pairwise campaign, as plain data.
+
+    One dict per pool item that has at least one answer: ``recommendation``, ``a`` and ``b``
+    (explanation ids, canonical order), ``votes`` ({"a", "b", "tie"} counts over the included
+    annotators' answers to ``criteria``, default all) and ``winner``: the choice with the
+    most votes, or ``tie`` when the top count is shared. Excluded annotators never count;
+    flagged ones only with ``include_flagged``. This is what a judge is tuned on
+    (``explanations.services.adapters.judge_training_start``).
+    """
+    from annotation.agreement import included_pool_ratings
+
+    if campaign.mode != Campaign.Mode.PAIRWISE:
+        return []
+    ratings = included_pool_ratings(campaign, include_flagged=include_flagged).exclude(choice="")
+    if criteria is not None:
+        ratings = ratings.filter(criterion__name__in=list(criteria))
+    pairs: dict[tuple[int, int, int], dict[str, int]] = {}
+    for recommendation, a, b, choice in ratings.order_by("assignment__item_id").values_list(
+        "assignment__item__recommendation_id",
+        "assignment__item__explanation_id",
+        "assignment__item__explanation_b_id",
+        "choice",
+    ):
+        votes = pairs.setdefault((recommendation, a, b), {"a": 0, "b": 0, "tie": 0})
+        votes[choice] += 1
+    preferences = []
+    for (recommendation, a, b), votes in pairs.items():
+        top = max(votes.values())
+        leaders = [choice for choice, count in votes.items() if count == top]
+        winner = leaders[0] if len(leaders) == 1 else "tie"
+        preferences.append({"recommendation": recommendation, "a": a, "b": b, "votes": votes, "winner": winner})
+    return preferences

@@ -7,7 +7,7 @@ from django import forms
 
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating
 from explanations.judging import default_rubric
-from explanations.models import GenerationRun
+from explanations.models import GenerationRun, Generator
 from recommendations.models import RecommenderRun
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
@@ -176,3 +176,29 @@ class StudyForm(forms.Form):
         if run is not None and runs is not None and any(g.recommender_run_id != run.pk for g in runs):
             self.add_error("runs", "Choose generation runs of the chosen recommender run.")
         return cleaned
+
+
+class JudgeTuningForm(forms.Form):
+    """Tune a pairwise judge with LoRA on a pairwise campaign's human preferences."""
+
+    base_generator = forms.ModelChoiceField(
+        queryset=Generator.objects.filter(backend=Generator.Backend.HF, adapter_path=""), label="Base judge model"
+    )
+    criteria = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple, help_text="The answers that vote for a pair's winner."
+    )
+    include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
+    epochs = forms.IntegerField(initial=1, min_value=1, max_value=100)
+    learning_rate = forms.FloatField(initial=2e-4, min_value=0)
+    r = forms.IntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
+    seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = [criterion.name for criterion in campaign.criteria.all()]
+        criteria = self.fields["criteria"]
+        assert isinstance(criteria, forms.MultipleChoiceField)
+        criteria.choices, criteria.initial = [(name, name) for name in names], names
+
+    def options(self) -> dict[str, Any]:
+        return {key: self.cleaned_data[key] for key in ("epochs", "learning_rate", "r", "seed")}

@@ -128,6 +128,16 @@ class Criterion(models.Model):
     def points(self) -> list[tuple[int, str]]:
         return [(value, str(self.anchors.get(str(value), ""))) for value in range(self.scale_min, self.scale_max + 1)]
 
+    def as_rubric(self) -> dict[str, Any]:
+        """This question as a judge's rubric entry: the judge asks it in the same words."""
+        return {
+            "name": self.name,
+            "question": self.question,
+            "anchors": self.anchors,
+            "scale_min": self.scale_min,
+            "scale_max": self.scale_max,
+        }
+
 
 class CampaignItem(models.Model):
     """One thing to rate: an explanation (Likert), two explanations of one recommendation

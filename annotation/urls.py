@@ -20,6 +20,12 @@ urlpatterns = [
         views.campaign_export,
         name="campaign_export",
     ),
+    path(
+        "campaigns/<int:campaign_id>/preferences.jsonl",
+        views.campaign_preferences_export,
+        name="campaign_preferences",
+    ),
+    path("campaigns/<int:campaign_id>/tune-judge/", views.campaign_tune_judge, name="campaign_tune_judge"),
     path("studies/", views.study_report_view, name="study"),
     re_path(r"^studies/report\.(?P<fmt>json|md|tex|csv)$", views.study_report_export, name="study_export"),
     path("api/studies/report/", apis.StudyReportApi.as_view(), name="api_study_report"),

@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
 from annotation.agreement import campaign_monitor
-from annotation.exports import EXPORT_FIELDS, rating_export_rows
-from annotation.forms import AnswerForm, CampaignForm, ReferenceItemForm, StudyForm
+from annotation.exports import EXPORT_FIELDS, campaign_preferences, rating_export_rows
+from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm, StudyForm
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant
 from annotation.querysets import task_context
@@ -42,6 +42,8 @@ from annotation.services.campaigns import (
     participant_set_excluded,
 )
 from explanations.models import Explanation
+from explanations.services.adapters import judge_training_start
+from explanations.services.generators import GenerationError
 from recommendations.views import HtmxHttpRequest
 
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
@@ -178,6 +180,51 @@ def campaign_export(request: HttpRequest, campaign_id: int, fmt: str) -> Streami
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-ratings.{fmt}"'
     return response
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def campaign_preferences_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The pairwise campaign's human preference per pair (JSON lines), as judges are tuned on."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    if campaign.mode != Campaign.Mode.PAIRWISE:
+        return HttpResponse("only pairwise campaigns have preferences", status=400, content_type="text/plain")
+    rows = campaign_preferences(campaign, include_flagged=request.GET.get("include_flagged") == "1")
+    response = HttpResponse("".join(json.dumps(row) + "\n" for row in rows), content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-preferences.jsonl"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+@permission_required("explanations.add_adaptertraining", raise_exception=True)
+def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Tune a pairwise judge with LoRA on this campaign's human preferences (admins)."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    if campaign.mode != Campaign.Mode.PAIRWISE:
+        raise Http404("only pairwise campaigns have preferences")
+    form = JudgeTuningForm(request.POST or None, campaign=campaign)
+    if request.method == "POST" and form.is_valid():
+        chosen = form.cleaned_data["criteria"]
+        criteria = campaign.criteria.filter(name__in=chosen)  # in the campaign's order
+        try:
+            training = judge_training_start(
+                created_by=request.user,
+                base_generator=form.cleaned_data["base_generator"],
+                preferences=campaign_preferences(
+                    campaign, criteria=chosen, include_flagged=form.cleaned_data["include_flagged"]
+                ),
+                rubric=[criterion.as_rubric() for criterion in criteria],
+                description=f"campaign #{campaign.pk} {campaign.name[:200]}: {', '.join(chosen)}",
+                options=form.options(),
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:adapter_detail", training_id=training.pk)
+    return render(request, "annotation/judge_tuning_form.html", {"form": form, "campaign": campaign})
 
 
 class _Echo:

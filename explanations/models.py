@@ -176,18 +176,25 @@ class Explanation(models.Model):
 
 
 class AdapterTraining(Job):
-    """LoRA instruction tuning of a generator's base model on a teacher's explanations."""
+    """LoRA instruction tuning of a generator's base model: on a teacher's explanations, or
+    (a judge) on human pairwise preferences."""
 
     class Source(models.TextChoices):
         GENERATION_RUN = "generation_run", "Another generation run's explanations"
         JSONL = "jsonl", "An uploaded JSONL file"
+        PREFERENCES = "preferences", "Human pairwise preferences (a judge)"
 
     base_generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="adapter_trainings")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.GENERATION_RUN)
     source_run = models.ForeignKey(
         GenerationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="adapter_trainings"
     )
-    source_path = models.CharField(max_length=500, blank=True, help_text="JSONL: the stored upload.")
+    source_path = models.CharField(
+        max_length=500, blank=True, help_text="JSONL: the stored upload. Preferences: the stored JSON."
+    )
+    source_description = models.CharField(
+        max_length=300, blank=True, help_text="Where preferences came from, e.g. the campaign and criteria."
+    )
     filter_max_words = models.PositiveSmallIntegerField(
         default=75, help_text="Drop teacher outputs longer than this many words."
     )

@@ -1,10 +1,12 @@
-"""LoRA adapter training on a teacher's explanations (QLoRA on the generator's 4-bit base)."""
+"""LoRA adapter training (QLoRA on the generator's 4-bit base): an explainer on a teacher's
+explanations, or a pairwise judge on human preferences."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,26 +67,53 @@ def adapter_training_start(
     it (``adapter_training_run``). Raises GenerationError for a base
     generator that is not a local model, or no source; nothing is stored then.
     """
-    from explanations.tasks import adapter_training_run_task
+    _check_base(base_generator, options)
+    if (source_run is None) == (upload is None):
+        raise GenerationError("give exactly one teacher: a generation run or a JSONL upload")
+    return _training_create(
+        created_by=created_by,
+        base_generator=base_generator,
+        source=AdapterTraining.Source.GENERATION_RUN if source_run else AdapterTraining.Source.JSONL,
+        source_run=source_run,
+        write_source=(lambda: _store_upload(upload)) if upload is not None else None,
+        options=options,
+        enqueue=enqueue,
+    )
 
+
+def _check_base(base_generator: Generator, options: dict[str, Any] | None) -> None:
     if base_generator.backend != Generator.Backend.HF:
         raise GenerationError("LoRA adapters train on a local model: pick an hf generator as the base")
     if base_generator.adapter_path:
         raise GenerationError("pick a base generator without an adapter")
     generator_spec(base_generator)
-    if (source_run is None) == (upload is None):
-        raise GenerationError("give exactly one teacher: a generation run or a JSONL upload")
     fields = {f.name for f in AdapterTraining._meta.get_fields()}
     unknown = sorted(set(options or {}) - fields)
     if unknown:
         raise GenerationError(f"unknown training options: {', '.join(unknown)}")
+
+
+def _training_create(
+    *,
+    created_by: Any,
+    base_generator: Generator,
+    source: str,
+    source_run: GenerationRun | None = None,
+    write_source: Callable[[], str] | None = None,
+    options: dict[str, Any] | None = None,
+    enqueue: bool,
+    **fields: Any,
+) -> AdapterTraining:
+    from explanations.tasks import adapter_training_run_task
+
     with transaction.atomic():
         training = AdapterTraining.objects.create(
             created_by=created_by,
             base_generator=base_generator,
-            source=AdapterTraining.Source.GENERATION_RUN if source_run else AdapterTraining.Source.JSONL,
+            source=source,
             source_run=source_run,
-            source_path=_store_upload(upload) if upload is not None else "",
+            source_path=write_source() if write_source is not None else "",
+            **fields,
             **(options or {}),
         )
         if enqueue:
@@ -92,10 +121,125 @@ def adapter_training_start(
     return training
 
 
+# A judge's answer for each human winner, by slot: (A shown first, B shown first).
+_JUDGE_ANSWERS = {"a": ("Winner: 1", "Winner: 2"), "b": ("Winner: 2", "Winner: 1"), "tie": ("Winner: tie",) * 2}
+# Judge prompts hold two explanations, the history and the rubric: longer than a teacher's.
+JUDGE_TRAINING_DEFAULTS = {"max_length": 1024, "filter_refusals": False}
+
+
+def _checked_preferences(preferences: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``preferences`` with only the fields a judge learns from, or GenerationError naming
+    the first bad one: ids that are not integers, a winner other than a/b/tie, or
+    explanations that are not two different finished explanations of that recommendation."""
+    checked = []
+    for number, preference in enumerate(preferences, 1):
+        try:
+            recommendation, a, b = (int(preference[key]) for key in ("recommendation", "a", "b"))
+            winner = preference["winner"]
+        except (KeyError, TypeError, ValueError):
+            raise GenerationError(
+                f"preference {number}: expected integer recommendation, a and b, and a winner"
+            ) from None
+        if winner not in _JUDGE_ANSWERS:
+            raise GenerationError(f"preference {number}: winner must be a, b or tie, not {str(winner)[:20]!r}")
+        if a == b:
+            raise GenerationError(f"preference {number}: a and b are the same explanation")
+        checked.append({"recommendation": recommendation, "a": a, "b": b, "winner": winner})
+    if len(checked) < 2:
+        raise GenerationError(f"need at least 2 preferences to tune a judge (got {len(checked)})")
+    explained = dict(
+        Explanation.objects.filter(
+            pk__in={p[side] for p in checked for side in ("a", "b")}, status=Explanation.Status.DONE
+        ).values_list("pk", "recommendation_id")
+    )
+    for number, preference in enumerate(checked, 1):
+        if not explained.get(preference["a"]) == explained.get(preference["b"]) == preference["recommendation"]:
+            raise GenerationError(
+                f"preference {number}: explanations {preference['a']} and {preference['b']} are not "
+                f"finished explanations of recommendation {preference['recommendation']}"
+            )
+    return checked
+
+
+def judge_training_start(
+    *,
+    created_by: Any,
+    base_generator: Generator,
+    preferences: Sequence[Mapping[str, Any]],
+    rubric: list[dict[str, Any]] | None = None,
+    description: str = "",
+    options: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> AdapterTraining:
+    """Record the LoRA tuning of a pairwise judge on human preferences and enqueue it.
+
+    ``preferences`` is plain data, one mapping per judged pair: ``recommendation``, ``a``
+    and ``b`` (explanation ids) and ``winner`` (``a``, ``b`` or ``tie``), as
+    ``annotation.exports.campaign_preferences`` exports them. Each becomes two examples, one
+    per order, with the judge prompt the judge runs use (``pairwise_messages`` on
+    ``rubric``, default the study rubric) and the answer in its strict format, so the tuned
+    judge learns the humans' choice and not a side. The adapter's generator is a judge for
+    ``JudgeRun``. Raises GenerationError for bad preferences or base; nothing is stored then.
+    """
+    from explanations.judging import default_rubric
+
+    _check_base(base_generator, options)
+    checked = _checked_preferences(preferences)
+    record = {"rubric": rubric or default_rubric(), "preferences": checked}
+
+    def write() -> str:
+        folder = Path(settings.XREC_UPLOAD_DIR) / "preferences" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        target = folder / "preferences.json"
+        target.write_text(json.dumps(record), encoding="utf-8")
+        return str(target)
+
+    return _training_create(
+        created_by=created_by,
+        base_generator=base_generator,
+        source=AdapterTraining.Source.PREFERENCES,
+        write_source=write,
+        options=JUDGE_TRAINING_DEFAULTS | (options or {}),
+        enqueue=enqueue,
+        source_description=description[:300],
+    )
+
+
+def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
+    """A judge's training examples from stored preferences (two per pair, one per order), and
+    how many pairs were dropped because an explanation no longer exists."""
+    from explanations.judging import pairwise_messages
+    from explanations.prompts import Controls, prompt_context
+    from explanations.tuning import Example
+
+    record = json.loads(Path(training.source_path).read_text(encoding="utf-8"))
+    preferences, rubric = record["preferences"], record["rubric"]
+    explanations = Explanation.objects.select_related(
+        "generation_run", "recommendation__user", "recommendation__item__dataset", "recommendation__run__split"
+    ).in_bulk({p[side] for p in preferences for side in ("a", "b")})
+    examples = []
+    for preference in preferences:
+        a, b = explanations.get(preference["a"]), explanations.get(preference["b"])
+        if a is None or b is None:
+            continue
+        recommendation = a.recommendation
+        split = recommendation.run.split
+        assert split is not None
+        # The judge sees as much history as the longer of the two prompts did (as in judge runs).
+        history = max(a.generation_run.history_length, b.generation_run.history_length)
+        context = prompt_context(recommendation, split, Controls(history_length=history))
+        first_order, second_order = _JUDGE_ANSWERS[preference["winner"]]
+        examples.append(Example(messages=pairwise_messages(context, a.text, b.text, rubric), response=first_order))
+        examples.append(Example(messages=pairwise_messages(context, b.text, a.text, rubric), response=second_order))
+    return examples, len(preferences) - len(examples) // 2
+
+
 def teacher_examples(training: AdapterTraining) -> tuple[list[Any], int]:
     """The training examples and how many teacher outputs the filters dropped."""
     from explanations.tuning import Example
 
+    if training.source == AdapterTraining.Source.PREFERENCES:
+        return preference_examples(training)
     raw: list[tuple[list[dict[str, str]], str]] = []
     if training.source_run_id is not None:
         rows = Explanation.objects.filter(
