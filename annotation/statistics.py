@@ -553,35 +553,61 @@ def _bradley_terry_fit(wins: FloatArray, alpha: float) -> FloatArray:
     zero, so it only makes the Hessian definite and, with alpha = 0, picks the centred MLE.
     Raises RuntimeError if it has not converged after 100 Newton steps.
     """
-    k = wins.shape[0]
-    games = wins + wins.T
-    won = wins.sum(axis=1)
-    tolerance = 1e-10 * max(1.0, float(games.sum()))
+    return _bradley_terry_fits(wins[np.newaxis], alpha, np.zeros(wins.shape[0]))[0]
 
-    def objective(theta: FloatArray) -> float:
-        diff = theta[:, np.newaxis] - theta[np.newaxis, :]
-        return float(np.sum(wins * np.logaddexp(0.0, -diff)) + alpha * theta @ theta + 0.5 * theta.sum() ** 2)
 
-    theta = np.zeros(k)
+def _bradley_terry_fits(wins: FloatArray, alpha: float, start: FloatArray) -> FloatArray:
+    """``_bradley_terry_fit`` of each matrix in a (batch, k, k) stack, all started from ``start``.
+
+    Returns (batch, k). Every matrix runs the same damped Newton iteration with the same
+    stopping rule as alone; the stack advances together and a matrix leaves it once it has
+    converged. The objective is strictly convex (the gauge term makes it so at alpha = 0),
+    so the optimum does not depend on ``start``: a bootstrap passes the full-data fit, which
+    lies close to every resample's optimum and saves most Newton steps.
+    """
+    batch, k = wins.shape[0], wins.shape[1]
+    games = wins + np.swapaxes(wins, 1, 2)
+    won = wins.sum(axis=2)
+    tolerance = 1e-10 * np.maximum(1.0, games.sum(axis=(1, 2)))
+    identity = np.eye(k)
+    fitted = np.empty((batch, k))
+    # The matrices still iterating (indices into the stack) and their current strengths.
+    active = np.arange(batch)
+    theta = np.tile(np.asarray(start, dtype=np.float64), (batch, 1))
+
+    def objective(rows: IndexArray, points: FloatArray) -> FloatArray:
+        diff = points[:, :, np.newaxis] - points[:, np.newaxis, :]
+        likelihood = np.sum(wins[rows] * np.logaddexp(0.0, -diff), axis=(1, 2))
+        return likelihood + alpha * np.sum(points * points, axis=1) + 0.5 * points.sum(axis=1) ** 2
+
     for _ in range(_NEWTON_MAX_ITER):
-        p = expit(theta[:, np.newaxis] - theta[np.newaxis, :])
-        gradient = (games * p).sum(axis=1) - won + 2.0 * alpha * theta + theta.sum()
-        curvature = games * p * (1.0 - p)
-        hessian = np.diag(curvature.sum(axis=1)) - curvature + 2.0 * alpha * np.eye(k) + 1.0
-        step = np.linalg.solve(hessian, gradient)
-        if np.max(np.abs(gradient)) <= tolerance:
-            # One last full step: inside the quadratic region it squares the remaining error.
-            theta = theta - step
-            return theta - theta.mean()
-        start, slope = objective(theta), float(gradient @ step)
-        size = 1.0
+        played = games[active]
+        p = expit(theta[:, :, np.newaxis] - theta[:, np.newaxis, :])
+        gradient = (played * p).sum(axis=2) - won[active] + 2.0 * alpha * theta + theta.sum(axis=1, keepdims=True)
+        curvature = played * p * (1.0 - p)
+        hessian = curvature.sum(axis=2)[:, :, np.newaxis] * identity - curvature + 2.0 * alpha * identity + 1.0
+        step = np.linalg.solve(hessian, gradient[:, :, np.newaxis])[:, :, 0]
+        converged = np.max(np.abs(gradient), axis=1) <= tolerance[active]
+        # One last full step: inside the quadratic region it squares the remaining error.
+        last = theta[converged] - step[converged]
+        fitted[active[converged]] = last - last.mean(axis=1, keepdims=True)
+        going = ~converged
+        active, theta, step, gradient = active[going], theta[going], step[going], gradient[going]
+        if active.size == 0:
+            return fitted
+        start_value, slope = objective(active, theta), np.sum(gradient * step, axis=1)
+        size = np.ones(active.size)
         # Armijo backtracking far from the optimum. Near it the predicted decrease drops below
         # the objective's rounding error, where a line search only accepts noise: the full
         # Newton step is then right (quadratic convergence), so take it.
-        if slope > 1e-9 * (1.0 + abs(start)):
-            while size > 1e-9 and objective(theta - size * step) > start - 1e-4 * size * slope:
-                size /= 2.0
-        theta = theta - size * step
+        searching = slope > 1e-9 * (1.0 + np.abs(start_value))
+        while np.any(trying := searching & (size > 1e-9)):
+            rows = np.flatnonzero(trying)
+            trial = theta[rows] - size[rows, np.newaxis] * step[rows]
+            rejected = objective(active[rows], trial) > start_value[rows] - 1e-4 * size[rows] * slope[rows]
+            size[rows[rejected]] /= 2.0
+            searching[rows[~rejected]] = False
+        theta = theta - size[:, np.newaxis] * step
     raise RuntimeError("Bradley-Terry fit did not converge")
 
 
@@ -611,7 +637,8 @@ def bradley_terry(
     since a resample may lack it. Strengths are natural-log and centred to sum to zero;
     intervals resample the comparisons that enter the fit, drawn as multinomial counts of
     the distinct (pair, outcome) kinds: exact, since the fit sees only those counts, and
-    independent of the number of comparisons (one fit per resample remains).
+    independent of the number of comparisons (one fit per resample remains; the resamples'
+    fits run as one batch, started from the full-data fit).
 
     Raises ValueError for unknown or repeated systems, self-comparisons, unknown outcomes and
     systems without any comparison.
@@ -674,8 +701,8 @@ def bradley_terry(
     theta = _bradley_terry_fit(wins, alpha) if k else np.zeros(0)
 
     def strengths(counts: FloatArray) -> FloatArray:
-        resampled = (counts @ kind_wins).reshape(-1, k, k)
-        return np.stack([_bradley_terry_fit(matrix, alpha) for matrix in resampled], axis=-1)
+        # Every resample's optimum lies near the full-data one: start all fits there.
+        return _bradley_terry_fits((counts @ kind_wins).reshape(-1, k, k), alpha, theta).T
 
     intervals = _counts_bootstrap_intervals(
         frequencies.astype(np.int64),
@@ -743,6 +770,8 @@ def spearman_rho(x: Sequence[float] | npt.ArrayLike, y: Sequence[float] | npt.Ar
     return _correlation(x, y, scipy.stats.spearmanr)
 
 
+AlphaLevel = Literal["nominal", "ordinal", "interval"]
+
 # Above this many distinct values alpha_with_ci falls back to refitting the matrix per resample.
 _ALPHA_MAX_VALUES = 100
 
@@ -769,6 +798,23 @@ def _alpha_codes(
     if points.size > _ALPHA_MAX_VALUES or level not in ("nominal", "ordinal", "interval"):
         return None
     return points, np.asarray(codes, dtype=np.intp).ravel()
+
+
+def _unique_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """``np.unique(rows, axis=0, return_counts=True)`` for a 2-D array of non-negative integers.
+
+    Each row is read as one integer in base (largest entry + 1), first column most
+    significant, so the integers sort as the rows do lexicographically and the result is
+    np.unique's, in its order; a 1-D unique of those integers is several times faster than
+    np.unique's row sort, which remains the path for rows too long to fit in 62 bits.
+    """
+    base = int(rows.max()) + 1 if rows.size else 1
+    if base ** rows.shape[1] > 2**62:
+        patterns, counts = np.unique(rows, axis=0, return_counts=True)
+        return patterns, counts
+    weights = base ** np.arange(rows.shape[1] - 1, -1, -1, dtype=np.int64)
+    _, first, counts = np.unique(rows @ weights, return_index=True, return_counts=True)
+    return rows[first], counts
 
 
 def _alpha_of_coincidences(coincidences: FloatArray, points: FloatArray, level: str) -> FloatArray:
@@ -846,7 +892,7 @@ def alpha_of_answers(
     coders: npt.ArrayLike,
     units: npt.ArrayLike,
     values: npt.ArrayLike,
-    level: Literal["nominal", "ordinal", "interval"],
+    level: AlphaLevel,
     value_domain: list[float] | None = None,
     *,
     confidence: float = 0.95,
@@ -857,6 +903,32 @@ def alpha_of_answers(
     per coder and unit, without building a coders x units matrix: a campaign with a thousand
     annotators and a hundred thousand items has 300,000 answers but 10^8 matrix cells. The
     coders matter only on the slow path (more than 100 distinct values)."""
+    (interval,) = alphas_of_answers(
+        coders, units, values, [(level, value_domain)], confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    return interval
+
+
+def alphas_of_answers(
+    coders: npt.ArrayLike,
+    units: npt.ArrayLike,
+    values: npt.ArrayLike,
+    levels: Sequence[tuple[AlphaLevel, list[float] | None]],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> list[Interval]:
+    """``alpha_of_answers`` at each ``(level, value_domain)`` of ``levels``, in that order.
+
+    Each interval is the one ``alpha_of_answers`` gives for that level alone under the same
+    seed, but the resamples are drawn once for all levels: they are multinomial counts of
+    the units' answer patterns (how many answers of each distinct value a unit has), which
+    do not depend on the level, so every level reads its alphas off the same draws. Where
+    the distinct values sort differently from a ``value_domain``'s own order, the patterns
+    are enumerated in value order, a random stream other than the one before levels were
+    shared (the same distribution). A level on the slow path is refitted on its own.
+    """
     coder_ids = np.asarray(coders).ravel()
     unit_ids = np.asarray(units).ravel()
     answers_given = np.asarray(values, dtype=np.float64).ravel()
@@ -866,39 +938,60 @@ def alpha_of_answers(
     pairable = per_unit[unit_index] >= 2
     unit_codes = np.unique(unit_index[pairable], return_inverse=True)[1].ravel()
     n_units = int(unit_codes.max()) + 1 if unit_codes.size else 0
-    found = _alpha_codes(answers_given[pairable], value_domain, level) if n_units else None
-    if found is None:
-        coder_codes = np.unique(coder_ids[pairable], return_inverse=True)[1].ravel()
-        dense = np.full((int(coder_codes.max()) + 1 if coder_codes.size else 0, n_units), np.nan)
-        dense[coder_codes, unit_codes] = answers_given[pairable]
-        return _alpha_with_ci_refitted(
-            dense, level, value_domain, confidence=confidence, n_resamples=n_resamples, seed=seed
+    paired_answers = answers_given[pairable]
+    distinct, value_codes = np.unique(paired_answers, return_inverse=True)
+    value_codes = value_codes.ravel()
+    intervals: dict[int, Interval] = {}
+    # (position in levels, level, its points, the column of each distinct value among them)
+    fast: list[tuple[int, AlphaLevel, FloatArray, IndexArray]] = []
+    for position, (level, value_domain) in enumerate(levels):
+        found = _alpha_codes(paired_answers, value_domain, level) if n_units else None
+        if found is None:
+            coder_codes = np.unique(coder_ids[pairable], return_inverse=True)[1].ravel()
+            dense = np.full((int(coder_codes.max()) + 1 if coder_codes.size else 0, n_units), np.nan)
+            dense[coder_codes, unit_codes] = paired_answers
+            intervals[position] = _alpha_with_ci_refitted(
+                dense, level, value_domain, confidence=confidence, n_resamples=n_resamples, seed=seed
+            )
+        else:
+            points, codes = found
+            columns = np.empty(distinct.size, dtype=np.intp)
+            columns[value_codes] = codes
+            fast.append((position, level, points, columns))
+    if fast:
+        n_values = distinct.size
+        value_counts = np.bincount(unit_codes * n_values + value_codes, minlength=n_units * n_values)
+        patterns, frequencies = _unique_rows(value_counts.reshape(n_units, n_values))
+        answers = patterns.sum(axis=1)
+        statistics: list[tuple[AlphaLevel, FloatArray, FloatArray]] = []
+        for _, level, points, columns in fast:
+            arranged = np.zeros_like(patterns)
+            arranged[:, columns] = patterns
+            contributions = (
+                arranged[:, :, np.newaxis] * arranged[:, np.newaxis, :] - arranged[:, :, np.newaxis] * np.eye(n_values)
+            ) / (answers - 1)[:, np.newaxis, np.newaxis]
+            statistics.append((level, points, contributions.reshape(patterns.shape[0], n_values * n_values)))
+
+        def alphas(counts: FloatArray) -> FloatArray:
+            return np.stack(
+                [
+                    _alpha_of_coincidences((counts @ contributions).reshape(-1, n_values, n_values), points, level)
+                    for level, points, contributions in statistics
+                ]
+            )
+
+        estimates = alphas(frequencies[np.newaxis, :].astype(np.float64))[:, 0]
+        shared = _counts_bootstrap_intervals(
+            frequencies.astype(np.int64),
+            alphas,
+            [None if np.isnan(value) else float(value) for value in estimates],
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=seed,
+            units=[n_units] * len(fast),
         )
-    points, codes = found
-    n_values = points.size
-    value_counts = np.bincount(unit_codes * n_values + codes, minlength=n_units * n_values).reshape(n_units, n_values)
-    patterns, frequencies = np.unique(value_counts, axis=0, return_counts=True)
-    answers = patterns.sum(axis=1)
-    contributions = (
-        patterns[:, :, np.newaxis] * patterns[:, np.newaxis, :] - patterns[:, :, np.newaxis] * np.eye(n_values)
-    ) / (answers - 1)[:, np.newaxis, np.newaxis]
-    contributions = contributions.reshape(patterns.shape[0], n_values * n_values)
-
-    def alphas(counts: FloatArray) -> FloatArray:
-        coincidences = (counts @ contributions).reshape(-1, n_values, n_values)
-        return _alpha_of_coincidences(coincidences, points, level)[np.newaxis, :]
-
-    (value,) = alphas(frequencies[np.newaxis, :].astype(np.float64))[0]
-    (interval,) = _counts_bootstrap_intervals(
-        frequencies.astype(np.int64),
-        alphas,
-        [None if np.isnan(value) else float(value)],
-        confidence=confidence,
-        n_resamples=n_resamples,
-        seed=seed,
-        units=[n_units],
-    )
-    return interval
+        intervals.update((position, interval) for (position, *_), interval in zip(fast, shared, strict=True))
+    return [intervals[position] for position in range(len(levels))]
 
 
 def _alpha_with_ci_refitted(

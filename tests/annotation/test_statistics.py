@@ -15,8 +15,13 @@ from annotation.agreement import alpha as package_alpha
 from annotation.statistics import (
     BradleyTerry,
     Interval,
+    _bradley_terry_fit,
+    _bradley_terry_fits,
+    _unique_rows,
     accuracy_with_ci,
+    alpha_of_answers,
     alpha_with_ci,
+    alphas_of_answers,
     bootstrap_ci,
     bradley_terry,
     cohen_kappa,
@@ -402,6 +407,44 @@ def test_bradley_terry_rejects_comparisons_it_cannot_place() -> None:
         bradley_terry([("A", "B", "tie"), ("A", "C")], ["A", "B", "C"], ties="drop")
 
 
+def test_batched_bradley_terry_fits_equal_one_fit_per_matrix_from_any_start() -> None:
+    rng = np.random.default_rng(0)
+    stack = rng.poisson(3.0, size=(40, 4, 4)).astype(float) * (1.0 - np.eye(4))
+    stack[0] = np.triu(np.full((4, 4), 5.0), k=1)  # perfectly separated: only the prior keeps it finite
+    stack[1] = 0.5  # ties only (and a diagonal, which no fit reads)
+    for start in (np.zeros(4), np.array([6.0, -6.0, 3.0, -3.0])):  # the far start needs the line search
+        batched = _bradley_terry_fits(stack, 0.01, start)
+        for matrix, fitted in zip(stack, batched, strict=True):
+            assert fitted == pytest.approx(_bradley_terry_fit(matrix, 0.01), abs=1e-9)
+
+
+def test_bradley_terry_intervals_equal_refitting_each_resample_alone_under_the_same_draws() -> None:
+    data = _random_comparisons(seed=3, n_systems=4, n=120)
+    names = ["w", "x", "y", "z"]
+    outcomes = ["a", "b", "tie"]
+    comparisons = [(names[i], names[j], outcomes[k % 3]) for k, (i, j) in enumerate(data)]
+
+    fit = bradley_terry(comparisons, names, n_resamples=300, seed=4)
+
+    # The plain loop: the same multinomial draws over the (i, j, wins each way) kinds, in the
+    # kinds' sorted order, and one fit per resample from zero.
+    share = {"a": (1.0, 0.0), "b": (0.0, 1.0), "tie": (0.5, 0.5)}
+    rows = np.array([(names.index(a), names.index(b), *share[o]) for a, b, o in comparisons])
+    kinds, frequencies = np.unique(rows, axis=0, return_counts=True)
+    draws = np.random.default_rng(4).multinomial(len(rows), frequencies / len(rows), size=300)
+    refits = []
+    for counts in draws:
+        wins = np.zeros((4, 4))
+        for (i, j, won, lost), count in zip(kinds, counts, strict=True):
+            wins[int(i), int(j)] += count * won
+            wins[int(j), int(i)] += count * lost
+        refits.append(_bradley_terry_fit(wins, 0.01))
+    low, high = np.quantile(np.array(refits), [0.025, 0.975], axis=0)
+    for s, name in enumerate(names):
+        assert fit.strengths[name].low == pytest.approx(low[s], abs=1e-9)
+        assert fit.strengths[name].high == pytest.approx(high[s], abs=1e-9)
+
+
 # --- cohen_kappa, kendall_tau, spearman_rho -----------------------------------------------------------
 
 
@@ -679,3 +722,54 @@ def test_alpha_with_ci_of_100k_answers_takes_well_under_a_second() -> None:
 
     print(", ".join(f"alpha_with_ci {level} 100k answers: {t * 1000:.0f} ms" for level, t in timings.items()))
     assert max(timings.values()) < 2.0  # about 150 ms; generous for a busy machine
+
+
+def test_unique_rows_is_numpys_row_unique_in_its_order() -> None:
+    rng = np.random.default_rng(1)
+    shapes = [(2, 50, 3), (5, 200, 10), (4, 30, 1)]  # (largest value + 1, rows, columns)
+    cases = [rng.integers(0, high, size=(rows, columns)) for high, rows, columns in shapes]
+    cases.append(rng.integers(0, 4, size=(60, 40)))  # 4^40 > 2^62: numpy's own row sort
+    cases.append(np.zeros((0, 5), dtype=np.int64))
+    for rows in cases:
+        expected_rows, expected_counts = np.unique(rows, axis=0, return_counts=True)
+        ours_rows, ours_counts = _unique_rows(rows)
+        assert np.array_equal(ours_rows, expected_rows) and np.array_equal(ours_counts, expected_counts)
+
+
+def _answers(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    coders, units = np.nonzero(~np.isnan(matrix))
+    return coders, units, matrix[coders, units]
+
+
+def test_alphas_of_answers_equal_one_alpha_of_answers_per_level() -> None:
+    coders, units, values = _answers(_sparse_ratings(3, coders=5, units=50, scale=5, missing=0.4))
+    levels: list[tuple[Literal["nominal", "ordinal", "interval"], list[float] | None]] = [
+        ("interval", None),
+        ("ordinal", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        ("nominal", None),
+        ("ordinal", [1.0, 2.0, 3.0]),  # answers off this domain: refitted, and undefined as the package says
+    ]
+
+    together = alphas_of_answers(coders, units, values, levels, n_resamples=300, seed=7)
+
+    alone = [alpha_of_answers(coders, units, values, lv, d, n_resamples=300, seed=7) for lv, d in levels]
+    assert together == alone
+    assert together[3].estimate is None and all(i.low is not None for i in together[:3])
+    assert alphas_of_answers([], [], [], levels, n_resamples=50) == [Interval(None, None, None, 0)] * 4
+
+
+def test_alphas_of_answers_in_a_domains_own_order_match_the_package_and_refitting() -> None:
+    matrix = _sparse_ratings(11, coders=5, units=60, scale=5, missing=0.4)
+    shuffled = [2.0, 1.0, 4.0, 3.0, 5.0]
+    levels: list[tuple[Literal["nominal", "ordinal", "interval"], list[float] | None]] = [
+        ("ordinal", None),
+        ("ordinal", shuffled),
+    ]
+
+    ascending, reordered = alphas_of_answers(*_answers(matrix), levels, confidence=0.9, n_resamples=2000, seed=0)
+
+    expected = krippendorff.alpha(matrix, level_of_measurement="ordinal", value_domain=shuffled)
+    assert reordered.estimate == pytest.approx(expected, abs=1e-9)
+    assert reordered.estimate != pytest.approx(ascending.estimate, abs=1e-3)  # the domain's order counts
+    low, high = _refitted_alpha_interval(matrix, "ordinal", shuffled, confidence=0.9, n_resamples=2000, seed=1)
+    assert reordered.low == pytest.approx(low, abs=0.03) and reordered.high == pytest.approx(high, abs=0.03)
