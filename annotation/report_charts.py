@@ -1,4 +1,5 @@
-"""Server-side SVG geometry for the study page: bars with error bars, and a win heatmap.
+"""Server-side SVG geometry for the study page: bars with error bars, a win heatmap, and a
+judge calibration plot.
 
 Plain numbers for the template to draw (no JavaScript, no CDN): every coordinate is computed
 here, every label is escaped by the template.
@@ -6,11 +7,22 @@ here, every label is escaped by the template.
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from typing import Any
+
+from annotation.reports import RESAMPLES
+from annotation.statistics import bootstrap_ci
 
 BAR_HEIGHT = 18
 LABEL_WIDTH = 260
 PLOT_WIDTH = 360
+# The calibration plot: a square plot area (equal scales, so y = x is the 45-degree diagonal)
+# with room on the left and below for ticks and axis labels.
+CALIBRATION_SIDE = 240
+CALIBRATION_LEFT = 56
+CALIBRATION_TOP = 12
+CALIBRATION_BOTTOM = 44
 
 
 def interval_bars(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
@@ -92,9 +104,81 @@ def win_heatmap(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def _ticks(low: int, high: int) -> list[int]:
+    """Integer ticks from ``low`` to ``high``, at most about ten of them."""
+    step = max(1, math.ceil((high - low) / 10))
+    return list(range(low, high + 1, step))
+
+
+def calibration_plot(points: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any] | None:
+    """Mean human score per judge score, for one judge run and criterion.
+
+    ``points`` are ``meta.calibration`` entries (``judge``: the judge's score of one
+    explanation, ``human``: the mean human score of it). Judge scores are binned per integer;
+    each bin is drawn at (judge score, mean human score) with a percentile-bootstrap 95%
+    interval (deterministic for ``seed``; none for a bin of one) and its count. Both axes share
+    one integer range covering every judge score and human mean, so the diagonal is y = x: a
+    calibrated judge's bins lie on it. None when there are no points.
+    """
+    if not points:
+        return None
+    by_score: dict[int, list[float]] = defaultdict(list)
+    for point in points:
+        by_score[round(point["judge"])].append(float(point["human"]))
+    values = [float(v) for v in by_score] + [h for humans in by_score.values() for h in humans]
+    low, high = math.floor(min(values)), math.ceil(max(values))
+    high = max(high, low + 1)
+
+    def x(value: float) -> float:
+        return round(CALIBRATION_LEFT + CALIBRATION_SIDE * (value - low) / (high - low), 1)
+
+    def y(value: float) -> float:
+        return round(CALIBRATION_TOP + CALIBRATION_SIDE * (high - value) / (high - low), 1)
+
+    bins = []
+    for score in sorted(by_score):
+        humans = by_score[score]
+        mean = sum(humans) / len(humans)
+        interval = bootstrap_ci(humans, n_resamples=RESAMPLES, seed=seed)
+        bins.append(
+            {
+                "judge": score,
+                "mean": f"{mean:.2f}",
+                "n": len(humans),
+                "x": x(score),
+                "y": y(mean),
+                "error": None
+                if interval.low is None or interval.high is None
+                else {
+                    "y1": y(interval.high),
+                    "y2": y(interval.low),
+                    "low": f"{interval.low:.2f}",
+                    "high": f"{interval.high:.2f}",
+                },
+            }
+        )
+    bottom = CALIBRATION_TOP + CALIBRATION_SIDE
+    return {
+        "bins": bins,
+        "curve": " ".join(f"{b['x']},{b['y']}" for b in bins),
+        "n": len(points),
+        "x_ticks": [{"x": x(t), "label": t} for t in _ticks(low, high)],
+        "y_ticks": [{"y": y(t), "label": t} for t in _ticks(low, high)],
+        "diagonal": {"x1": x(low), "y1": y(low), "x2": x(high), "y2": y(high)},
+        "left": CALIBRATION_LEFT,
+        "right": CALIBRATION_LEFT + CALIBRATION_SIDE,
+        "top": CALIBRATION_TOP,
+        "bottom": bottom,
+        "middle": CALIBRATION_LEFT + CALIBRATION_SIDE / 2,
+        "width": CALIBRATION_LEFT + CALIBRATION_SIDE + 70,
+        "height": bottom + CALIBRATION_BOTTOM,
+    }
+
+
 def report_charts(report: dict[str, Any]) -> dict[str, Any]:
-    """The page's charts: human means per criterion, judge strengths, judge win matrix."""
-    charts: dict[str, Any] = {"human": [], "judge_strengths": [], "judge_wins": []}
+    """The page's charts: human means per criterion, judge strengths, judge win matrix, and
+    one judge calibration plot per (Likert judge run, criterion) with human ratings."""
+    charts: dict[str, Any] = {"human": [], "judge_strengths": [], "judge_wins": [], "calibration": []}
     for section in report["human"]:
         if section["mode"] == "likert":
             criteria = sorted({name for row in section["runs"] for name in row["criteria"]})
@@ -112,5 +196,15 @@ def report_charts(report: dict[str, Any]) -> dict[str, Any]:
         if heatmap := win_heatmap(judge["pairs"]):
             charts["judge_wins"].append(
                 {"title": f"Judge #{judge['judge_run']}: share of wins (row vs column)", "chart": heatmap}
+            )
+    judge_names = {judge["judge_run"]: judge["judge"] for judge in report["judge"]["likert"]}
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+    for point in report["meta"]["calibration"]:
+        groups[(point["judge_run"], point["criterion"])].append(point)
+    for (judge_run, criterion), points in sorted(groups.items()):
+        if chart := calibration_plot(points, seed=report.get("seed", 0)):
+            name = judge_names.get(judge_run, "")
+            charts["calibration"].append(
+                {"title": f"Judge #{judge_run} {name}: {criterion}, mean human score per judge score", "chart": chart}
             )
     return charts

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.factories import PASSWORD
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
@@ -40,3 +42,12 @@ def page(browser):
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+def log_in(page, live_server, username: str) -> None:
+    """Sign ``username`` in through the login form (every factory user has ``PASSWORD``)."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")

@@ -20,7 +20,8 @@ from annotation.models import Assignment, CampaignItem, Participant, Rating, Sub
 from annotation.services.campaigns import campaign_reference_item_add
 from explanations.models import Explanation
 from tests.annotation.factories import campaign, explained_runs
-from tests.factories import PASSWORD, UserFactory
+from tests.browser.conftest import log_in
+from tests.factories import UserFactory
 from xrec_site.roles import ANNOTATOR, RESEARCHER
 
 pytestmark = pytest.mark.browser
@@ -29,14 +30,6 @@ PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
 # Strings that name what generated an explanation (tests/annotation/factories.py): an
 # annotator's page must never show them.
 LINEAGE_MARKERS = ("secret-generator", "secret-model")
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def _crowd_link(live_server, study, pid: str) -> str:
@@ -232,7 +225,7 @@ def test_three_annotators_complete_a_k3_campaign_then_the_researcher_monitors_an
         context = browser.new_context()
         annotator_page = context.new_page()
         annotator_page.set_default_timeout(20_000)
-        _log_in(annotator_page, live_server, f"ann{index}")
+        log_in(annotator_page, live_server, f"ann{index}")
         campaigns = annotator_page.locator("#annotation-campaigns li", has_text="k3 study")
         campaigns.get_by_role("button", name="Join").click()
         _ready(annotator_page)
@@ -249,7 +242,7 @@ def test_three_annotators_complete_a_k3_campaign_then_the_researcher_monitors_an
         expect(annotator_page.locator("#finished")).to_contain_text("You have finished k3 study")
         context.close()
 
-    _log_in(page, live_server, "res")
+    log_in(page, live_server, "res")
     page.goto(live_server.url + reverse("annotation:campaign_detail", args=[study.pk]))
     expect(page.locator("#items-complete")).to_have_text("3 / 3")
     expect(page.locator("#submitted")).to_have_text("9 / 9")

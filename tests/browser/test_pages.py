@@ -5,24 +5,17 @@ import re
 import pytest
 
 from recommendations.services import dataset_import_files
-from tests.factories import PASSWORD, UserFactory
+from tests.browser.conftest import log_in
+from tests.factories import UserFactory
 from xrec_site.roles import ADMIN, ANNOTATOR, RESEARCHER
 
 pytestmark = pytest.mark.browser
 
 
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
-
-
 def test_annotator_sees_only_annotation_and_is_refused_dataset_pages(page, live_server) -> None:
     UserFactory(username="ann", role=ANNOTATOR)
 
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
 
     nav = page.get_by_role("navigation", name="Main")
     assert nav.get_by_role("link").all_inner_texts() == ["Home"]
@@ -35,7 +28,7 @@ def test_researcher_browses_movielens_and_searches_items_with_htmx(page, live_se
     UserFactory(username="res", role=RESEARCHER)
     dataset_import_files(format="movielens-100k", path=None, name="movielens-100k")
 
-    _log_in(page, live_server, "res")
+    log_in(page, live_server, "res")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Datasets").click()
     page.get_by_role("link", name="movielens-100k").click()
 
@@ -56,7 +49,7 @@ def test_admin_uploads_a_csv_and_watches_the_worker_import_it(
     csv_path = tmp_path / "ratings.csv"
     csv_path.write_text("user,item,rating,timestamp\nalice,<b>x</b>,5,1\nbob,<b>x</b>,3,2\n")
 
-    _log_in(page, live_server, "adm")
+    log_in(page, live_server, "adm")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Import").click()
     page.get_by_label("Format").select_option("csv")
     page.get_by_label("Name").fill("tiny")
@@ -76,7 +69,7 @@ def test_admin_trains_svd_and_browses_a_users_history_and_top_10(page, live_serv
     UserFactory(username="adm", role=ADMIN)
     dataset_import_files(format="movielens-100k", path=None, name="movielens-100k")
 
-    _log_in(page, live_server, "adm")
+    log_in(page, live_server, "adm")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
     page.get_by_role("link", name="Train a recommender").click()
     page.get_by_label("Dataset").select_option(label="movielens-100k")
