@@ -140,3 +140,22 @@ class JudgeRunForm(forms.Form):
         if not isinstance(rubric, list) or not all(isinstance(c, dict) for c in rubric):
             raise forms.ValidationError("Give a list of criteria.")
         return rubric
+
+
+class ProbeForm(forms.Form):
+    prober = forms.ModelChoiceField(
+        queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served."
+    )
+    generation_run = forms.ModelChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        help_text="Whose explanations are probed (with and without them in the prompt).",
+    )
+    target = forms.CharField(
+        max_length=100,
+        initial="gender",
+        help_text="age (within 5 years), gender, occupation, popularity (quintile), or item:<attribute>, e.g. item:genres.",
+    )
+    sample_size = forms.IntegerField(initial=0, min_value=0, help_text="Explanations to probe; 0 = all.")
+    seed = forms.IntegerField(initial=0)
+    chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256)
+    max_new_tokens = forms.IntegerField(initial=16, min_value=1, max_value=200)

@@ -8,7 +8,15 @@ from typing import Any
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from explanations.models import AdapterTraining, Explanation, GenerationRun, JudgeRun, JudgeVerdict
+from explanations.models import (
+    AdapterTraining,
+    AttributeProbe,
+    Explanation,
+    GenerationRun,
+    JudgeRun,
+    JudgeVerdict,
+    ProbeAnswer,
+)
 from recommendations.models import Interaction
 
 
@@ -126,3 +134,33 @@ def judge_run_stats(run: JudgeRun) -> dict[str, Any]:
                 slots[parsed["winner"]] += 1
     finished = counts["done"] + counts["failed"]
     return counts | {"total": total, "percent": int(100 * finished / total) if total else 100, "slots": slots}
+
+
+def probe_stats(probe: AttributeProbe) -> dict[str, Any]:
+    """Progress and raw accuracy per variant (history alone, history and explanation):
+    answered, correct, unparsed (counted as wrong), failed, pending. One query."""
+    rows = (
+        ProbeAnswer.objects.filter(probe=probe)
+        .values("with_explanation")
+        .annotate(
+            done=Count("id", filter=Q(status=ProbeAnswer.Status.DONE)),
+            correct=Count("id", filter=Q(status=ProbeAnswer.Status.DONE, correct=True)),
+            unparsed=Count("id", filter=Q(status=ProbeAnswer.Status.DONE, answer="")),
+            failed=Count("id", filter=Q(status=ProbeAnswer.Status.FAILED)),
+            pending=Count("id", filter=Q(status=ProbeAnswer.Status.PENDING)),
+        )
+        .order_by("with_explanation")
+    )
+    variants: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        counts = {key: int(row[key]) for key in ("done", "correct", "unparsed", "failed", "pending")}
+        name = "history and explanation" if row["with_explanation"] else "history alone"
+        variants[name] = counts | {"accuracy": counts["correct"] / counts["done"] if counts["done"] else None}
+    total = sum(v["done"] + v["failed"] + v["pending"] for v in variants.values())
+    finished = sum(v["done"] + v["failed"] for v in variants.values())
+    return {
+        "variants": variants,
+        "total": total,
+        "pending": total - finished,
+        "percent": int(100 * finished / total) if total else 100,
+    }

@@ -10,17 +10,25 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from explanations.forms import AdapterTrainingForm, GenerationRunForm, JudgeRunForm, PromptTemplateForm
+from explanations.forms import AdapterTrainingForm, GenerationRunForm, JudgeRunForm, ProbeForm, PromptTemplateForm
 from explanations.models import (
     AdapterTraining,
+    AttributeProbe,
     Explanation,
     GenerationRun,
     Generator,
     JudgeRun,
     JudgeVerdict,
+    ProbeAnswer,
     PromptTemplate,
 )
-from explanations.querysets import explanation_rows, generation_run_stats, judge_run_stats, loss_curve_points
+from explanations.querysets import (
+    explanation_rows,
+    generation_run_stats,
+    judge_run_stats,
+    loss_curve_points,
+    probe_stats,
+)
 from explanations.services.adapters import adapter_training_start
 from explanations.services.generation import (
     generation_run_cancel,
@@ -36,6 +44,7 @@ from explanations.services.generators import (
     prompt_template_revise,
 )
 from explanations.services.judging import judge_run_retry_failed, judge_run_start
+from explanations.services.probing import probe_start
 from recommendations.models import Recommendation
 from recommendations.views import HtmxHttpRequest
 
@@ -296,3 +305,45 @@ def judge_run_retry_view(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(JudgeRun, pk=run_id)
     judge_run_retry_failed(run=run)
     return redirect("explanations:judge_detail", run_id=run.pk)
+
+
+@login_required
+@permission_required("explanations.view_attributeprobe", raise_exception=True)
+def probe_list(request: HttpRequest) -> HttpResponse:
+    probes = AttributeProbe.objects.select_related("prober", "generation_run__generator")
+    return render(request, "explanations/probe_list.html", {"probes": probes})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.add_attributeprobe", raise_exception=True)
+def probe_create(request: HttpRequest) -> HttpResponse:
+    form = ProbeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            probe = probe_start(created_by=request.user, **form.cleaned_data)
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:probe_detail", probe_id=probe.pk)
+    return render(request, "explanations/probe_form.html", {"form": form})
+
+
+@login_required
+@permission_required("explanations.view_attributeprobe", raise_exception=True)
+def probe_detail(request: HtmxHttpRequest, probe_id: int) -> HttpResponse:
+    probe = get_object_or_404(AttributeProbe.objects.select_related("prober", "generation_run__generator"), pk=probe_id)
+    context: dict[str, Any] = {"probe": probe, "stats": probe_stats(probe)}
+    if request.htmx and request.htmx.target == "progress":
+        response = render(request, "explanations/probe_detail.html#progress", context)
+        return HttpResponseStopPolling(response.content) if probe.is_terminal else response
+    answers = (
+        ProbeAnswer.objects.filter(probe=probe)
+        .exclude(status=ProbeAnswer.Status.PENDING)
+        .select_related("explanation__recommendation__item")
+        .order_by("id")
+    )
+    context |= {"page": Paginator(answers, PAGE_SIZE).get_page(request.GET.get("page"))}
+    if request.htmx and request.htmx.target == "answers":
+        return render(request, "explanations/probe_detail.html#answers", context)
+    return render(request, "explanations/probe_detail.html", context)

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.urls import reverse
 
 from explanations.models import AttributeProbe, ProbeAnswer
 from explanations.probing import is_correct, parse_answer, probe_messages
@@ -10,6 +11,7 @@ from explanations.services.generators import GenerationError
 from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
 from recommendations.models import Item
 from tests.annotation.factories import explained_runs
+from tests.conftest import client_for
 from tests.explanations.scripted import scripted_judge
 
 
@@ -135,3 +137,31 @@ def test_unknown_targets_and_targets_nobody_has_are_refused() -> None:
     with pytest.raises(GenerationError, match="no sampled explanation"):
         probe_start(created_by=None, prober=prober, generation_run=runs[0], target="occupation")
     assert not AttributeProbe.objects.exists()
+
+
+@pytest.mark.django_db
+def test_admins_start_a_probe_from_the_page_and_researchers_read_it(admin_user, researcher) -> None:
+    runs = explained_runs(n_users=8, n_runs=1)
+    prober, _ = scripted_judge(lambda prompt: "Answer: 24", name="<b>scripted-prober</b>")
+    form = {"prober": prober.pk, "generation_run": runs[0].pk, "sample_size": 0, "seed": 0, "max_new_tokens": 16}
+    admin, reader = client_for(admin_user), client_for(researcher)
+    create = reverse("explanations:probe_create")
+
+    refused = admin.post(create, form | {"target": "income", "chunk_size": 5})
+    assert refused.status_code == 200 and "unknown target" in refused.content.decode()
+    assert reader.post(create, form | {"target": "age", "chunk_size": 5}).status_code == 403
+    assert not AttributeProbe.objects.exists()
+
+    started = admin.post(create, form | {"target": "age", "chunk_size": 5})
+    probe = AttributeProbe.objects.get()
+    assert started.status_code == 302 and started["Location"] == reverse("explanations:probe_detail", args=[probe.pk])
+    run_all(probe)
+
+    page = reader.get(started["Location"]).content.decode()
+    # Factory users are aged 20 to 27: a guess of 24 is within five years of each.
+    assert "history alone" in page and "history and explanation" in page and "1.000" in page
+    assert "&lt;b&gt;scripted-prober&lt;/b&gt;" in page and "<b>scripted-prober" not in page
+    listing = reader.get(reverse("explanations:probe_list")).content.decode()
+    assert f"#{probe.pk}" in listing and "age" in listing
+    progress = reader.get(started["Location"], headers={"HX-Request": "true", "HX-Target": "progress"})
+    assert progress.status_code == 286  # finished: htmx stops polling
