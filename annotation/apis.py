@@ -76,18 +76,13 @@ class AssignmentDetailApi(APIView):
 
 
 class StudyReportApi(APIView):
-    """The study report as JSON: ``?recommender_run=<id>&runs=<id>&runs=<id>[&seed=&exclude_flagged=1]``."""
+    """The study report as JSON:
+    ``?recommender_run=<id>&runs=<id>&runs=<id>[&seed=&exclude_flagged=1&reference_run=<id>]``."""
 
     def get(self, request: Request) -> Response:
         require_permission(request, "annotation.view_campaign")
         form = StudyForm(request.query_params)
         if not form.is_valid():
             return Response(form.errors.get_json_data(), status=400)
-        data = form.cleaned_data
-        report = study_report_cached(
-            recommender_run=data["recommender_run"],
-            generation_runs=list(data["runs"]),
-            seed=data["seed"] or 0,
-            include_flagged=not data["exclude_flagged"],
-        )
+        report = study_report_cached(**form.report_arguments())
         return Response(report)

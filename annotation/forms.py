@@ -169,13 +169,32 @@ class StudyForm(forms.Form):
     )
     seed = forms.IntegerField(initial=0, required=False)
     exclude_flagged = forms.BooleanField(required=False, label="Leave out flagged annotators")
+    reference_run = forms.ModelChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        required=False,
+        label="Reference run for BLEU / ROUGE-L / embedding similarity",
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         run, runs = cleaned.get("recommender_run"), cleaned.get("runs")
         if run is not None and runs is not None and any(g.recommender_run_id != run.pk for g in runs):
             self.add_error("runs", "Choose generation runs of the chosen recommender run.")
+        reference = cleaned.get("reference_run")
+        if run is not None and reference is not None and reference.recommender_run_id != run.pk:
+            self.add_error("reference_run", "Choose a reference run of the chosen recommender run.")
         return cleaned
+
+    def report_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``study_report_cached`` for a valid form."""
+        data = self.cleaned_data
+        return {
+            "recommender_run": data["recommender_run"],
+            "generation_runs": list(data["runs"]),
+            "seed": data["seed"] or 0,
+            "include_flagged": not data["exclude_flagged"],
+            "reference_run": data["reference_run"],
+        }
 
 
 class JudgeTuningForm(forms.Form):

@@ -230,6 +230,25 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     )
     tables.append(
         Table(
+            "reference",
+            "Similarity to the reference run's explanations of the same recommendations.",
+            ["run", "reference run", "pairs", "BLEU", "ROUGE-L F1", "embedding cosine"],
+            [
+                [
+                    run,
+                    f"#{metrics['reference']['run']}",
+                    str(metrics["reference"]["n_pairs"]),
+                    _number(metrics["reference"]["bleu"], 2),
+                    _number(metrics["reference"]["rouge_l_f1"]),
+                    _number(metrics["reference"]["embedding_similarity"]),
+                ]
+                for run, metrics in report["text"].items()
+                if metrics.get("reference")
+            ],
+        )
+    )
+    tables.append(
+        Table(
             "meta",
             "Agreement of automatic signals with human means (system level).",
             ["signal", "criterion", "systems", "Kendall tau", "Spearman rho"],

@@ -13,15 +13,23 @@ are counted and shown, never dropped.
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
 from annotation.agreement import CHOICE_CODES, included_pool_ratings
-from annotation.models import Campaign, Rating
+from annotation.models import Campaign, Criterion, Rating
 from annotation.statistics import (
     accuracy_with_ci,
     alpha_of_answers,
+    alphas_of_answers,
     bradley_terry,
     cohen_kappa,
     discrete_summary,
@@ -77,13 +85,28 @@ def run_lineage(run: GenerationRun) -> dict[str, Any]:
 def _pairwise_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str, Any]:
     """Both-order verdicts combined per (recommendation, pair): win/tie/loss per pair of
     runs, Bradley-Terry over all runs, and the judge's position bias."""
-    rows = JudgeVerdict.objects.filter(judge_run=run, second__isnull=False).values_list(
-        "recommendation_id", "first__generation_run_id", "second__generation_run_id", "parsed", "status"
+    # ``parsed`` comes as text: a run has 30,000 verdicts but only a handful of distinct
+    # parsed values, so each is decoded once instead of once per row by the JSONField.
+    rows = (
+        JudgeVerdict.objects.filter(judge_run=run, second__isnull=False)
+        .order_by("pk")
+        .values_list(
+            "recommendation_id",
+            "first__generation_run_id",
+            "second__generation_run_id",
+            Cast("parsed", TextField()),
+            "status",
+        )
     )
+    winner_of: dict[str | None, str | None] = {}
     verdict: dict[tuple[int, int, int], str | None] = {}
     for recommendation, first_run, second_run, parsed, status in rows:
-        winner = parsed.get("winner") if parsed and status == JudgeVerdict.Status.DONE else None
-        verdict[(recommendation, first_run, second_run)] = winner
+        if parsed not in winner_of:
+            decoded = json.loads(parsed) if parsed is not None else None
+            winner_of[parsed] = decoded.get("winner") if decoded else None
+        verdict[(recommendation, first_run, second_run)] = (
+            winner_of[parsed] if status == JudgeVerdict.Status.DONE else None
+        )
     by_pair: dict[tuple[int, int], list[tuple[str | None, str | None]]] = defaultdict(list)
     items: dict[tuple[int, int], list[int]] = defaultdict(list)
     for (recommendation, first_run, second_run), winner in verdict.items():
@@ -165,31 +188,35 @@ def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str,
 
 
 def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
-    ratings = included_pool_ratings(campaign, include_flagged=include_flagged)
-    values: dict[tuple[int, str], list[int]] = defaultdict(list)
-    matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-    per_explanation: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for participant, item, explanation, run_id, name, value in ratings.values_list(
-        "assignment__participant_id",
-        "assignment__item_id",
-        "assignment__item__explanation_id",
-        "assignment__item__explanation__generation_run_id",
-        "criterion__name",
-        "value",
-    ).iterator(chunk_size=10000):
-        if value is None:  # Likert campaigns store values; a choice belongs to pairwise ones
-            continue
-        values[(run_id, name)].append(value)
-        matrix_rows[name].append((participant, item, value))
-        per_explanation[(explanation, name)].append(value)
+    ratings = (
+        included_pool_ratings(campaign, include_flagged=include_flagged)
+        .filter(value__isnull=False)  # Likert campaigns store values; a choice belongs to pairwise ones
+        # Every figure here depends on which ratings there are, not on their order, so the
+        # database is spared sorting them by the default ordering of four joined tables.
+        .order_by()
+        .values_list(
+            "assignment__participant_id",
+            "assignment__item_id",
+            "assignment__item__explanation_id",
+            "assignment__item__explanation__generation_run_id",
+            "criterion_id",
+            "value",
+        )
+    )
+    participants, items, explanations, run_ids, criterion_ids, values = _columns(ratings.iterator(chunk_size=10000), 6)
+    # Ids spare the query a join; their names (one small query) group the ratings, and the
+    # campaign's criteria look their ratings up by name.
+    names = dict(Criterion.objects.filter(pk__in=np.unique(criterion_ids).tolist()).values_list("pk", "name"))
+    rated = {name: np.isin(criterion_ids, [pk for pk in names if names[pk] == name]) for name in set(names.values())}
+    unrated = np.zeros(values.size, dtype=bool)
     criteria = list(campaign.criteria.all())
-    runs = sorted({run_id for run_id, _ in values})
+    runs = np.unique(run_ids).tolist()
     table = [
         {
             "run": labels[run_id],
             "criteria": {
                 c.name: discrete_summary(
-                    values[(run_id, c.name)],
+                    values[(run_ids == run_id) & rated.get(c.name, unrated)],
                     scale=range(c.scale_min, c.scale_max + 1),
                     n_resamples=RESAMPLES,
                     seed=seed,
@@ -201,29 +228,35 @@ def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, incl
     ]
     agreement = {}
     for c in criteria:
-        coders, units, answers = _columns(matrix_rows[c.name])
+        mine = rated.get(c.name, unrated)
+        coders, units, answers = participants[mine], items[mine], values[mine]
         domain = [float(v) for v in range(c.scale_min, c.scale_max + 1)]
-        agreement[c.name] = {
-            "interval": alpha_of_answers(
-                coders, units, answers, "interval", n_resamples=RESAMPLES, seed=seed
-            ).to_dict(),
-            "ordinal": alpha_of_answers(
-                coders, units, answers, "ordinal", domain, n_resamples=RESAMPLES, seed=seed
-            ).to_dict(),
-        }
+        # Both levels from the same resampled units: one draw instead of two, same intervals.
+        interval, ordinal = alphas_of_answers(
+            coders, units, answers, [("interval", None), ("ordinal", domain)], n_resamples=RESAMPLES, seed=seed
+        )
+        agreement[c.name] = {"interval": interval.to_dict(), "ordinal": ordinal.to_dict()}
+    per_explanation: dict[tuple[int, str], float] = {}
+    for name, mine in rated.items():
+        rated_explanations, which, counts = np.unique(explanations[mine], return_inverse=True, return_counts=True)
+        # Sums of integer ratings are exact in float64, so each mean is sum / count rounded once.
+        means = np.bincount(which.ravel(), weights=values[mine]) / counts
+        per_explanation.update(zip([(e, name) for e in rated_explanations.tolist()], means.tolist(), strict=True))
     return {
         "campaign": campaign.pk,
         "name": campaign.name,
         "mode": campaign.mode,
         "runs": table,
         "agreement": agreement,
-        "_per_explanation": {key: sum(v) / len(v) for key, v in per_explanation.items()},
+        "_per_explanation": per_explanation,
     }
 
 
-def _columns(triples: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
-    """(coder, unit, value) triples as three parallel lists, for ``alpha_of_answers``."""
-    return [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+def _columns(rows: Iterable[tuple[int | None, ...]], width: int) -> list[npt.NDArray[np.int64]]:
+    """Rows of ``width`` integers (no None) as ``width`` parallel arrays, e.g. coder, unit and
+    value for ``alpha_of_answers``, without building a Python list per column."""
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64)
+    return list(np.ascontiguousarray(flat.reshape(-1, width).T))
 
 
 def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
@@ -231,7 +264,8 @@ def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, in
     outcomes: dict[tuple[int, int, str], list[str]] = defaultdict(list)
     majority_votes: dict[tuple[int, int, int, str], list[str]] = defaultdict(list)
     matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-    for participant, item, recommendation, a, b, name, choice in ratings.values_list(
+    # Unordered, as in _human_likert: every figure here counts the choices, whatever their order.
+    rows = ratings.order_by().values_list(
         "assignment__participant_id",
         "assignment__item_id",
         "assignment__item__recommendation_id",
@@ -239,7 +273,8 @@ def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, in
         "assignment__item__explanation_b__generation_run_id",
         "criterion__name",
         "choice",
-    ).iterator(chunk_size=10000):
+    )
+    for participant, item, recommendation, a, b, name, choice in rows.iterator(chunk_size=10000):
         outcomes[(a, b, name)].append(choice)
         majority_votes[(recommendation, a, b, name)].append(choice)
         matrix_rows[name].append((participant, item, int(CHOICE_CODES[choice])))
@@ -262,14 +297,12 @@ def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, in
         systems = sorted({label for pair in comparisons for label in pair[:2]})
         if comparisons and len(systems) >= 2:
             strengths[name] = bradley_terry(comparisons, systems, n_resamples=RESAMPLES, seed=seed).to_dict()
-    agreement = {
-        name: {
-            "nominal": alpha_of_answers(
-                *_columns(matrix_rows[name]), "nominal", n_resamples=RESAMPLES, seed=seed
-            ).to_dict()
+    agreement = {}
+    for name in criteria:
+        coders, units, answers = _columns(matrix_rows[name], 3)
+        agreement[name] = {
+            "nominal": alpha_of_answers(coders, units, answers, "nominal", n_resamples=RESAMPLES, seed=seed).to_dict()
         }
-        for name in criteria
-    }
     majority = {}
     for key, choices in majority_votes.items():
         label, share = majority_baseline(choices)
@@ -518,17 +551,26 @@ def study_report_cached(
     generation_runs: Sequence[GenerationRun],
     seed: int = 0,
     include_flagged: bool = True,
+    reference_run: GenerationRun | None = None,
 ) -> dict[str, Any]:
-    """``study_report`` from the cache when none of its inputs changed since it was computed;
-    text metrics are cached per run the same way (they read only that run's explanations)."""
+    """``study_report`` from the cache when none of its inputs changed since it was computed.
+
+    Text metrics are worker jobs (``explanations.services.text_metrics``): each run's are
+    requested here for its current explanations (against ``reference_run`` when given) and
+    joined once finished. Until then the report says which are pending (``text_jobs``),
+    and a finished job changes the cache key, so the next read includes its metrics.
+    """
     import hashlib
 
     from django.core.cache import cache
 
-    from explanations.textmetrics import generation_run_text_metrics
+    from explanations.services.text_metrics import text_metrics_request
 
     runs = sorted(generation_runs, key=lambda run: run.pk)
-    version = _inputs_version(runs)
+    jobs = [
+        text_metrics_request(run=run, reference_run=reference_run if reference_run != run else None) for run in runs
+    ]
+    version = (_inputs_version(runs), [(job.pk, str(job.status)) for job in jobs])
     key = (
         "study-report:"
         + hashlib.sha256(
@@ -538,20 +580,19 @@ def study_report_cached(
     report = cache.get(key)
     if report is not None:
         return dict(report) | {"cached": True}
-    text = {}
-    for run in runs:
-        text_key = f"text-metrics:{run.pk}:" + hashlib.sha256(_inputs_version([run]).encode()).hexdigest()[:16]
-        metrics = cache.get(text_key)
-        if metrics is None:
-            metrics = generation_run_text_metrics(run)
-            cache.set(text_key, metrics)
-        text[run.pk] = metrics
+    labels = {run.pk: _label(run) for run in runs}
     report = study_report(
         recommender_run=recommender_run,
         generation_runs=runs,
         seed=seed,
         include_flagged=include_flagged,
-        text_metrics=text,
+        text_metrics={job.generation_run_id: job.metrics or {} for job in jobs if job.status == job.Status.SUCCEEDED},
     )
+    report["text_jobs"] = [
+        {"run": labels[job.generation_run_id], "job": job.pk, "status": str(job.status), "error": job.error}
+        for job in jobs
+        if job.status != job.Status.SUCCEEDED
+    ]
+    report["reference_run"] = reference_run.pk if reference_run is not None else None
     cache.set(key, report)
     return report | {"cached": False}

@@ -439,13 +439,7 @@ def _study(request: HttpRequest) -> tuple[StudyForm, dict[str, Any] | None]:
     form = StudyForm(request.GET or None)
     if not form.is_valid():
         return form, None
-    data = form.cleaned_data
-    report = study_report_cached(
-        recommender_run=data["recommender_run"],
-        generation_runs=list(data["runs"]),
-        seed=data["seed"] or 0,
-        include_flagged=not data["exclude_flagged"],
-    )
+    report = study_report_cached(**form.report_arguments())
     return form, report
 
 

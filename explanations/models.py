@@ -366,3 +366,23 @@ class ProbeAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"probe answer {self.pk} ({self.status})"
+
+
+class TextMetrics(Job):
+    """The text metrics of one generation run (``explanations.textmetrics``), computed by a worker.
+
+    ``inputs_version`` fingerprints the explanations read (the run's and the reference run's):
+    a row whose version no longer matches is stale and a new one is computed on request.
+    """
+
+    generation_run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="text_metrics")
+    reference_run = models.ForeignKey(GenerationRun, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    embeddings = models.BooleanField(default=True, help_text="Personalisation and embedding similarity (MiniLM).")
+    inputs_version = models.CharField(max_length=64)
+    metrics = models.JSONField(null=True, blank=True)
+
+    class Meta(Job.Meta):
+        indexes = [models.Index(fields=["generation_run", "inputs_version"], name="textmetrics_version")]
+
+    def __str__(self) -> str:
+        return f"text metrics #{self.pk} of run #{self.generation_run_id}"

@@ -1,4 +1,5 @@
-"""Celery entry points of the explanations app. Everything that loads a model runs on ``gpu``."""
+"""Celery entry points of the explanations app. Everything that loads an LLM runs on ``gpu``; text
+metrics (a small embedding model at most) run on ``default``."""
 
 from typing import Any
 
@@ -10,6 +11,7 @@ from explanations.services.generation import generation_chunk_run, generation_ru
 from explanations.services.generators import bundled_model_prepare, generator_ensure_bundled
 from explanations.services.judging import judge_chunk_run, judge_runs_requeue_stalled
 from explanations.services.probing import probe_chunk_run, probes_requeue_stalled
+from explanations.services.text_metrics import text_metrics_requeue_stalled, text_metrics_run
 
 
 @shared_task(name="explanations.generate_chunk", acks_late=True, reject_on_worker_lost=True)
@@ -29,6 +31,7 @@ def _requeue_stalled_chunks(sender: Any = None, **kwargs: Any) -> None:
     generation_runs_requeue_stalled()
     judge_runs_requeue_stalled()
     probes_requeue_stalled()
+    text_metrics_requeue_stalled()
 
 
 @shared_task(name="explanations.judge_chunk", acks_late=True, reject_on_worker_lost=True)
@@ -60,3 +63,9 @@ def probe_chunk_run_task(probe_id: int, chunk: int) -> None:
     Idempotent (only PENDING answers are asked and written), so ``acks_late`` is safe.
     """
     probe_chunk_run(probe_id=probe_id, chunk=chunk)
+
+
+@shared_task(name="explanations.text_metrics")
+def text_metrics_run_task(metrics_id: int) -> None:
+    """Compute text metrics row ``metrics_id`` (CPU work: the default queue). Idempotent."""
+    text_metrics_run(metrics_id=metrics_id)

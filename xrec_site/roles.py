@@ -31,7 +31,7 @@ _DATA_MODELS = (
 
 _EXPLANATION_MODELS = (
     "generator", "prompttemplate", "generationrun", "explanation", "adaptertraining", "judgerun", "judgeverdict",
-    "attributeprobe", "probeanswer",
+    "attributeprobe", "probeanswer", "textmetrics",
 )  # fmt: skip
 
 _ANNOTATION_MODELS = (

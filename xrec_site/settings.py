@@ -223,6 +223,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 XREC_MODEL_DIR = Path(os.environ.get("XREC_MODEL_DIR", VAR_DIR / "models"))
+# A text-metrics job still RUNNING after this long has lost its worker and is replaced on request.
+XREC_TEXT_METRICS_STALE_SECONDS = int(os.environ.get("XREC_TEXT_METRICS_STALE_SECONDS", "3600"))
 XREC_UPLOAD_DIR = Path(os.environ.get("XREC_UPLOAD_DIR", VAR_DIR / "uploads"))
 # Any single file an importer reads (or a zip member, uncompressed) may not exceed this.
 XREC_IMPORT_MAX_BYTES = int(os.environ.get("XREC_IMPORT_MAX_BYTES", str(1024**3)))

@@ -12,8 +12,10 @@ from annotation.reports import study_report, study_report_cached
 from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import participant_join
 from explanations.judging import default_rubric
+from explanations.models import TextMetrics
 from explanations.services.judging import judge_chunk_run, judge_run_start
 from explanations.services.probing import probe_chunk_run, probe_start
+from explanations.services.text_metrics import text_metrics_run
 from tests.annotation.factories import campaign, explained_runs
 from tests.conftest import client_for
 from tests.explanations.scripted import scripted_judge
@@ -130,7 +132,37 @@ def test_a_cached_report_is_recomputed_when_a_rating_changes() -> None:
     third = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
 
     assert (first["cached"], second["cached"], third["cached"]) == (False, True, False)
-    assert "length" in first["text"][f"#{runs[0].pk} {runs[0].generator.name}"]
+
+
+def test_text_metrics_join_the_report_when_their_worker_job_finishes(django_capture_on_commit_callbacks) -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    label = f"#{runs[0].pk} {runs[0].generator.name}"
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        waiting = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    assert waiting["text"] == {} and len(enqueued) == 2
+    assert [job["status"] for job in waiting["text_jobs"]] == ["pending", "pending"]
+    assert study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)["cached"]
+
+    for job in TextMetrics.objects.all():  # what the default-queue worker does
+        text_metrics_run(metrics_id=job.pk)
+    done = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+
+    assert not done["cached"] and done["text_jobs"] == []
+    assert done["text"][label]["n"] == 4 and "length" in done["text"][label]
+    assert done["text"][label]["personalisation"] is not None  # MiniLM embeddings by default
+
+    with_reference = study_report_cached(
+        recommender_run=runs[0].recommender_run, generation_runs=runs, reference_run=runs[1]
+    )
+    # Against a reference the first run needs a job of its own; the reference run needs none.
+    assert [job["run"] for job in with_reference["text_jobs"]] == [label]
+    assert with_reference["reference_run"] == runs[1].pk
+    job = TextMetrics.objects.get(reference_run=runs[1])
+    text_metrics_run(metrics_id=job.pk)
+    compared = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs, reference_run=runs[1])
+    (row,) = next(table for table in report_tables(compared) if table.name == "reference").rows
+    assert row[:3] == [label, f"#{runs[1].pk}", "4"] and float(row[3]) > 0
 
 
 def test_markdown_and_latex_exports_are_paper_tables() -> None:

@@ -41,3 +41,19 @@ def test_worker_imports_movielens_100k_and_reports_failures(celery_worker_proces
     assert bad.status == ImportJob.Status.FAILED
     assert "line 3: duplicate of line 2" in bad.error
     assert table_counts() == before
+
+
+def test_the_report_asks_a_worker_for_text_metrics_and_joins_them(celery_worker_process) -> None:
+    from annotation.reports import study_report_cached
+    from explanations.models import TextMetrics
+    from tests.annotation.factories import explained_runs
+
+    runs = explained_runs(n_users=4)
+    waiting = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    assert [job["status"] for job in waiting["text_jobs"]] == ["pending", "pending"]
+
+    finished = {TextMetrics.Status.SUCCEEDED, TextMetrics.Status.FAILED}
+    wait_for(lambda: set(TextMetrics.objects.values_list("status", flat=True)) <= finished)
+    assert set(TextMetrics.objects.values_list("status", flat=True)) == {TextMetrics.Status.SUCCEEDED}
+    done = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    assert done["text_jobs"] == [] and {metrics["n"] for metrics in done["text"].values()} == {4}

@@ -23,6 +23,7 @@ from explanations.models import (
     Generator,
     JudgeRun,
     PromptTemplate,
+    TextMetrics,
 )
 from explanations.prompts import Controls
 from explanations.querysets import generation_run_text_stats, judge_run_stats
@@ -35,6 +36,7 @@ from explanations.services.generators import (
 )
 from explanations.services.judging import judge_chunk_run, judge_run_start
 from explanations.services.probing import probe_chunk_run, probe_start
+from explanations.services.text_metrics import text_metrics_request, text_metrics_run
 from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun, Split
 from recommendations.services import dataset_import_files
 from recommendations.services.training import recommender_run_create, recommender_run_execute
@@ -235,7 +237,12 @@ class Command(BaseCommand):
         results["judge_runs_page"] = base_url + reverse("explanations:judge_list")
         query = "&".join([f"recommender_run={runs[0].recommender_run_id}", *(f"runs={run.pk}" for run in runs)])
         results["report"] = f"{base_url}{reverse('annotation:study')}?{query}"
-        self.stdout.write("computing the study report (text metrics, judge, probes)…")
+        for generation in runs:  # what a default-queue worker does when the report asks for them
+            job = text_metrics_request(run=generation, enqueue=False)
+            if job.status == TextMetrics.Status.PENDING:
+                self.stdout.write(f"text metrics of generation run #{generation.pk}…")
+                text_metrics_run(metrics_id=job.pk)
+        self.stdout.write("computing the study report (judge, probes, text metrics)…")
         report = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
         results["report_tables"] = [table.name for table in report_tables(report) if table.rows]
         return results
