@@ -8,11 +8,7 @@ here, every label is escaped by the template.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from typing import Any
-
-from annotation.reports import RESAMPLES
-from annotation.statistics import bootstrap_ci
 
 BAR_HEIGHT = 18
 LABEL_WIDTH = 260
@@ -110,22 +106,22 @@ def _ticks(low: int, high: int) -> list[int]:
     return list(range(low, high + 1, step))
 
 
-def calibration_plot(points: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any] | None:
+def calibration_plot(group: dict[str, Any]) -> dict[str, Any] | None:
     """Mean human score per judge score, for one judge run and criterion.
 
-    ``points`` are ``meta.calibration`` entries (``judge``: the judge's score of one
-    explanation, ``human``: the mean human score of it). Judge scores are binned per integer;
-    each bin is drawn at (judge score, mean human score) with a percentile-bootstrap 95%
-    interval (deterministic for ``seed``; none for a bin of one) and its count. Both axes share
-    one integer range covering every judge score and human mean, so the diagonal is y = x: a
-    calibrated judge's bins lie on it. None when there are no points.
+    ``group`` is one ``meta.calibration`` entry: ``bins`` of (``judge`` score, ``human``: the
+    mean human score of the explanations the judge gave that score, an interval dict) and
+    ``n`` explanations in all. Each bin is drawn at (judge score, mean human score) with its
+    95% interval (none for a bin of one) and its count. Both axes share one integer range
+    covering every judge score and interval, so the diagonal is y = x: a calibrated judge's
+    bins lie on it. None when there are no bins.
     """
-    if not points:
+    found = [b for b in group.get("bins", []) if b["human"]["estimate"] is not None]
+    if not found:
         return None
-    by_score: dict[int, list[float]] = defaultdict(list)
-    for point in points:
-        by_score[round(point["judge"])].append(float(point["human"]))
-    values = [float(v) for v in by_score] + [h for humans in by_score.values() for h in humans]
+    values = [float(b["judge"]) for b in found] + [
+        float(b["human"][key]) for b in found for key in ("estimate", "low", "high") if b["human"][key] is not None
+    ]
     low, high = math.floor(min(values)), math.ceil(max(values))
     high = max(high, low + 1)
 
@@ -136,24 +132,22 @@ def calibration_plot(points: list[dict[str, Any]], *, seed: int = 0) -> dict[str
         return round(CALIBRATION_TOP + CALIBRATION_SIDE * (high - value) / (high - low), 1)
 
     bins = []
-    for score in sorted(by_score):
-        humans = by_score[score]
-        mean = sum(humans) / len(humans)
-        interval = bootstrap_ci(humans, n_resamples=RESAMPLES, seed=seed)
+    for b in found:
+        mean, interval = b["human"]["estimate"], b["human"]
         bins.append(
             {
-                "judge": score,
+                "judge": b["judge"],
                 "mean": f"{mean:.2f}",
-                "n": len(humans),
-                "x": x(score),
+                "n": interval["n"],
+                "x": x(b["judge"]),
                 "y": y(mean),
                 "error": None
-                if interval.low is None or interval.high is None
+                if interval["low"] is None or interval["high"] is None
                 else {
-                    "y1": y(interval.high),
-                    "y2": y(interval.low),
-                    "low": f"{interval.low:.2f}",
-                    "high": f"{interval.high:.2f}",
+                    "y1": y(interval["high"]),
+                    "y2": y(interval["low"]),
+                    "low": f"{interval['low']:.2f}",
+                    "high": f"{interval['high']:.2f}",
                 },
             }
         )
@@ -161,7 +155,7 @@ def calibration_plot(points: list[dict[str, Any]], *, seed: int = 0) -> dict[str
     return {
         "bins": bins,
         "curve": " ".join(f"{b['x']},{b['y']}" for b in bins),
-        "n": len(points),
+        "n": group["n"],
         "x_ticks": [{"x": x(t), "label": t} for t in _ticks(low, high)],
         "y_ticks": [{"y": y(t), "label": t} for t in _ticks(low, high)],
         "diagonal": {"x1": x(low), "y1": y(low), "x2": x(high), "y2": y(high)},
@@ -197,14 +191,10 @@ def report_charts(report: dict[str, Any]) -> dict[str, Any]:
             charts["judge_wins"].append(
                 {"title": f"Judge #{judge['judge_run']}: share of wins (row vs column)", "chart": heatmap}
             )
-    judge_names = {judge["judge_run"]: judge["judge"] for judge in report["judge"]["likert"]}
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
-    for point in report["meta"]["calibration"]:
-        groups[(point["judge_run"], point["criterion"])].append(point)
-    for (judge_run, criterion), points in sorted(groups.items()):
-        if chart := calibration_plot(points, seed=report.get("seed", 0)):
-            name = judge_names.get(judge_run, "")
-            charts["calibration"].append(
-                {"title": f"Judge #{judge_run} {name}: {criterion}, mean human score per judge score", "chart": chart}
+    for group in report["meta"]["calibration"]:
+        if chart := calibration_plot(group):
+            title = (
+                f"Judge #{group['judge_run']} {group['judge']}: {group['criterion']}, mean human score per judge score"
             )
+            charts["calibration"].append({"title": title, "chart": chart})
     return charts

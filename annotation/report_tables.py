@@ -274,6 +274,24 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             ],
         )
     )
+    tables.append(
+        Table(
+            "calibration",
+            "Judge calibration: mean human score of the explanations the Likert judge gave each score.",
+            ["judge", "criterion", "judge score", "explanations", "mean human score"],
+            [
+                [
+                    f"#{g['judge_run']} {g['judge']}",
+                    g["criterion"],
+                    str(b["judge"]),
+                    str(b["human"]["n"]),
+                    estimate(b["human"]),
+                ]
+                for g in report["meta"]["calibration"]
+                for b in g["bins"]
+            ],
+        )
+    )
     return tables
 
 

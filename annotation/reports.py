@@ -184,7 +184,13 @@ def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str,
                 },
             }
         )
-    return {"judge_run": run.pk, "judge": run.judge.name, "runs": table, "_scores": per_explanation}
+    return {
+        "judge_run": run.pk,
+        "judge": run.judge.name,
+        "criteria": criteria,
+        "runs": table,
+        "_scores": per_explanation,
+    }
 
 
 def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool) -> dict[str, Any]:
@@ -394,7 +400,7 @@ def study_report(
         else _human_pairwise(c, labels, seed, include_flagged=include_flagged)
         for c in campaigns
     ]
-    meta = _meta(pairwise_judges, likert_judges, human, text_metrics or {}, labels)
+    meta = _meta(pairwise_judges, likert_judges, human, text_metrics or {}, labels, seed)
     for section in (*pairwise_judges, *likert_judges, *human):
         for key in [key for key in section if key.startswith("_")]:
             del section[key]
@@ -422,14 +428,16 @@ def _meta(
     human: list[dict[str, Any]],
     text_metrics: dict[int, dict[str, Any]],
     labels: dict[int, str],
+    seed: int,
 ) -> dict[str, Any]:
     """How well each automatic signal agrees with humans.
 
     System level: Kendall's tau and Spearman's rho between human means per criterion and (a)
     the judge's Likert means, (b) the pairwise judge's Bradley-Terry strengths, (c) each
     numeric text metric. Item level: Cohen's kappa between the pairwise judge's combined
-    outcome and the human majority (> 50% of votes) per recommendation and pair. Calibration:
-    judge Likert score against the mean human score, per explanation and criterion.
+    outcome and the human majority (> 50% of votes) per recommendation and pair. Calibration,
+    per Likert judge run and criterion: for each judge score, the mean over the explanations
+    it gave that score of their mean human score, with a bootstrap interval.
     """
     human_means: dict[str, dict[str, float]] = defaultdict(dict)
     human_per_explanation: dict[tuple[int, str], float] = {}
@@ -500,13 +508,34 @@ def _meta(
                 )
     calibration = []
     for judge in likert_judges:
+        humans: dict[tuple[str, int], list[float]] = defaultdict(list)
         for explanation, scores in judge["_scores"].items():
             for criterion, score in scores.items():
                 human_mean = human_per_explanation.get((explanation, criterion))
                 if human_mean is not None:
-                    calibration.append(
-                        {"judge_run": judge["judge_run"], "criterion": criterion, "judge": score, "human": human_mean}
-                    )
+                    humans[(criterion, score)].append(human_mean)
+        for criterion in [name for name in judge["criteria"] if any(key[0] == name for key in humans)]:
+            # Resampling a bin's explanations only changes how often each distinct human mean
+            # occurs: discrete_summary draws those counts, fast for any number of explanations.
+            bins: list[dict[str, Any]] = [
+                {
+                    "judge": score,
+                    "human": discrete_summary(
+                        values, scale=sorted(set(values)), n_resamples=RESAMPLES, seed=seed
+                    ).mean.to_dict(),
+                }
+                for (name, score), values in sorted(humans.items())
+                if name == criterion
+            ]
+            calibration.append(
+                {
+                    "judge_run": judge["judge_run"],
+                    "judge": judge["judge"],
+                    "criterion": criterion,
+                    "n": sum(b["human"]["n"] for b in bins),
+                    "bins": bins,
+                }
+            )
     return {"correlations": correlations, "item_kappa": kappas, "calibration": calibration}
 
 

@@ -1,4 +1,4 @@
-"""The study page's calibration plot, from hand-made report dicts: bins, geometry, escaping."""
+"""The study page's calibration plot, from hand-made report dicts: geometry, escaping."""
 
 import re
 from typing import Any
@@ -16,44 +16,59 @@ from annotation.report_charts import (
 SCRIPT = "<script>alert(1)</script>"
 
 
-def _report(calibration: list[dict[str, Any]], judges: dict[int, str] | None = None) -> dict[str, Any]:
+def _report(calibration: list[dict[str, Any]]) -> dict[str, Any]:
     """The parts of a ``study_report`` that ``report_charts`` reads, with no other sections."""
-    likert = [{"judge_run": run, "judge": name, "runs": []} for run, name in (judges or {}).items()]
     return {
         "human": [],
-        "judge": {"pairwise": [], "likert": likert},
+        "judge": {"pairwise": [], "likert": []},
         "meta": {"correlations": [], "item_kappa": [], "calibration": calibration},
         "seed": 0,
     }
 
 
-def _points(pairs: list[tuple[int, float]], judge_run: int = 7, criterion: str = "reasonability") -> list[dict]:
-    return [{"judge_run": judge_run, "criterion": criterion, "judge": j, "human": h} for j, h in pairs]
+def _group(
+    bins: list[tuple[int, float, float | None, float | None, int]],
+    judge_run: int = 7,
+    criterion: str = "reasonability",
+    judge: str = "j",
+) -> dict[str, Any]:
+    """One ``meta.calibration`` entry from (judge score, mean, low, high, n) bins."""
+    return {
+        "judge_run": judge_run,
+        "judge": judge,
+        "criterion": criterion,
+        "n": sum(b[4] for b in bins),
+        "bins": [
+            {"judge": score, "human": {"estimate": mean, "low": low, "high": high, "n": n, "confidence": 0.95}}
+            for score, mean, low, high, n in bins
+        ],
+    }
+
+
+BINS = [(2, 2.0, 1.0, 3.0, 2), (4, 5.0, None, None, 1), (5, 4.5, 4.0, 5.0, 3)]
 
 
 def _svg(group: dict[str, Any]) -> str:
     return render_to_string("annotation/study.html#calibration-chart", {"group": group})
 
 
-def test_each_judge_score_is_one_bin_at_the_mean_human_score_with_its_count() -> None:
-    points = _points([(2, 1.0), (2, 3.0), (4, 5.0), (5, 4.0), (5, 4.5), (5, 5.0)])
-
-    chart = calibration_plot(points)
+def test_each_bin_is_drawn_at_its_judge_score_and_mean_with_its_interval_and_count() -> None:
+    chart = calibration_plot(_group(BINS))
 
     assert chart is not None
     assert [(b["judge"], b["mean"], b["n"]) for b in chart["bins"]] == [(2, "2.00", 2), (4, "5.00", 1), (5, "4.50", 3)]
     assert chart["n"] == 6
-    # One rating has no interval; two or more have one around the mean.
+    # A bin without bounds has no error bar; the others' bars span their intervals.
     assert chart["bins"][1]["error"] is None
     for b in (chart["bins"][0], chart["bins"][2]):
         assert float(b["error"]["low"]) <= float(b["mean"]) <= float(b["error"]["high"])
         assert b["error"]["y1"] <= b["y"] <= b["error"]["y2"]  # SVG y grows downwards
-    # Both axes span the integers 1..5 that cover every judge score and human mean.
+    # Both axes span the integers 1..5 that cover every judge score and interval.
     assert [t["label"] for t in chart["x_ticks"]] == [t["label"] for t in chart["y_ticks"]] == [1, 2, 3, 4, 5]
 
 
 def test_the_svg_draws_every_bin_the_diagonal_axes_and_the_number_of_points() -> None:
-    chart = calibration_plot(_points([(2, 1.0), (2, 3.0), (4, 5.0), (5, 4.0), (5, 4.5), (5, 5.0)]))
+    chart = calibration_plot(_group(BINS))
 
     svg = _svg({"title": "Judge #7 j: reasonability", "chart": chart})
 
@@ -67,7 +82,7 @@ def test_the_svg_draws_every_bin_the_diagonal_axes_and_the_number_of_points() ->
 
 
 def test_a_calibrated_judge_lies_on_the_diagonal() -> None:
-    chart = calibration_plot(_points([(1, 1.0), (3, 3.0), (3, 3.0), (7, 7.0)]))
+    chart = calibration_plot(_group([(1, 1.0, None, None, 1), (3, 3.0, 3.0, 3.0, 2), (7, 7.0, None, None, 1)]))
 
     assert chart is not None
     diagonal = chart["diagonal"]
@@ -79,13 +94,13 @@ def test_a_calibrated_judge_lies_on_the_diagonal() -> None:
 
 
 def test_one_chart_per_judge_run_and_criterion_titled_with_the_judge() -> None:
-    points = (
-        _points([(3, 4.0)], judge_run=9, criterion="faithfulness")
-        + _points([(3, 4.0), (4, 4.0)], judge_run=2, criterion="reasonability")
-        + _points([(5, 2.0)], judge_run=2, criterion="attractiveness")
-    )
+    groups = [
+        _group([(3, 4.0, None, None, 1)], judge_run=2, criterion="attractiveness", judge="small-judge"),
+        _group([(3, 4.0, None, None, 1), (4, 4.0, None, None, 1)], judge_run=2, judge="small-judge"),
+        _group([(3, 4.0, None, None, 1)], judge_run=9, criterion="faithfulness", judge="big-judge"),
+    ]
 
-    charts = report_charts(_report(points, judges={2: "small-judge", 9: "big-judge"}))["calibration"]
+    charts = report_charts(_report(groups))["calibration"]
 
     assert [(c["title"].split(",")[0], c["chart"]["n"]) for c in charts] == [
         ("Judge #2 small-judge: attractiveness", 1),
@@ -95,7 +110,7 @@ def test_one_chart_per_judge_run_and_criterion_titled_with_the_judge() -> None:
 
 
 def test_judge_and_criterion_names_are_escaped_in_the_svg() -> None:
-    report = _report(_points([(3, 4.0), (4, 4.0)], judge_run=1, criterion=SCRIPT), judges={1: SCRIPT})
+    report = _report([_group([(3, 4.0, None, None, 1), (4, 4.0, None, None, 1)], criterion=SCRIPT, judge=SCRIPT)])
     (group,) = report_charts(report)["calibration"]
 
     svg = _svg(group)
@@ -105,5 +120,5 @@ def test_judge_and_criterion_names_are_escaped_in_the_svg() -> None:
 
 
 def test_a_report_without_calibration_points_has_no_calibration_chart() -> None:
-    assert calibration_plot([]) is None
+    assert calibration_plot(_group([])) is None
     assert report_charts(_report([]))["calibration"] == []

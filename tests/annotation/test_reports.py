@@ -12,7 +12,7 @@ from annotation.reports import study_report, study_report_cached
 from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import participant_join
 from explanations.judging import default_rubric
-from explanations.models import TextMetrics
+from explanations.models import Explanation, TextMetrics
 from explanations.services.judging import judge_chunk_run, judge_run_start
 from explanations.services.probing import probe_chunk_run, probe_start
 from explanations.services.text_metrics import text_metrics_run
@@ -22,6 +22,8 @@ from tests.explanations.scripted import scripted_judge
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+CRITERIA = [criterion["name"] for criterion in default_rubric()]
 
 
 def prefers_version_1(prompt: str) -> str:
@@ -86,6 +88,42 @@ def test_the_report_joins_judge_humans_probes_and_text_with_intervals() -> None:
     assert variants["history"]["majority_accuracy"] is not None
     assert report["text"] == {a: {"usr": 0.5}}
     assert report["runs"][1]["prompt"].startswith("xrec-default v")
+
+
+def test_calibration_bins_the_mean_human_score_by_the_judge_likert_score() -> None:
+    runs = explained_runs(n_users=6, n_runs=2)
+
+    def scores(prompt: str) -> str:
+        # Run 1's explanations score 8 on every criterion, run 0's score 3.
+        score = 8 if "Version 1" in prompt.split("Explanation:")[1] else 3
+        return "\n".join(f"{name}: {score}" for name in CRITERIA)
+
+    judge = judged(runs, mode="likert", answer=scores, name="likert-judge")
+    study = rated(runs)
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs)
+
+    groups = {group["criterion"]: group for group in report["meta"]["calibration"]}
+    assert set(groups) == set(CRITERIA)
+    group = groups["reasonability"]
+    assert (group["judge_run"], group["judge"], group["n"]) == (judge.pk, "likert-judge", 12)
+    # Each bin's mean is the mean over its explanations of their mean human rating.
+    expected: dict[int, list[float]] = {3: [], 8: []}
+    for explanation in Explanation.objects.filter(generation_run__in=runs):
+        values = [
+            value
+            for value in Rating.objects.filter(
+                assignment__item__explanation=explanation, criterion__name="reasonability", assignment__campaign=study
+            ).values_list("value", flat=True)
+            if value is not None
+        ]
+        expected[8 if "Version 1" in explanation.text else 3].append(sum(values) / len(values))
+    for b in group["bins"]:
+        human = b["human"]
+        assert human["n"] == 6 and human["estimate"] == pytest.approx(sum(expected[b["judge"]]) / 6)
+        assert human["low"] <= human["estimate"] <= human["high"]
+    assert [b["judge"] for b in group["bins"]] == [3, 8]
+    rows = next(table for table in report_tables(report) if table.name == "calibration").rows
+    assert len(rows) == 2 * len(CRITERIA) and rows[0][:4] == [f"#{judge.pk} likert-judge", CRITERIA[0], "3", "6"]
 
 
 def test_the_same_seed_gives_the_same_report() -> None:

@@ -83,7 +83,8 @@ def test_researcher_reads_every_section_and_chart_and_downloads_the_exports(page
 
     report = json.loads(_download(page, "JSON"))
     assert report["runs"][0]["generator"] == GENERATOR_NAME
-    assert len(report["meta"]["calibration"]) == 2 * 4 * len(CRITERIA)  # explanations x criteria
+    calibration = report["meta"]["calibration"]
+    assert [group["n"] for group in calibration] == [2 * 4] * len(CRITERIA)  # explanations, per criterion
     markdown = _download(page, "Markdown")
     assert "| campaign | run | criterion | mean | median | n |" in markdown
     assert dialogs == []
