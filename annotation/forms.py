@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating
+from explanations.forms import positive
 from explanations.judging import default_rubric
 from explanations.models import GenerationRun, Generator
 from recommendations.models import RecommenderRun
@@ -208,7 +209,7 @@ class JudgeTuningForm(forms.Form):
     )
     include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
     epochs = forms.IntegerField(initial=1, min_value=1, max_value=100)
-    learning_rate = forms.FloatField(initial=2e-4, min_value=0)
+    learning_rate = forms.FloatField(initial=2e-4, validators=[positive])
     r = forms.IntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
     seed = forms.IntegerField(initial=0)
 

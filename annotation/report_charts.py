@@ -114,7 +114,8 @@ def calibration_plot(group: dict[str, Any]) -> dict[str, Any] | None:
     ``n`` explanations in all. Each bin is drawn at (judge score, mean human score) with its
     95% interval (none for a bin of one) and its count. Both axes share one integer range
     covering every judge score and interval, so the diagonal is y = x: a calibrated judge's
-    bins lie on it. None when there are no bins.
+    bins lie on it (drawn only when the group's ``same_scale`` says the judge and the
+    humans answered on one scale). None when there are no bins.
     """
     found = [b for b in group.get("bins", []) if b["human"]["estimate"] is not None]
     if not found:
@@ -158,7 +159,9 @@ def calibration_plot(group: dict[str, Any]) -> dict[str, Any] | None:
         "n": group["n"],
         "x_ticks": [{"x": x(t), "label": t} for t in _ticks(low, high)],
         "y_ticks": [{"y": y(t), "label": t} for t in _ticks(low, high)],
-        "diagonal": {"x1": x(low), "y1": y(low), "x2": x(high), "y2": y(high)},
+        "diagonal": {"x1": x(low), "y1": y(low), "x2": x(high), "y2": y(high)}
+        if group.get("same_scale", True)
+        else None,
         "left": CALIBRATION_LEFT,
         "right": CALIBRATION_LEFT + CALIBRATION_SIDE,
         "top": CALIBRATION_TOP,

@@ -188,6 +188,7 @@ def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str,
         "judge_run": run.pk,
         "judge": run.judge.name,
         "criteria": criteria,
+        "scales": {name: [points[0], points[-1]] for name, points in scales.items()},
         "runs": table,
         "_scores": per_explanation,
     }
@@ -254,6 +255,7 @@ def _human_likert(campaign: Campaign, labels: dict[int, str], seed: int, *, incl
         "mode": campaign.mode,
         "runs": table,
         "agreement": agreement,
+        "scales": {c.name: [c.scale_min, c.scale_max] for c in criteria},
         "_per_explanation": per_explanation,
     }
 
@@ -441,6 +443,7 @@ def _meta(
     """
     human_means: dict[str, dict[str, float]] = defaultdict(dict)
     human_per_explanation: dict[tuple[int, str], float] = {}
+    human_scales: dict[str, list[int]] = {}
     majorities: dict[tuple[int, int, int, str], str] = {}
     for section in human:
         if section["mode"] == Campaign.Mode.LIKERT:
@@ -449,6 +452,7 @@ def _meta(
                     if summary["mean"]["estimate"] is not None:
                         human_means[name][row["run"]] = summary["mean"]["estimate"]
             human_per_explanation.update(section["_per_explanation"])
+            human_scales.update(section["scales"])
         else:
             majorities.update(section["_majority"])
     correlations = []
@@ -533,6 +537,8 @@ def _meta(
                     "judge": judge["judge"],
                     "criterion": criterion,
                     "n": sum(b["human"]["n"] for b in bins),
+                    # y = x is calibration only when the judge and the humans used one scale.
+                    "same_scale": judge["scales"].get(criterion) == human_scales.get(criterion),
                     "bins": bins,
                 }
             )

@@ -61,6 +61,12 @@ class GenerationRunForm(forms.Form):
         )
 
 
+def positive(value: float) -> None:
+    """A form validator: learning rates and the like must be above zero."""
+    if value <= 0:
+        raise forms.ValidationError("Must be greater than 0.")
+
+
 class AdapterTrainingForm(forms.Form):
     base_generator = forms.ModelChoiceField(
         queryset=Generator.objects.filter(backend=Generator.Backend.HF, adapter_path=""), label="Base generator"
@@ -84,7 +90,7 @@ class AdapterTrainingForm(forms.Form):
         required=False, help_text="Comma-separated; empty = q, k, v, o, gate, up and down projections."
     )
     epochs = forms.IntegerField(initial=1, min_value=1, max_value=100)
-    learning_rate = forms.FloatField(initial=2e-4, min_value=0)
+    learning_rate = forms.FloatField(initial=2e-4, validators=[positive])
     batch_size = forms.IntegerField(initial=4, min_value=1, max_value=256)
     max_length = forms.IntegerField(initial=512, min_value=16, max_value=8192)
     validation_fraction = forms.FloatField(initial=0.1, min_value=0, max_value=0.5)

@@ -382,7 +382,18 @@ class TextMetrics(Job):
     metrics = models.JSONField(null=True, blank=True)
 
     class Meta(Job.Meta):
-        indexes = [models.Index(fields=["generation_run", "inputs_version"], name="textmetrics_version")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation_run", "reference_run", "embeddings", "inputs_version"],
+                condition=models.Q(reference_run__isnull=False),
+                name="textmetrics_unique_with_reference",
+            ),
+            models.UniqueConstraint(
+                fields=["generation_run", "embeddings", "inputs_version"],
+                condition=models.Q(reference_run__isnull=True),
+                name="textmetrics_unique_alone",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"text metrics #{self.pk} of run #{self.generation_run_id}"

@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ MAX_GRAD_NORM = 1.0
 class Example:
     messages: Messages  # the prompt as chat messages (system/user)
     response: str  # the target assistant answer
+    # Examples that share a group are split together: a judge's two orders of one pair.
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,13 +173,20 @@ def collate(examples: Sequence[EncodedExample], *, pad_token_id: int) -> Batch:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def split_indices(n: int, *, validation_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded (train, validation) split of ``range(n)``; at least one of each when the fraction is positive."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+def split_indices(
+    n: int, *, validation_fraction: float, seed: int, groups: Sequence[Hashable] | None = None
+) -> tuple[list[int], list[int]]:
+    """Seeded (train, validation) split of ``range(n)``; at least one of each when the fraction
+    is positive. With ``groups`` (one key per index) whole groups go to one side, and the
+    fraction counts groups: no validation example has a sibling in training."""
+    keys = list(range(n)) if groups is None else list(groups)
+    distinct = list(dict.fromkeys(keys))
+    order = torch.randperm(len(distinct), generator=torch.Generator().manual_seed(seed)).tolist()
     n_validation = 0
-    if validation_fraction > 0 and n >= 2:
-        n_validation = min(n - 1, max(1, round(n * validation_fraction)))
-    return sorted(order[n_validation:]), sorted(order[:n_validation])
+    if validation_fraction > 0 and len(distinct) >= 2:
+        n_validation = min(len(distinct) - 1, max(1, round(len(distinct) * validation_fraction)))
+    held = {distinct[index] for index in order[:n_validation]}
+    return [i for i in range(n) if keys[i] not in held], [i for i in range(n) if keys[i] in held]
 
 
 def train_lora(
@@ -212,6 +221,11 @@ def train_lora(
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else _eos_id(tokenizer)
     encoded = [encode_example(tokenizer, example, max_length=settings.max_length) for example in examples]
     usable = [example for example in encoded if example is not None]
+    groups = [
+        ("group", example.group) if example.group is not None else ("example", index)
+        for index, (example, tokens) in enumerate(zip(examples, encoded, strict=True))
+        if tokens is not None
+    ]
     n_dropped = len(encoded) - len(usable)
     if not usable:
         raise TuningError(f"every prompt is at least max_length={settings.max_length} tokens long")
@@ -223,7 +237,7 @@ def train_lora(
             settings.max_length,
         )
     train_indices, validation_indices = split_indices(
-        len(usable), validation_fraction=settings.validation_fraction, seed=settings.seed
+        len(usable), validation_fraction=settings.validation_fraction, seed=settings.seed, groups=groups
     )
     train_set = [usable[index] for index in train_indices]
     validation_batches = [

@@ -223,8 +223,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 XREC_MODEL_DIR = Path(os.environ.get("XREC_MODEL_DIR", VAR_DIR / "models"))
-# A text-metrics job still RUNNING after this long has lost its worker and is replaced on request.
-XREC_TEXT_METRICS_STALE_SECONDS = int(os.environ.get("XREC_TEXT_METRICS_STALE_SECONDS", "3600"))
+# A text-metrics job still RUNNING this long after it started has lost its worker, and one that
+# FAILED this long ago is tried again: both are requeued when a report next asks for them.
+XREC_TEXT_METRICS_STALE_SECONDS = int(os.environ.get("XREC_TEXT_METRICS_STALE_SECONDS", "14400"))
+XREC_TEXT_METRICS_RETRY_SECONDS = int(os.environ.get("XREC_TEXT_METRICS_RETRY_SECONDS", "600"))
 XREC_UPLOAD_DIR = Path(os.environ.get("XREC_UPLOAD_DIR", VAR_DIR / "uploads"))
 # Any single file an importer reads (or a zip member, uncompressed) may not exceed this.
 XREC_IMPORT_MAX_BYTES = int(os.environ.get("XREC_IMPORT_MAX_BYTES", str(1024**3)))

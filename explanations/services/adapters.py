@@ -218,7 +218,7 @@ def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
         "generation_run", "recommendation__user", "recommendation__item__dataset", "recommendation__run__split"
     ).in_bulk({p[side] for p in preferences for side in ("a", "b")})
     examples = []
-    for preference in preferences:
+    for pair, preference in enumerate(preferences):
         a, b = explanations.get(preference["a"]), explanations.get(preference["b"])
         if a is None or b is None:
             continue
@@ -229,8 +229,14 @@ def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
         history = max(a.generation_run.history_length, b.generation_run.history_length)
         context = prompt_context(recommendation, split, Controls(history_length=history))
         first_order, second_order = _JUDGE_ANSWERS[preference["winner"]]
-        examples.append(Example(messages=pairwise_messages(context, a.text, b.text, rubric), response=first_order))
-        examples.append(Example(messages=pairwise_messages(context, b.text, a.text, rubric), response=second_order))
+        # One group per pair: both orders go to training or both to validation, so the
+        # validation loss is measured on pairs the judge never saw.
+        examples.append(
+            Example(messages=pairwise_messages(context, a.text, b.text, rubric), response=first_order, group=pair)
+        )
+        examples.append(
+            Example(messages=pairwise_messages(context, b.text, a.text, rubric), response=second_order, group=pair)
+        )
     return examples, len(preferences) - len(examples) // 2
 
 

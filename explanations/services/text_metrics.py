@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
@@ -33,38 +33,59 @@ def text_metrics_request(
     created_by: Any = None,
     enqueue: bool = True,
 ) -> TextMetrics:
-    """The text metrics of ``run`` for its current explanations: the latest row for this
-    version of its inputs, whatever its status (a failed one keeps its error until the
-    explanations change), else a new row enqueued on the default queue after commit. A
-    RUNNING row older than ``XREC_TEXT_METRICS_STALE_SECONDS`` lost its worker: it goes back
-    to PENDING and is enqueued again."""
+    """The text metrics row of ``run`` for its current explanations, created and enqueued on
+    the default queue (after commit) when there is none.
+
+    There is one row per run, reference run, ``embeddings`` and version of the inputs (a
+    unique constraint settles two requests at once). It is returned as it is, except that
+    a RUNNING row not finished ``XREC_TEXT_METRICS_STALE_SECONDS`` after it started (its
+    worker was lost) and a FAILED row that failed over ``XREC_TEXT_METRICS_RETRY_SECONDS``
+    ago go back to PENDING and are enqueued again.
+    """
     from explanations.tasks import text_metrics_run_task
 
     ids = [run.pk] + ([reference_run.pk] if reference_run is not None else [])
-    version = text_metrics_version(ids)
-    stale_before = timezone.now() - timedelta(seconds=settings.XREC_TEXT_METRICS_STALE_SECONDS)
+    key = {
+        "generation_run": run,
+        "reference_run": reference_run,
+        "embeddings": embeddings,
+        "inputs_version": text_metrics_version(ids),
+    }
+    now = timezone.now()
     with transaction.atomic():
-        same = TextMetrics.objects.select_for_update().filter(
-            generation_run=run, reference_run=reference_run, embeddings=embeddings, inputs_version=version
-        )
-        current = same.order_by("-pk").first()
-        if current is not None:
-            if current.status == TextMetrics.Status.RUNNING and (current.started_at or stale_before) < stale_before:
-                current.status, current.started_at = TextMetrics.Status.PENDING, None
-                current.save(update_fields=["status", "started_at"])
+        current = _locked(key)
+        if current is None:
+            try:
+                with transaction.atomic():
+                    current = TextMetrics.objects.create(created_by=created_by, **key)
+            except IntegrityError:  # another request created it first
+                current = TextMetrics.objects.select_for_update().get(**key)
+            else:
                 if enqueue:
                     text_metrics_run_task.delay_on_commit(current.pk)  # type: ignore[attr-defined]
-            return current
-        metrics = TextMetrics.objects.create(
-            created_by=created_by,
-            generation_run=run,
-            reference_run=reference_run,
-            embeddings=embeddings,
-            inputs_version=version,
+                return current
+        lost = (
+            current.status == TextMetrics.Status.RUNNING
+            and current.started_at is not None
+            and (current.started_at < now - timedelta(seconds=settings.XREC_TEXT_METRICS_STALE_SECONDS))
         )
-        if enqueue:
-            text_metrics_run_task.delay_on_commit(metrics.pk)  # type: ignore[attr-defined]
-    return metrics
+        retry = (
+            current.status == TextMetrics.Status.FAILED
+            and current.finished_at is not None
+            and (current.finished_at < now - timedelta(seconds=settings.XREC_TEXT_METRICS_RETRY_SECONDS))
+        )
+        if lost or retry:
+            current.status, current.started_at, current.finished_at = TextMetrics.Status.PENDING, None, None
+            current.error = ""
+            current.save(update_fields=["status", "started_at", "finished_at", "error"])
+            if enqueue:
+                text_metrics_run_task.delay_on_commit(current.pk)  # type: ignore[attr-defined]
+    return current
+
+
+def _locked(key: dict[str, Any]) -> TextMetrics | None:
+    """The row for ``key``, locked for this transaction, or None."""
+    return TextMetrics.objects.select_for_update().filter(**key).first()
 
 
 def text_metrics_run(*, metrics_id: int) -> None:

@@ -136,6 +136,26 @@ def test_bad_tuning_requests_change_nothing(admin_user, tiny_generator_row) -> N
     assert table_counts() == before
 
 
+def test_a_learning_rate_of_zero_is_refused_before_anything_is_stored(admin_user, tiny_generator_row) -> None:
+    rated = pairwise([version_1])
+    before = table_counts()
+
+    zero = client_for(admin_user).post(
+        reverse("annotation:campaign_tune_judge", args=[rated.pk]),
+        {
+            "base_generator": tiny_generator_row.pk,
+            "criteria": ["c0"],
+            "epochs": 1,
+            "learning_rate": 0,
+            "r": 4,
+            "seed": 0,
+        },
+    )
+
+    assert zero.status_code == 200 and "Must be greater than 0." in zero.content.decode()
+    assert table_counts() == before
+
+
 @pytest.fixture
 def tiny_generator_row(tmp_path: Path) -> Generator:
     """A local-model generator whose folder has a config; these tests never load the model."""

@@ -122,3 +122,13 @@ def test_judge_and_criterion_names_are_escaped_in_the_svg() -> None:
 def test_a_report_without_calibration_points_has_no_calibration_chart() -> None:
     assert calibration_plot(_group([])) is None
     assert report_charts(_report([]))["calibration"] == []
+
+
+def test_no_diagonal_when_the_judge_and_the_humans_used_different_scales() -> None:
+    group = _group(BINS) | {"same_scale": False}
+
+    chart = calibration_plot(group)
+
+    assert chart is not None and chart["diagonal"] is None
+    svg = _svg({"title": "Judge #7 j: reasonability", "chart": chart})
+    assert 'class="diagonal"' not in svg and "different scales" in svg

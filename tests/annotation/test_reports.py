@@ -106,6 +106,7 @@ def test_calibration_bins_the_mean_human_score_by_the_judge_likert_score() -> No
     assert set(groups) == set(CRITERIA)
     group = groups["reasonability"]
     assert (group["judge_run"], group["judge"], group["n"]) == (judge.pk, "likert-judge", 12)
+    assert group["same_scale"]  # both on the study rubric's 1 to 10
     # Each bin's mean is the mean over its explanations of their mean human rating.
     expected: dict[int, list[float]] = {3: [], 8: []}
     for explanation in Explanation.objects.filter(generation_run__in=runs):

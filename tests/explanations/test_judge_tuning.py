@@ -45,6 +45,8 @@ def test_each_preference_teaches_both_orders(preferences, tiny_model_dir) -> Non
     examples, dropped = teacher_examples(training)
 
     assert dropped == 0 and len(examples) == 2 * len(preferences)
+    # Both orders of a pair are one group: they are split into training or validation together.
+    assert [example.group for example in examples] == [pair for pair in range(len(preferences)) for _ in range(2)]
     for preference, (shown_a_first, shown_b_first) in zip(
         preferences, zip(examples[::2], examples[1::2], strict=True), strict=True
     ):
@@ -110,7 +112,7 @@ def test_a_tuned_judge_trains_and_judges(preferences, tiny_model_dir) -> None:
 
     training.refresh_from_db()
     assert training.status == AdapterTraining.Status.SUCCEEDED, training.error
-    assert training.n_train + training.n_validation == 2 * len(preferences)
+    assert training.n_train + training.n_validation == 2 * len(preferences) and training.n_validation % 2 == 0
     assert Path(training.adapter_path, "adapter_config.json").is_file()
     judge = Generator.objects.get(adapter_training=training)
     # The tuned judge is an ordinary judge: a judge run with it finishes, its answers stored and parsed or counted.

@@ -66,7 +66,10 @@ def test_a_job_whose_worker_died_is_put_back_and_requeued(runs, django_capture_o
     job = text_metrics_request(run=runs[0], embeddings=False, enqueue=False)
     claimed = TextMetrics.claim_pending(job.pk)
     assert claimed is not None
-    TextMetrics.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=2))
+    # An hour in, a large run's embeddings may still be computing: it is left alone.
+    TextMetrics.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=1))
+    assert text_metrics_request(run=runs[0], embeddings=False).status == TextMetrics.Status.RUNNING
+    TextMetrics.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=5))
 
     with django_capture_on_commit_callbacks() as enqueued:
         again = text_metrics_request(run=runs[0], embeddings=False)
@@ -84,7 +87,7 @@ def test_pending_jobs_are_sent_again_when_a_worker_starts(runs, monkeypatch) -> 
     assert text_metrics_requeue_stalled() == 1 and sent == [pending.pk]
 
 
-def test_a_failure_is_recorded_and_kept_until_the_inputs_change(runs, monkeypatch) -> None:
+def test_a_failure_is_kept_for_a_while_then_tried_again(runs, monkeypatch, django_capture_on_commit_callbacks) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
@@ -96,4 +99,27 @@ def test_a_failure_is_recorded_and_kept_until_the_inputs_change(runs, monkeypatc
 
     job.refresh_from_db()
     assert job.status == TextMetrics.Status.FAILED and "disk on fire" in job.error
-    assert text_metrics_request(run=runs[0], embeddings=False, enqueue=False).pk == job.pk
+    # Within the retry delay the report shows the failure instead of retrying at every view.
+    assert text_metrics_request(run=runs[0], embeddings=False).status == TextMetrics.Status.FAILED
+    TextMetrics.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        again = text_metrics_request(run=runs[0], embeddings=False)
+
+    assert again.pk == job.pk and again.status == TextMetrics.Status.PENDING and again.error == ""
+    assert len(enqueued) == 1
+
+
+def test_one_row_per_inputs_even_when_requests_race(runs, monkeypatch) -> None:
+    first = text_metrics_request(run=runs[0], embeddings=False, enqueue=False)
+    with_reference = text_metrics_request(run=runs[0], reference_run=runs[1], embeddings=False, enqueue=False)
+    assert with_reference.pk != first.pk
+    # A request that looked before another one's row was committed: its insert fails on the
+    # unique constraint and it returns the other one's row.
+    monkeypatch.setattr("explanations.services.text_metrics._locked", lambda key: None)
+
+    assert text_metrics_request(run=runs[0], embeddings=False, enqueue=False).pk == first.pk
+    assert text_metrics_request(run=runs[0], reference_run=runs[1], embeddings=False, enqueue=False).pk == (
+        with_reference.pk
+    )
+    assert TextMetrics.objects.count() == 2

@@ -21,6 +21,7 @@ from explanations.tuning import (
     TuningError,
     collate,
     encode_example,
+    split_indices,
     train_lora,
 )
 from tests.explanations.tiny import build_tiny_llama
@@ -372,3 +373,20 @@ def test_should_stop_cancels_between_steps_and_writes_no_adapter(tiny_model: Pat
             should_stop=should_stop,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_split_is_seeded_and_keeps_groups_together() -> None:
+    plain = split_indices(10, validation_fraction=0.2, seed=3)
+    assert plain == split_indices(10, validation_fraction=0.2, seed=3)
+    assert len(plain[1]) == 2 and sorted(plain[0] + plain[1]) == list(range(10))
+    # Without groups, the validation indices are the seeded permutation's first ones.
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(3)).tolist()
+    assert plain == (sorted(order[2:]), sorted(order[:2]))
+    assert split_indices(10, validation_fraction=0.2, seed=3, groups=list(range(10))) == plain
+
+    groups = [index // 2 for index in range(40)]  # 20 pairs, both orders of each
+    train, validation = split_indices(40, validation_fraction=0.2, seed=0, groups=groups)
+
+    assert len(validation) == 8  # 20% of the 20 pairs, both of their orders
+    assert {groups[i] for i in train}.isdisjoint({groups[i] for i in validation})
+    assert sorted(train + validation) == list(range(40))
