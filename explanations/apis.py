@@ -106,7 +106,14 @@ class JudgeRunDetailApi(APIView):
         run = get_object_or_404(JudgeRun, pk=run_id)
         runs = list(run.generation_runs.values_list("pk", flat=True))
         return Response(
-            {"id": run.pk, "status": run.status, "mode": run.mode, "judge": run.judge_id, "generation_runs": runs}
+            {
+                "id": run.pk,
+                "status": run.status,
+                "mode": run.mode,
+                "judge": run.judge_id,
+                "generation_runs": runs,
+                "held_out_recommendations": run.n_held_out,
+            }
             | judge_run_stats(run)
         )
 

@@ -255,6 +255,9 @@ class JudgeRun(Job):
     chunk_size = models.PositiveSmallIntegerField(default=8)
     max_new_tokens = models.PositiveSmallIntegerField(default=40)
     cancel_requested = models.BooleanField(default=False)
+    n_held_out = models.PositiveIntegerField(
+        default=0, help_text="Recommendations left out because the judge was tuned on their human preferences."
+    )
     n_total = models.PositiveIntegerField(default=0)
 
     class Meta(Job.Meta):

@@ -205,6 +205,17 @@ def judge_training_start(
     )
 
 
+def trained_recommendations(generator: Generator) -> set[int]:
+    """The recommendations whose human preferences tuned ``generator``'s adapter (empty for
+    any other generator): a judge run with it leaves them out, so its agreement with humans
+    is measured on pairs it never learnt from."""
+    training = generator.adapter_training
+    if training is None or training.source != AdapterTraining.Source.PREFERENCES:
+        return set()
+    record = json.loads(Path(training.source_path).read_text(encoding="utf-8"))
+    return {int(preference["recommendation"]) for preference in record["preferences"]}
+
+
 def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
     """A judge's training examples from stored preferences (two per pair, one per order), and
     how many pairs were dropped because an explanation no longer exists."""

@@ -23,6 +23,7 @@ from explanations.llm import Messages
 from explanations.models import GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
+from explanations.services.adapters import trained_recommendations
 from explanations.services.chunks import generate_or_fail, pending_chunks
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
@@ -54,7 +55,8 @@ def judge_run_start(
     """Create the run and its PENDING verdicts; enqueue one task per chunk after commit.
 
     The recommendations judged are those every run explained successfully (a seeded sample
-    of ``sample_size`` of them, or all). Pairwise: for each pair of runs, two verdict rows per
+    of ``sample_size`` of them, or all), less those whose human preferences tuned the judge
+    (``trained_recommendations``; counted in ``n_held_out``). Pairwise: for each pair of runs, two verdict rows per
     recommendation, one per order. Likert: one row per explanation. With ``enqueue=False`` the
     caller runs the chunks itself (``judge_chunk_run``). Raises GenerationError, storing
     nothing, for runs over different recommender runs, too few runs, a bad rubric or a judge
@@ -72,7 +74,13 @@ def judge_run_start(
     _check_rubric(rubric)
     generator_spec(judge)
     explained = explanations_by_recommendation(runs)
-    chosen = sorted(explained)
+    trained = trained_recommendations(judge)
+    chosen = sorted(set(explained) - trained)
+    if explained and not chosen:
+        raise GenerationError(
+            "the judge was tuned on the human preferences of every recommendation these runs explain: "
+            "judge other runs or another recommender run's"
+        )
     if sample_size and sample_size < len(chosen):
         chosen = sorted(random.Random(seed).sample(chosen, sample_size))  # noqa: S311 - a reproducible sample
     rows: list[tuple[int, int, int | None]] = []
@@ -100,6 +108,7 @@ def judge_run_start(
             started_at=timezone.now(),
             n_total=len(rows),
             progress_total=len(rows),
+            n_held_out=len(set(explained) & trained),
         )
         run.generation_runs.set(runs)
         insert_rows(

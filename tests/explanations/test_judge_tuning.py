@@ -99,11 +99,12 @@ def test_bad_preferences_store_nothing(preferences, tiny_model_dir, change, mess
     assert not AdapterTraining.objects.exists()
 
 
-def test_a_tuned_judge_trains_and_judges(preferences, tiny_model_dir) -> None:
+def test_a_tuned_judge_trains_and_judges_only_the_pairs_it_did_not_learn(preferences, tiny_model_dir) -> None:
+    learnt, unseen = preferences[:3], preferences[3]
     training = judge_training_start(
         created_by=None,
         base_generator=tiny_generator(tiny_model_dir),
-        preferences=preferences,
+        preferences=learnt,
         options=FAST,
         enqueue=False,
     )
@@ -112,20 +113,32 @@ def test_a_tuned_judge_trains_and_judges(preferences, tiny_model_dir) -> None:
 
     training.refresh_from_db()
     assert training.status == AdapterTraining.Status.SUCCEEDED, training.error
-    assert training.n_train + training.n_validation == 2 * len(preferences) and training.n_validation % 2 == 0
+    assert training.n_train + training.n_validation == 2 * len(learnt) and training.n_validation % 2 == 0
     assert Path(training.adapter_path, "adapter_config.json").is_file()
     judge = Generator.objects.get(adapter_training=training)
-    # The tuned judge is an ordinary judge: a judge run with it finishes, its answers stored and parsed or counted.
-    runs = list(Explanation.objects.values_list("generation_run", flat=True).distinct())
+    runs = list(GenerationRun.objects.filter(explanations__isnull=False).distinct().order_by("pk"))
+    # The tuned judge is an ordinary judge, except that the recommendations whose preferences
+    # it learnt are held out: it is scored only where it never saw the humans' answer.
     run = judge_run_start(
-        created_by=None,
-        judge=judge,
-        generation_runs=list(GenerationRun.objects.filter(pk__in=runs).order_by("pk")),
-        rubric=default_rubric(),
-        max_new_tokens=4,
-        enqueue=False,
+        created_by=None, judge=judge, generation_runs=runs, rubric=default_rubric(), max_new_tokens=4, enqueue=False
     )
     for chunk in range(-(-run.n_total // run.chunk_size)):
         judge_chunk_run(run_id=run.pk, chunk=chunk)
     run.refresh_from_db()
-    assert run.status == JudgeRun.Status.SUCCEEDED and run.verdicts.exclude(output="").count() == run.n_total
+    assert run.status == JudgeRun.Status.SUCCEEDED and run.verdicts.exclude(output="").count() == run.n_total == 2
+    assert run.n_held_out == 3
+    assert set(run.verdicts.values_list("recommendation_id", flat=True)) == {unseen["recommendation"]}
+
+
+def test_a_judge_tuned_on_every_recommendation_cannot_judge_them(preferences, tiny_model_dir) -> None:
+    training = judge_training_start(
+        created_by=None, base_generator=tiny_generator(tiny_model_dir), preferences=preferences, enqueue=False
+    )
+    # Stands for a finished training: only the link to the preferences matters here.
+    judge = Generator.objects.create(name="tuned", model=str(tiny_model_dir), adapter_training=training)
+    runs = list(GenerationRun.objects.filter(explanations__isnull=False).distinct().order_by("pk"))
+
+    with pytest.raises(GenerationError, match="tuned on the human preferences of every recommendation"):
+        judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=default_rubric(), enqueue=False)
+
+    assert not JudgeRun.objects.exists()
