@@ -212,7 +212,13 @@ def trained_recommendations(generator: Generator) -> set[int]:
     training = generator.adapter_training
     if training is None or training.source != AdapterTraining.Source.PREFERENCES:
         return set()
-    record = json.loads(Path(training.source_path).read_text(encoding="utf-8"))
+    try:
+        record = json.loads(Path(training.source_path).read_text(encoding="utf-8"))
+    except OSError:
+        # Without the list the run could judge pairs the judge learnt: refuse rather than guess.
+        raise GenerationError(
+            f"judge {generator.name}: its training preferences are gone from {training.source_path}"
+        ) from None
     return {int(preference["recommendation"]) for preference in record["preferences"]}
 
 

@@ -142,3 +142,15 @@ def test_a_judge_tuned_on_every_recommendation_cannot_judge_them(preferences, ti
         judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=default_rubric(), enqueue=False)
 
     assert not JudgeRun.objects.exists()
+
+
+def test_a_tuned_judge_whose_preferences_file_is_gone_is_refused(preferences, tiny_model_dir) -> None:
+    training = judge_training_start(
+        created_by=None, base_generator=tiny_generator(tiny_model_dir), preferences=preferences, enqueue=False
+    )
+    judge = Generator.objects.create(name="tuned", model=str(tiny_model_dir), adapter_training=training)
+    Path(training.source_path).unlink()
+    runs = list(GenerationRun.objects.filter(explanations__isnull=False).distinct().order_by("pk"))
+
+    with pytest.raises(GenerationError, match="training preferences are gone"):
+        judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=default_rubric(), enqueue=False)
