@@ -140,6 +140,12 @@ def parse_pairwise(text: str) -> Parsed:
     return Parsed({"1": "first", "2": "second"}.get(match[1].lower(), "tie"))
 
 
+def pairwise_answer(winner: str) -> str:
+    """The answer line in the strict format for a ``first``/``second``/``tie`` verdict: what
+    ``parse_pairwise`` reads back (a tuned judge learns to write it)."""
+    return {"first": "Winner: 1", "second": "Winner: 2", "tie": "Winner: tie"}[winner]
+
+
 def parse_likert(text: str, rubric: list[dict[str, Any]]) -> Parsed:
     """``{criterion: score}`` from an answer with exactly one ``name: score`` line per
     criterion, each score within its criterion's scale."""

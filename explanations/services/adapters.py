@@ -121,8 +121,8 @@ def _training_create(
     return training
 
 
-# A judge's answer for each human winner, by slot: (A shown first, B shown first).
-_JUDGE_ANSWERS = {"a": ("Winner: 1", "Winner: 2"), "b": ("Winner: 2", "Winner: 1"), "tie": ("Winner: tie",) * 2}
+# The judge's verdict for each human winner, by order: (A shown first, B shown first).
+_JUDGE_VERDICTS = {"a": ("first", "second"), "b": ("second", "first"), "tie": ("tie", "tie")}
 # Judge prompts hold two explanations, the history and the rubric: longer than a teacher's.
 JUDGE_TRAINING_DEFAULTS = {"max_length": 1024, "filter_refusals": False}
 
@@ -140,7 +140,7 @@ def _checked_preferences(preferences: Sequence[Mapping[str, Any]]) -> list[dict[
             raise GenerationError(
                 f"preference {number}: expected integer recommendation, a and b, and a winner"
             ) from None
-        if winner not in _JUDGE_ANSWERS:
+        if winner not in _JUDGE_VERDICTS:
             raise GenerationError(f"preference {number}: winner must be a, b or tie, not {str(winner)[:20]!r}")
         if a == b:
             raise GenerationError(f"preference {number}: a and b are the same explanation")
@@ -225,7 +225,7 @@ def trained_recommendations(generator: Generator) -> set[int]:
 def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
     """A judge's training examples from stored preferences (two per pair, one per order), and
     how many pairs were dropped because an explanation no longer exists."""
-    from explanations.judging import pairwise_messages
+    from explanations.judging import pairwise_answer, pairwise_messages
     from explanations.prompts import Controls, prompt_context
     from explanations.tuning import Example
 
@@ -245,7 +245,7 @@ def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
         # The judge sees as much history as the longer of the two prompts did (as in judge runs).
         history = max(a.generation_run.history_length, b.generation_run.history_length)
         context = prompt_context(recommendation, split, Controls(history_length=history))
-        first_order, second_order = _JUDGE_ANSWERS[preference["winner"]]
+        first_order, second_order = (pairwise_answer(v) for v in _JUDGE_VERDICTS[preference["winner"]])
         # One group per pair: both orders go to training or both to validation, so the
         # validation loss is measured on pairs the judge never saw.
         examples.append(
