@@ -64,7 +64,9 @@ def run_lineage(campaign: Campaign) -> dict[int, dict[str, Any]]:
             adapter = f"adapter training #{generator.adapter_training_id}: {adapter}"
         lineage[run.pk] = {
             "generation_run": run.pk,
-            "generator": f"{generator.name} ({generator.backend}:{generator.model}, {generator.quantization})",
+            # The precision the workers actually used (an ``auto`` generator's choice), once known.
+            "generator": f"{generator.name} ({generator.backend}:{generator.model}, "
+            f"{run.precision or generator.quantization})",
             "adapter": adapter,
             "prompt": f"{run.template.name} v{run.template.version}",
         }

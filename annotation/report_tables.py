@@ -54,7 +54,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
                 [
                     r["label"],
                     r["generator"],
-                    f"{r['model']} ({r['quantization']})",
+                    f"{r['model']} ({r.get('precision') or r['quantization']})",
                     r["adapter"] or MISSING,
                     r["prompt"],
                     str(r["explanations"]),

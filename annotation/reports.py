@@ -55,6 +55,8 @@ TEXT_METRICS = (
     ("FCR", ("features", "fcr")),
     ("DIV", ("features", "div")),
     ("hallucination", ("grounding", "hallucination_rate")),
+    ("grounded", ("grounding", "grounded_share")),
+    ("echoes", ("echo_rate",)),
     ("personalisation", ("personalisation", "mean_similarity")),
 )
 
@@ -72,6 +74,7 @@ def run_lineage(run: GenerationRun) -> dict[str, Any]:
         "backend": generator.backend,
         "model": generator.model,
         "quantization": generator.quantization,
+        "precision": run.precision,
         "adapter": generator.adapter_path,
         "adapter_training": generator.adapter_training_id,
         "prompt": f"{run.template.name} v{run.template.version}",

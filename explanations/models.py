@@ -24,6 +24,7 @@ class Generator(models.Model):
         OPENAI = "openai", "OpenAI-compatible endpoint (vLLM, TGI, hosted)"
 
     class Quantization(models.TextChoices):
+        AUTO = "auto", "Auto: 4-bit NF4 on CUDA, the fastest precision on a CPU"
         NF4 = "nf4", "4-bit NF4"
         INT8 = "int8", "8-bit"
         NONE = "none", "None (full precision)"
@@ -38,7 +39,7 @@ class Generator(models.Model):
         help_text=f"hf: a local model folder, or {BUNDLED} for the bundled SmolLM2-135M-Instruct; "
         "openai: the served model's name.",
     )
-    quantization = models.CharField(max_length=10, choices=Quantization.choices, default=Quantization.NF4)
+    quantization = models.CharField(max_length=10, choices=Quantization.choices, default=Quantization.AUTO)
     adapter_path = models.CharField(max_length=500, blank=True, help_text="A LoRA adapter folder (hf only).")
     adapter_training = models.ForeignKey(
         "AdapterTraining", null=True, blank=True, on_delete=models.SET_NULL, related_name="generators"
@@ -122,6 +123,9 @@ class GenerationRun(Job):
     chunk_size = models.PositiveSmallIntegerField(default=8, help_text="Explanations per batched generate call.")
     cancel_requested = models.BooleanField(default=False)
     n_total = models.PositiveIntegerField(default=0)
+    precision = models.CharField(
+        max_length=200, blank=True, help_text="What the model actually ran in, e.g. float32 on cpu (set by workers)."
+    )
 
     class Meta(Job.Meta):
         pass
@@ -153,7 +157,14 @@ class Explanation(models.Model):
     chunk = models.PositiveIntegerField(help_text="The task chunk this row belongs to.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     prompt = models.JSONField(default=list, blank=True, help_text="The exact chat messages sent.")
-    text = models.TextField(blank=True)
+    text = models.TextField(blank=True, help_text="The explanation, cut to the run's word limit (texts.limit_words).")
+    # db_default: rows written by bulk COPY/INSERT with an explicit column list may leave it out.
+    raw_text = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The model's whole output when the word limit cut it; empty when it is the text.",
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True, help_text="This row's share of its batch's wall time.")
@@ -222,6 +233,11 @@ class AdapterTraining(Job):
     validation_losses = models.JSONField(default=list, blank=True)
     adapter_path = models.CharField(max_length=500, blank=True)
     adapter_sha256 = models.CharField(max_length=64, blank=True)
+    precision = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the model actually ran in, e.g. nf4 QLoRA on cuda (set by the worker).",
+    )
 
     class Meta(Job.Meta):
         pass
@@ -259,6 +275,9 @@ class JudgeRun(Job):
         default=0, help_text="Recommendations left out because the judge was tuned on their human preferences."
     )
     n_total = models.PositiveIntegerField(default=0)
+    precision = models.CharField(
+        max_length=200, blank=True, help_text="What the model actually ran in, e.g. float32 on cpu (set by workers)."
+    )
 
     class Meta(Job.Meta):
         pass
@@ -329,6 +348,9 @@ class AttributeProbe(Job):
     max_new_tokens = models.PositiveSmallIntegerField(default=16)
     cancel_requested = models.BooleanField(default=False)
     n_total = models.PositiveIntegerField(default=0)
+    precision = models.CharField(
+        max_length=200, blank=True, help_text="What the model actually ran in, e.g. float32 on cpu (set by workers)."
+    )
 
     class Meta(Job.Meta):
         pass

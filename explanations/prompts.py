@@ -31,6 +31,13 @@ DOMAIN_NOUNS: dict[str, tuple[str, str, str]] = {
 GENDERS = {"M": "male", "F": "female"}
 
 
+# How many train-side interactions are searched for items related to the target, and how many
+# of the most related are shown: enough to find shared genres in a long history, few enough that a
+# small model is not drowned in titles.
+RELATED_SCAN = 200
+RELATED_SHOWN = 3
+
+
 @dataclass(frozen=True)
 class Controls:
     history_length: int = 10
@@ -71,11 +78,59 @@ def profile_text(profile: dict[str, Any]) -> str:
 
 
 def _item_context(item: Item, aspects: tuple[str, ...]) -> dict[str, Any]:
+    year = item.attributes.get("year")
     return {
         "title": item.title or item.external_id,
+        "year": year if isinstance(year, int) else "",
         "attributes": item.attributes,
         "attributes_text": attributes_text(item.attributes, aspects),
+        # The facts without the year (shown beside the title instead): "genres: Action, Sci-Fi".
+        "facts_text": attributes_text({k: v for k, v in item.attributes.items() if k != "year"}, aspects),
     }
+
+
+def _list_values(attributes: dict[str, Any], aspects: tuple[str, ...]) -> dict[str, set[str]]:
+    return {
+        key: {str(v) for v in value if str(v)}
+        for key, value in attributes.items()
+        if isinstance(value, list) and key not in HIDDEN_ATTRIBUTES and (not aspects or key in aspects)
+    }
+
+
+def related_history(
+    item: Item, user: DatasetUser, split: Split, aspects: tuple[str, ...] = (), shown: int = RELATED_SHOWN
+) -> list[dict[str, Any]]:
+    """The user's train-side items that share the most list-valued attributes (genres, tags…)
+    with ``item``: among the ``RELATED_SCAN`` most recent, at most ``shown``, most shared values
+    first, then the higher rated, then the more recent. Each comes with the values it shares,
+    named (``shared_text``: "Action, Sci-Fi"), so a prompt can state the link as a fact."""
+    target = _list_values(item.attributes, aspects)
+    if not any(target.values()):
+        return []
+    recent = (
+        Interaction.objects.filter(user=user)
+        .in_train_of(split)
+        .exclude(item=item)
+        .select_related("item")
+        .order_by("-timestamp", "-id")[:RELATED_SCAN]
+    )
+    scored = []
+    for age, interaction in enumerate(recent):
+        own = _list_values(interaction.item.attributes, aspects)
+        shared = [value for key, values in target.items() for value in sorted(values & own.get(key, set()))]
+        if shared:
+            rating = interaction.rating if interaction.rating is not None else 0.0
+            scored.append((-len(shared), -rating, age, interaction, shared))
+    scored.sort(key=lambda entry: entry[:3])
+    return [
+        _item_context(interaction.item, aspects)
+        | {
+            "rating": None if interaction.rating is None else f"{interaction.rating:g}",
+            "shared": shared,
+            "shared_text": ", ".join(shared),
+        }
+        for *_, interaction, shared in scored[:shown]
+    ]
 
 
 def history_for(user: DatasetUser, split: Split, length: int) -> list[Interaction]:
@@ -98,6 +153,7 @@ def prompt_context(recommendation: Recommendation, split: Split, controls: Contr
         "profile": user.profile if controls.include_profile else {},
         "profile_text": profile_text(user.profile) if controls.include_profile else "",
         "history": history,
+        "related": related_history(item, user, split, controls.aspects),
         "item": _item_context(item, controls.aspects),
         "domain": noun,
         "domain_plural": nouns,
@@ -132,10 +188,18 @@ _HISTORY = (
     "{% if h.rating %}: rated {{ h.rating }}{% endif %}\n{% endfor %}"
 )
 
+_RELATED = (
+    "{% for r in related %}- {{ r.title }}{% if r.year %} ({{ r.year }}){% endif %}: also {{ r.shared_text }}"
+    "{% if r.rating %}; they rated it {{ r.rating }}{% if rating_max %} out of {{ rating_max }}{% endif %}"
+    "{% endif %}\n{% endfor %}"
+)
+
+# Built-in templates, oldest version of a name first: each is installed as the next version of
+# its name, so a database keeps every earlier text and runs of two versions can be compared.
 BUILTIN_TEMPLATES: list[dict[str, str]] = [
     {
         "name": "xrec-default",
-        "description": "xrec's own template: grounded in the train history, controllable length, tone, "
+        "description": "xrec's first template (v1): the train history as a list, controllable length, tone, "
         "aspects and address; asks for a link to specific past items.",
         "system_text": (
             "You explain recommendations to people. Use only the facts you are given; never invent plot, "
@@ -152,6 +216,32 @@ BUILTIN_TEMPLATES: list[dict[str, str]] = [
             "In at most {{ max_words }} words, explain why this {{ domain }} suits "
             "{% if second_person %}them, speaking to them as you{% else %}this person{% endif %}, "
             "naming one or two {{ domain_plural }} from the list that it connects to."
+        ),
+    },
+    {
+        "name": "xrec-default",
+        "description": "xrec's grounded template (v2): the item's title, year and attributes, and the few "
+        "history items that share the most attributes with it, the shared ones named; asks the model to "
+        "use only those facts and to name one of them.",
+        "system_text": (
+            "You write short explanations of recommendations. Use only the facts in the message. Never invent "
+            "plot, actors, awards or other titles. " + _TONE + " {% if second_person %}Address the person "
+            'directly as "you".{% else %}Write about the person in the third person.{% endif %} Answer in plain '
+            "prose, at most {{ max_words }} words."
+        ),
+        "user_text": (
+            "{% if profile_text %}The person is {{ profile_text }}.\n{% endif %}"
+            "Recommended {{ domain }}: {{ item.title }}{% if item.year %} ({{ item.year }}){% endif %}"
+            "{% if item.facts_text %}; {{ item.facts_text }}{% endif %}.\n"
+            "{% if related %}{{ domain_plural|capfirst }} they {{ verb_past }} that share these facts:\n"
+            + _RELATED
+            + ""
+            "{% else %}{{ domain_plural|capfirst }} they {{ verb_past }} recently:\n" + _HISTORY + "{% endif %}"
+            "{% if aspects %}Focus on: {{ aspects_text }}.\n{% endif %}"
+            "In one or two sentences, explain why {{ item.title }} suits "
+            "{% if second_person %}them, speaking to them as you{% else %}this person{% endif %}. "
+            "Mention what it has in common with "
+            "{% if related %}{{ related.0.title }}{% else %}a {{ domain }} from the list{% endif %}."
         ),
     },
     {

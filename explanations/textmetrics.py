@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from explanations.models import Explanation, GenerationRun
 from explanations.prompts import HIDDEN_ATTRIBUTES
-from explanations.services.adapters import is_refusal, word_count
+from explanations.texts import copies_prompt, is_refusal, word_count
 from recommendations.models import Interaction, Item, RecommenderRun
 
 # --- phrase matching ----------------------------------------------------------------------
@@ -172,7 +172,13 @@ class GroundingCase:
     ref: Hashable = None
 
 
-def grounding(cases: Sequence[GroundingCase], catalogue: Iterable[str], *, max_examples: int = 5) -> dict[str, Any]:
+def grounding(
+    cases: Sequence[GroundingCase],
+    catalogue: Iterable[str],
+    *,
+    features_named: Sequence[bool] | None = None,
+    max_examples: int = 5,
+) -> dict[str, Any]:
     """How often explanations name titles the prompt never showed.
 
     A mention is a distinctive form (``is_distinctive``; see ``title_mentions`` for one-word
@@ -187,6 +193,9 @@ def grounding(cases: Sequence[GroundingCase], catalogue: Iterable[str], *, max_e
     - ``history_mention_rate``: naming at least one shown history title (the xrec-default
       template asks for one or two);
     - ``target_mention_rate``: naming the recommended item;
+    - ``grounded_share`` (with ``features_named``, one flag per case: the explanation names a
+      true attribute of its item): naming a true attribute or a shown history title, i.e.
+      tying the item to a checkable fact rather than to nothing or to an invented one;
 
     with mention counts and up to ``max_examples`` hallucinated mentions, in input order.
     Titles that are also common phrases ("Home Alone", "First Knight") can still be found
@@ -196,9 +205,9 @@ def grounding(cases: Sequence[GroundingCase], catalogue: Iterable[str], *, max_e
         {*catalogue, *(title for case in cases for title in case.shown_titles), *(case.target_title for case in cases)}
     )
     matcher = PhraseMatcher(owners)
-    hallucinating = naming_history = naming_target = n_mentions = n_hallucinated = 0
+    hallucinating = naming_history = naming_target = n_mentions = n_hallucinated = grounded = 0
     examples: list[dict[str, Any]] = []
-    for case in cases:
+    for index, case in enumerate(cases):
         target = {form.lower() for form in title_variants(case.target_title)}
         history = {
             form.lower() for title in case.shown_titles if title != case.target_title for form in title_variants(title)
@@ -225,12 +234,14 @@ def grounding(cases: Sequence[GroundingCase], catalogue: Iterable[str], *, max_e
         hallucinating += found_other
         naming_history += found_history
         naming_target += found_target
+        grounded += found_history or bool(features_named and features_named[index])
     n = len(cases)
     return {
         "n": n,
         "hallucination_rate": hallucinating / n if n else None,
         "history_mention_rate": naming_history / n if n else None,
         "target_mention_rate": naming_target / n if n else None,
+        "grounded_share": grounded / n if n and features_named is not None else None,
         "n_mentions": n_mentions,
         "n_hallucinated_mentions": n_hallucinated,
         "examples": examples,
@@ -384,7 +395,11 @@ def feature_diversity(feature_sets: Sequence[Collection[str]]) -> float | None:
 
 
 def feature_metrics(
-    texts: Sequence[str], target_features: Sequence[Collection[str]], vocabulary: Collection[str]
+    texts: Sequence[str],
+    target_features: Sequence[Collection[str]],
+    vocabulary: Collection[str],
+    *,
+    found: Sequence[set[str]] | None = None,
 ) -> dict[str, Any]:
     """FMR, FCR and DIV of explanations against a feature vocabulary.
 
@@ -394,9 +409,12 @@ def feature_metrics(
     - ``fcr``: distinct features named across all explanations / vocabulary size.
     - ``div``: ``feature_diversity`` of the features each explanation names.
     - ``feature_counts``: how many explanations name each feature, most named first.
+
+    ``found`` is ``features_in(texts, vocabulary)`` when the caller has it already.
     """
     vocabulary = {feature.lower() for feature in vocabulary}
-    found = features_in(texts, vocabulary)
+    if found is None:
+        found = features_in(texts, vocabulary)
     owns = [{feature.lower() for feature in own} & vocabulary for own in target_features]
     matched = [bool(features & own) for features, own in zip(found, owns, strict=True) if own]
     counts = Counter(feature for features in found for feature in features)
@@ -537,6 +555,8 @@ def generation_run_text_metrics(
 
     - ``length`` (against the run's ``max_words``), ``refusal_rate``, ``usr``,
       ``distinct_1``, ``distinct_2``;
+    - ``echo_rate`` / ``n_echoes``: explanations that copy a run of words from their own
+      stored prompt (``texts.copies_prompt``) instead of explaining;
     - ``features``: FMR/FCR/DIV (``feature_metrics``) over the vocabulary of the dataset's
       item attributes (``feature_attributes``, default as in ``item_features``; the
       attributes that gave features are listed), with title mentions blanked out first
@@ -597,11 +617,15 @@ def generation_run_text_metrics(
 
     # Features named inside a title ("Star Wars") are not features.
     mentions = PhraseMatcher(catalogue_forms(titles))
-    features = feature_metrics(
-        [without_titles(text, mentions) for text in texts],
-        [item_features(catalogue[item_id][2], feature_attributes) for *_, item_id in rows],
-        feature_vocabulary((attributes for _, _, attributes in catalogue.values()), feature_attributes),
-    )
+    blanked = [without_titles(text, mentions) for text in texts]
+    vocabulary = feature_vocabulary((attributes for _, _, attributes in catalogue.values()), feature_attributes)
+    own_features = [item_features(catalogue[item_id][2], feature_attributes) for *_, item_id in rows]
+    found = features_in(blanked, vocabulary)
+    features = feature_metrics(blanked, own_features, vocabulary, found=found)
+    features_named = [
+        bool(named & {feature.lower() for feature in own}) for named, own in zip(found, own_features, strict=True)
+    ]
+    echoes = [bool(_prompt_text(prompt)) and copies_prompt(text, prompt) for _, text, prompt, *_ in rows]
     feature_keys = {
         key
         for _, _, attributes in catalogue.values()
@@ -617,7 +641,9 @@ def generation_run_text_metrics(
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
         "features": {"attributes": sorted(feature_keys)} | features,
-        "grounding": grounding(cases, titles, max_examples=max_examples),
+        "grounding": grounding(cases, titles, features_named=features_named, max_examples=max_examples),
+        "echo_rate": sum(echoes) / len(rows) if rows else None,
+        "n_echoes": sum(echoes),
         "history_source": {"prompt": len(rows) - len(without_prompt), "recomputed": len(without_prompt)},
         "personalisation": None,
         "reference": None,

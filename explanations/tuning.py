@@ -1,6 +1,8 @@
 """LoRA instruction tuning on a 4-bit base model (QLoRA), in a plain PyTorch loop.
 
-``train_lora`` loads a fresh base model (bitsandbytes nf4, or float32 with ``quantization="none"``),
+``train_lora`` loads a fresh base model (bitsandbytes nf4, or float32 with ``quantization="none"``;
+``"auto"`` is QLoRA on CUDA and on CPUs with a fast 4-bit path, plain LoRA on a float32 base
+elsewhere, as ``explanations.llm.precision`` decides for inference),
 trains a peft LoRA adapter on (chat prompt, assistant response) pairs with the loss on response
 tokens only, and saves the adapter with ``save_pretrained`` plus ``xrec-training.json``.
 
@@ -25,7 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_t
 from torch.nn import functional
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
 
+from explanations.llm.precision import AUTO, resolve_quantization
+
 logger = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
@@ -43,7 +47,7 @@ Batch = dict[str, torch.Tensor]
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TRAINING_RECORD = "xrec-training.json"
-QUANTIZATIONS = ("nf4", "none")
+QUANTIZATIONS = (AUTO, "nf4", "none")
 IGNORE_INDEX = -100  # label value that cross_entropy skips: prompt and padding positions
 MAX_GRAD_NORM = 1.0
 
@@ -68,7 +72,7 @@ class LoraSettings:
     max_length: int = 512
     validation_fraction: float = 0.1
     seed: int = 0
-    quantization: str = "nf4"  # "nf4" | "none"
+    quantization: str = "nf4"  # "auto" | "nf4" | "none"
 
 
 @dataclass
@@ -80,6 +84,7 @@ class TuningResult:
     n_train: int
     n_validation: int
     seconds: float
+    precision: str = ""  # e.g. "QLoRA on an nf4 base on cuda", "LoRA on a float32 base on cpu"
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,8 @@ def train_lora(
     total_steps = steps_per_epoch * settings.epochs
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # The record and the loader see the precision actually used, never "auto".
+    settings = replace(settings, quantization=resolve_quantization(settings.quantization, cuda=device.type == "cuda"))
     # The seed drives LoRA initialisation and dropout; fork_rng keeps the caller's RNG untouched.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
@@ -318,6 +325,9 @@ def train_lora(
         n_train=len(train_set),
         n_validation=len(validation_indices),
         seconds=time.monotonic() - started,
+        precision=f"QLoRA on an nf4 base on {device.type}"
+        if settings.quantization == "nf4"
+        else f"LoRA on a float32 base on {device.type}",
     )
 
 

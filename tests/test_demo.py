@@ -69,6 +69,12 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     assert annotation["likert"]["items"] == 4 and annotation["pairwise"]["items"] == 2
     assert "/c/" in annotation["likert"]["annotator_link"] and "PROLIFIC_PID=" in annotation["likert"]["annotator_link"]
     assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
+    # Every stage is timed, and the output's worth is summarised in shares.
+    assert {"total", "import", "recommender", "teacher", "adapter", "base", "tuned"} <= set(summary["seconds"])
+    assert set(summary["quality"]) >= {
+        "within_word_limit", "hallucinated_title_rate", "grounded_share", "judge_parsed_share", "probe_parsed_share"
+    }  # fmt: skip
+    assert summary["quality"]["within_word_limit"] == 1.0  # enforced in code
     assert (tmp_path / "var" / "xrec.sqlite3").exists()
 
     again = demo()  # a second run reuses what is there

@@ -50,7 +50,7 @@ class BackendSpec:
 
     kind: str  # "hf" | "openai"
     model: str  # hf: a local model directory; openai: the model name
-    quantization: str = "nf4"  # hf: "nf4" | "int8" | "none"
+    quantization: str = "auto"  # hf: "auto" | "nf4" | "int8" | "none" (see llm.precision)
     adapter: str = ""  # hf: a peft LoRA adapter directory, or ""
     base_url: str = ""  # openai
     api_key: str = field(default="", repr=False)  # openai; out of repr, so logs never show it
@@ -69,6 +69,8 @@ class BackendError(Exception):
 
 class Backend(Protocol):
     spec: BackendSpec
+    # What the model actually runs in, for lineage: "float32 on cpu", "nf4 (bfloat16 compute) on cuda".
+    precision: str
 
     def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
         """One completion per prompt, in the order of ``prompts``."""

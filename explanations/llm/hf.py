@@ -2,6 +2,9 @@
 
 Quantisation (``BackendSpec.quantization``):
 
+- ``auto``: ``nf4`` on CUDA and on CPUs with AVX512-BF16, ``none`` on other CPUs, where
+  bitsandbytes' 4-bit path is 3-4x slower than float32 (``explanations.llm.precision``). The
+  choice made is ``HFBackend.quantization``, and ``HFBackend.precision`` says it in words.
 - ``nf4``: 4-bit NormalFloat with double quantisation; matrix products in bfloat16 on CUDA cards
   that support it and on CPUs (bitsandbytes has a fused bf16 kernel for CPUs with AVX512-BF16 and
   falls back to plain torch elsewhere), float16 on older cards.
@@ -29,8 +32,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages
-
-QUANTIZATIONS = ("nf4", "int8", "none")
+from .precision import AUTO, QUANTIZATIONS, describe, resolve_quantization
 
 
 class HFBackend:
@@ -42,17 +44,23 @@ class HFBackend:
     """
 
     def __init__(self, spec: BackendSpec) -> None:
-        if spec.quantization not in QUANTIZATIONS:
-            raise BackendError(f"unknown quantization {spec.quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+        if spec.quantization != AUTO and spec.quantization not in QUANTIZATIONS:
+            raise BackendError(
+                f"unknown quantization {spec.quantization!r}; choose one of {AUTO}, {', '.join(QUANTIZATIONS)}"
+            )
         self.spec = spec
         self.path = _model_dir(spec.model)
         self.device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+        self.quantization = resolve_quantization(spec.quantization, cuda=self.device.type == "cuda")
         self._lock = threading.Lock()
         self.tokenizer: Any = self._load_tokenizer()
         self.model: Any = self._load_model()
         if spec.adapter:
             self.model = self._load_adapter(self.model, _adapter_dir(spec.adapter))
         self.model.eval()
+        self.precision = describe(
+            self.quantization, dtype=str(self._compute_dtype()).removeprefix("torch."), device=self.device.type
+        )
         self.stop_token_ids = _stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
 
     def _load_tokenizer(self) -> Any:
@@ -70,11 +78,22 @@ class HFBackend:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
+    def _half(self) -> torch.dtype:
+        cuda = self.device.type == "cuda"
+        return torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported() else torch.float16
+
+    def _compute_dtype(self) -> torch.dtype:
+        if self.quantization == "nf4":
+            return self._half()
+        if self.quantization == "int8":
+            return torch.float16
+        return self._half() if self.device.type == "cuda" else torch.float32
+
     def _load_model(self) -> Any:
         cuda = self.device.type == "cuda"
-        half = torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported() else torch.float16
+        half = self._half()
         options: dict[str, Any] = {}
-        if self.spec.quantization == "nf4":
+        if self.quantization == "nf4":
             options["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
@@ -82,7 +101,7 @@ class HFBackend:
                 bnb_4bit_compute_dtype=half,
             )
             options["dtype"] = half
-        elif self.spec.quantization == "int8":
+        elif self.quantization == "int8":
             options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
             options["dtype"] = torch.float16
         else:
@@ -93,7 +112,7 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(self.path, **options)
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise BackendError(
-                f"cannot load the model in {self.path} ({self.spec.quantization}, {self.device}): {exc}"
+                f"cannot load the model in {self.path} ({self.quantization}, {self.device}): {exc}"
             ) from exc
         return model
 

@@ -48,6 +48,7 @@ class OpenAIBackend:
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
         self.url = endpoint_url(spec.base_url)
+        self.precision = f"as served at {self.url}"
         if not spec.model:
             raise BackendError(f"no model name given for {self.url}")
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "xrec"}

@@ -4,7 +4,6 @@ explanations, or a pairwise judge on human preferences."""
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,28 +15,7 @@ from django.db import transaction
 
 from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator
 from explanations.services.generators import GenerationError, generator_spec
-
-# Teacher outputs that decline or hedge instead of explaining are not worth imitating.
-REFUSAL = re.compile(
-    r"\b(i'?m sorry|i am sorry|i apologi[sz]e|as an ai|i cannot|i can'?t|i am unable|i'm unable|i do not have)\b",
-    re.IGNORECASE,
-)
-
-
-def is_refusal(text: str) -> bool:
-    return bool(REFUSAL.search(text))
-
-
-def word_count(text: str) -> int:
-    return len(text.split())
-
-
-def copies_prompt(text: str, messages: list[dict[str, str]], n: int = 8) -> bool:
-    """True when ``text`` repeats any run of ``n`` words from the prompt (an echo, not an answer)."""
-    words = text.lower().split()
-    prompt = " ".join(message.get("content", "") for message in messages).lower().split()
-    grams = {tuple(prompt[i : i + n]) for i in range(len(prompt) - n + 1)}
-    return any(tuple(words[i : i + n]) in grams for i in range(len(words) - n + 1))
+from explanations.texts import copies_prompt, is_refusal, word_count
 
 
 def _store_upload(upload: UploadedFile[bytes]) -> str:
@@ -295,7 +273,8 @@ def teacher_examples(training: AdapterTraining) -> tuple[list[Any], int]:
 def adapter_training_run(*, training_id: int) -> None:
     """Train a PENDING adapter training to the end. Idempotent: other statuses are left alone.
 
-    Always trains on a freshly loaded 4-bit base (see DESIGN.md, "The LLM layer"). On
+    Always trains on a freshly loaded base (see DESIGN.md, "The LLM layer"): 4-bit (QLoRA) on
+    CUDA and fast-4-bit CPUs, float32 elsewhere when the generator says ``auto``. On
     success the adapter, its checksum and loss curves are stored and a new generator that
     uses the adapter is created next to the base.
     """
@@ -320,9 +299,10 @@ def adapter_training_run(*, training_id: int) -> None:
             max_length=training.max_length,
             validation_fraction=training.validation_fraction,
             seed=training.seed,
-            quantization=training.base_generator.quantization
-            if training.base_generator.quantization != "int8"
-            else "nf4",
+            # An int8 generator trains as QLoRA; "auto" is resolved by train_lora on its device.
+            quantization="nf4"
+            if training.base_generator.quantization == "int8"
+            else training.base_generator.quantization,
         )
         output = Path(settings.XREC_MODEL_DIR) / "adapters" / f"training-{training.pk}"
         result = train_lora(
@@ -343,8 +323,10 @@ def adapter_training_run(*, training_id: int) -> None:
         training.train_losses = [list(pair) for pair in result.train_losses]
         training.validation_losses = [list(pair) for pair in result.validation_losses]
         training.adapter_path, training.adapter_sha256 = str(result.adapter_dir), result.sha256
+        training.precision = result.precision
         training.save(
             update_fields=[
+                "precision",
                 "n_train",
                 "n_validation",
                 "train_losses",

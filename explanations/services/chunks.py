@@ -1,5 +1,5 @@
-"""What the chunked LLM jobs (judge runs, attribute probes) share: rows that fail together
-and the chunks that still have work."""
+"""What the chunked LLM jobs (generation, judge runs, attribute probes) share: rows that fail
+together, the chunks that still have work, and the precision their model ran in."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import models
 
-from explanations.llm import BackendError, Completion, DecodingParams, Messages, load_backend
+from explanations.llm import Backend, BackendError, Completion, DecodingParams, Messages, load_backend
 from explanations.models import Generator
 from explanations.services.generators import GenerationError, generator_spec
 
@@ -22,12 +22,28 @@ def fail_pending(model: type[models.Model], rows: list[Any], prompts: list[Messa
         )
 
 
+def precision_record(job: models.Model, backend: Backend) -> None:
+    """Add ``backend.precision`` to ``job.precision`` unless it is there already.
+
+    Chunks of one job may run on different workers (a CPU box and a GPU box), so a job that
+    ran in two precisions records both, joined by "; ", rather than the last one only.
+    """
+    manager = type(job)._default_manager
+    current = manager.filter(pk=job.pk).values_list("precision", flat=True).first()
+    if current is None or backend.precision in current.split("; "):
+        return
+    combined = f"{current}; {backend.precision}" if current else backend.precision
+    # Conditional on the value read, so two chunks finishing together cannot drop each other's.
+    manager.filter(pk=job.pk, precision=current).update(precision=combined[:200])
+
+
 def pending_chunks(rows: models.QuerySet[Any]) -> list[int]:
     """The chunk numbers that still have PENDING rows, in order."""
     return sorted(set(rows.filter(status="pending").values_list("chunk", flat=True)))
 
 
 def generate_or_fail(
+    job: models.Model,
     model: type[models.Model],
     rows: list[Any],
     prompts: list[Messages],
@@ -38,7 +54,7 @@ def generate_or_fail(
     after_failure: Callable[[], None],
 ) -> list[Completion] | None:
     """One batched call of ``generator`` for ``prompts`` (its sampling settings, the job's
-    token cap and seed). On a backend failure the rows are FAILED, ``after_failure`` runs and
+    token cap and seed); the precision it ran in is recorded on ``job``. On a backend failure the rows are FAILED, ``after_failure`` runs and
     None is returned; anything unexpected does the same and is re-raised."""
     params = DecodingParams(
         max_new_tokens=max_new_tokens,
@@ -48,7 +64,8 @@ def generate_or_fail(
         repetition_penalty=generator.repetition_penalty,
     )
     try:
-        return load_backend(generator_spec(generator)).generate(prompts, params)
+        backend = load_backend(generator_spec(generator))
+        completions = backend.generate(prompts, params)
     except (BackendError, GenerationError) as exc:
         fail_pending(model, rows, prompts, str(exc))
         after_failure()
@@ -57,3 +74,5 @@ def generate_or_fail(
         fail_pending(model, rows, prompts, f"internal error: {exc!r}")
         after_failure()
         raise
+    precision_record(job, backend)
+    return completions

@@ -5,6 +5,9 @@ each with its chunk number, and enqueues one task per chunk on the ``gpu`` queue
 task generates its still-PENDING rows in one batched call and writes each row only if it is
 still PENDING, so a task delivered twice, or a chunk picked up again after its worker died,
 never produces a second row or overwrites a finished one.
+
+Each text is cut to the run's word limit at its last full sentence (``texts.limit_words``);
+the model's whole output is kept in ``raw_text`` when the cut changed it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from django.utils import timezone
 from explanations.llm import BackendError, load_backend
 from explanations.models import Explanation, GenerationRun, Generator, PromptTemplate
 from explanations.prompts import Controls, prompt_context, render
+from explanations.services.chunks import precision_record
 from explanations.services.generators import GenerationError, decoding_params, generator_spec
+from explanations.texts import limit_words
 from recommendations.bulk import insert_rows
 from recommendations.models import Interaction, Recommendation, RecommenderRun
 
@@ -123,12 +128,13 @@ def generation_run_start(
                 "status",
                 "prompt",
                 "text",
+                "raw_text",
                 "finish_reason",
                 "error",
                 "attempts",
             ],
             (
-                (run.pk, rec_id, index // chunk_size, Explanation.Status.PENDING, [], "", "", "", 0)
+                (run.pk, rec_id, index // chunk_size, Explanation.Status.PENDING, [], "", "", "", "", 0)
                 for index, rec_id in enumerate(recommendation_ids)
             ),
         )
@@ -199,6 +205,7 @@ def generation_chunk_run(*, run_id: int, chunk: int) -> None:
         started = time.perf_counter()
         completions = backend.generate(prompts, decoding_params(run.generator, seed=run.seed, max_words=run.max_words))
         elapsed_ms = 1000 * (time.perf_counter() - started)
+        precision_record(run, backend)
     except (BackendError, GenerationError) as exc:
         _fail_rows(rows, prompts, str(exc))
         _finish_if_done(run)
@@ -210,10 +217,13 @@ def generation_chunk_run(*, run_id: int, chunk: int) -> None:
     now = timezone.now()
     with transaction.atomic():
         for row, prompt, completion in zip(rows, prompts, completions, strict=True):
+            # The limit is asked for in the prompt and enforced here: small models overrun it.
+            text = limit_words(completion.text, run.max_words, finished=completion.finish_reason == "stop")
             Explanation.objects.filter(pk=row.pk, status=Explanation.Status.PENDING).update(
                 status=Explanation.Status.DONE,
                 prompt=prompt,
-                text=completion.text,
+                text=text,
+                raw_text="" if text == completion.text else completion.text,
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
                 latency_ms=elapsed_ms / len(rows),

@@ -12,9 +12,10 @@ from django.db.models import Max
 from explanations.llm.base import BackendSpec, DecodingParams, Messages
 from explanations.models import Generator, PromptTemplate
 from explanations.prompts import BUILTIN_TEMPLATES, Controls, prompt_context, render
+from explanations.texts import token_budget
 from recommendations.models import Recommendation
 
-BUNDLED_GENERATOR = "smollm2-135m-nf4"
+BUNDLED_GENERATOR = "smollm2-135m"
 
 
 class GenerationError(ValueError):
@@ -42,7 +43,8 @@ def bundled_model_prepare_start() -> None:
 
 
 def generator_ensure_bundled() -> Generator:
-    """The default generator: bundled SmolLM2-135M-Instruct in NF4, greedy. Idempotent."""
+    """The default generator: bundled SmolLM2-135M-Instruct, greedy, in the ``auto`` precision
+    (NF4 on CUDA, the fastest precision on a CPU). Idempotent."""
     generator, _ = Generator.objects.get_or_create(
         name=BUNDLED_GENERATOR,
         # At 135M parameters greedy decoding echoes the prompt or loops; a mild repetition
@@ -50,7 +52,7 @@ def generator_ensure_bundled() -> Generator:
         defaults={
             "backend": Generator.Backend.HF,
             "model": Generator.BUNDLED,
-            "quantization": "nf4",
+            "quantization": Generator.Quantization.AUTO,
             "repetition_penalty": 1.2,
         },
     )
@@ -75,8 +77,9 @@ def generator_spec(generator: Generator) -> BackendSpec:
 
 
 def decoding_params(generator: Generator, *, seed: int | None = None, max_words: int | None = None) -> DecodingParams:
-    # Room for the word limit (about 1.4 tokens a word in English) but never past the generator's cap.
-    limit = generator.max_new_tokens if max_words is None else min(generator.max_new_tokens, int(max_words * 1.6) + 8)
+    # Room for the word limit but never past the generator's cap; the text is then cut to the
+    # limit at a sentence end (texts.limit_words), so the cap only bounds the cost.
+    limit = generator.max_new_tokens if max_words is None else min(generator.max_new_tokens, token_budget(max_words))
     return DecodingParams(
         max_new_tokens=limit,
         temperature=generator.temperature,
@@ -88,26 +91,27 @@ def decoding_params(generator: Generator, *, seed: int | None = None, max_words:
 
 @transaction.atomic
 def prompt_templates_ensure_builtin() -> list[PromptTemplate]:
-    """Install the built-in templates; a changed built-in text becomes a new version. Idempotent."""
-    installed = []
+    """Install every built-in template text once, each as the next version of its name, and
+    return the newest built-in version of each name (in order of first appearance, so
+    ``[0]`` is xrec-default). Idempotent: a text already stored under its name is not added
+    again, so earlier versions stay and a changed built-in becomes a new version."""
+    newest: dict[str, PromptTemplate] = {}
     for spec in BUILTIN_TEMPLATES:
-        latest = PromptTemplate.objects.filter(name=spec["name"]).order_by("-version").first()
         digest = PromptTemplate.digest(spec["system_text"], spec["user_text"])
-        if latest is not None and latest.sha256 == digest:
-            installed.append(latest)
-            continue
-        installed.append(
-            PromptTemplate.objects.create(
+        existing = PromptTemplate.objects.filter(name=spec["name"], sha256=digest).order_by("-version").first()
+        if existing is None:
+            latest = PromptTemplate.objects.filter(name=spec["name"]).aggregate(v=Max("version"))["v"] or 0
+            existing = PromptTemplate.objects.create(
                 name=spec["name"],
-                version=(latest.version + 1) if latest else 1,
+                version=latest + 1,
                 description=spec["description"],
                 system_text=spec["system_text"],
                 user_text=spec["user_text"],
                 sha256=digest,
                 builtin=True,
             )
-        )
-    return installed
+        newest[spec["name"]] = existing
+    return list(newest.values())
 
 
 def prompt_template_revise(

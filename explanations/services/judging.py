@@ -197,6 +197,7 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
         else:
             prompts.append(pairwise_messages(context, row.first.text, row.second.text, run.rubric))
     completions = generate_or_fail(
+        run,
         JudgeVerdict,
         rows,
         prompts,

@@ -212,6 +212,7 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
             )
         )
     completions = generate_or_fail(
+        probe,
         ProbeAnswer,
         rows,
         prompts,

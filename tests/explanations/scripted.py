@@ -15,6 +15,7 @@ class ScriptedBackend:
 
     def __init__(self, spec: BackendSpec, answer: Callable[[str], str]) -> None:
         self.spec, self.answer, self.prompts = spec, answer, 0
+        self.precision = "scripted"
 
     def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
         self.prompts += len(prompts)

@@ -77,17 +77,21 @@ def test_every_builtin_template_renders() -> None:
     assert recommendation is not None
     installed = prompt_templates_ensure_builtin()
 
-    assert [t.name for t in installed] == [spec["name"] for spec in BUILTIN_TEMPLATES]
-    for tmpl in installed:
+    assert [t.name for t in installed] == list(dict.fromkeys(spec["name"] for spec in BUILTIN_TEMPLATES))
+    for tmpl in PromptTemplate.objects.all():
         text = _text(prompt_preview(recommendation=recommendation, template=tmpl, controls=Controls()))
         assert recommendation.item.title in text and "{{" not in text and "{%" not in text
 
 
-def test_builtins_install_once() -> None:
-    prompt_templates_ensure_builtin()
-    prompt_templates_ensure_builtin()
+def test_builtins_install_once_keeping_earlier_versions() -> None:
+    first = prompt_templates_ensure_builtin()
+    again = prompt_templates_ensure_builtin()
 
-    assert PromptTemplate.objects.filter(name="xrec-default").count() == 1
+    assert first == again
+    versions = list(PromptTemplate.objects.filter(name="xrec-default").order_by("version"))
+    assert [t.version for t in versions] == [1, 2] and all(t.builtin for t in versions)
+    assert first[0] == versions[-1]  # the grounded template is the default
+    assert "{{ item.facts_text }}" in versions[1].user_text and "{{ item.facts_text }}" not in versions[0].user_text
 
 
 def test_editing_a_template_makes_a_new_version() -> None:
@@ -128,3 +132,44 @@ def test_attributes_text_hides_links_and_respects_aspects() -> None:
 
     assert attributes_text(attributes) == "genres: Action, Sci-Fi; year: 1977"
     assert attributes_text(attributes, ("year",)) == "year: 1977"
+
+
+def test_related_history_names_what_it_shares_with_the_item_from_the_train_side_only() -> None:
+    run = trained_run(n_users=12, k=3)
+    assert run.split is not None
+    held_out = {(row.user_id, row.item_id) for row in Interaction.objects.in_test_of(run.split)}
+    checked = 0
+    for recommendation in Recommendation.objects.for_run(run).select_related("user", "item__dataset", "run"):
+        context = prompt_context(recommendation, run.split, Controls())
+        genres = set(recommendation.item.attributes["genres"])
+        train = Interaction.objects.filter(user=recommendation.user).in_train_of(run.split).select_related("item")
+        sharing = [i for i in train if genres & set(i.item.attributes["genres"])]
+        assert len(context["related"]) == min(3, len(sharing))
+        for related in context["related"]:
+            assert related["shared"] and set(related["shared"]) <= genres
+            assert related["shared_text"] == ", ".join(related["shared"])
+            item = next(i.item for i in sharing if i.item.title == related["title"])
+            assert (recommendation.user_id, item.pk) not in held_out and item != recommendation.item
+        ratings = [float(r["rating"]) for r in context["related"]]
+        assert ratings == sorted(ratings, reverse=True)  # one genre each here: higher rated first
+        checked += bool(context["related"])
+    assert checked > 10
+
+
+def test_the_grounded_template_states_the_facts_and_the_shared_ones() -> None:
+    run = trained_run()
+    recommendation = next(
+        r
+        for r in Recommendation.objects.for_run(run).select_related("user", "item__dataset", "run")
+        if prompt_context(r, run.split, Controls())["related"]  # type: ignore[arg-type]
+    )
+    context = prompt_context(recommendation, run.split, Controls())  # type: ignore[arg-type]
+
+    text = _text(prompt_preview(recommendation=recommendation, template=template(), controls=Controls(max_words=40)))
+
+    genre = recommendation.item.attributes["genres"][0]
+    assert f"Recommended movie: {recommendation.item.title}; genres: {genre}." in text
+    first = context["related"][0]
+    assert f"- {first['title']}: also {genre}; they rated it {first['rating']}" in text
+    assert f"Mention what it has in common with {first['title']}." in text
+    assert "at most 40 words" in text and "Use only the facts" in text

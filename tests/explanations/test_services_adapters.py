@@ -7,9 +7,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from explanations.models import AdapterTraining, Explanation, Generator
-from explanations.services.adapters import adapter_training_run, adapter_training_start, is_refusal, teacher_examples
+from explanations.services.adapters import adapter_training_run, adapter_training_start, teacher_examples
 from explanations.services.generation import generation_chunk_run, generation_run_start
 from explanations.services.generators import GenerationError
+from explanations.texts import is_refusal
 from tests.explanations.factories import template, tiny_generator, trained_run
 
 pytestmark = pytest.mark.django_db

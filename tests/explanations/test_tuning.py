@@ -314,7 +314,7 @@ def test_same_examples_settings_and_seed_give_identical_losses(tiny_model, tmp_p
         ({"batch_size": 0}, "batch_size must be at least 1"),
         ({"max_length": 8}, "max_length must be at least 16"),
         ({"validation_fraction": 1.0}, "validation_fraction must be in"),
-        ({"quantization": "int3"}, "quantization must be one of nf4, none"),
+        ({"quantization": "int3"}, "quantization must be one of auto, nf4, none"),
         ({"target_modules": ()}, "target_modules must name at least one module"),
     ],
 )

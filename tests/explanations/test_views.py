@@ -166,6 +166,6 @@ def test_editing_a_template_in_the_browser_saves_a_new_version(admin_user, resea
     broken = client_for(admin_user).post(url, {"description": "", "system_text": "", "user_text": "{% if %}"})
 
     assert response.status_code == 302
-    assert list(PromptTemplate.objects.filter(name=original.name).values_list("version", flat=True)) == [2, 1]
+    assert list(PromptTemplate.objects.filter(name=original.name).values_list("version", flat=True)) == [3, 2, 1]
     assert "template error" in broken.content.decode()
     assert client_for(researcher).get(reverse("explanations:template_list")).status_code == 200

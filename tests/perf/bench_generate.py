@@ -27,6 +27,12 @@ Figures, on the last line as one JSON object (GB means 10^9 bytes):
   ``pipeline_overhead`` = (pipeline - bare) / bare (goal: under 0.10); ``same_outputs`` is 1
   when every row's text and token count equals the bare call's, else 0.
 
+- ``cpu_auto_vs_nf4``: new tokens per second of the ``auto`` precision over nf4, the bundled
+  model on the first 8 prompts in one batch of 8 (each loaded fresh, warmed up, then the better
+  of two timed calls); ``cpu_auto_tps_b8`` / ``cpu_nf4_tps_b8`` are the two rates and
+  ``cpu_auto_is_nf4`` is 1 where ``auto`` chose nf4 on this CPU (the ratio is then about 1).
+  Goal: at least 1 everywhere, at least 2 on a CPU without AVX512-BF16.
+
 CUDA (only when a CUDA device is visible): a Llama-2-7B-shaped model (hidden 4096, 32 layers,
 32 heads, intermediate 11008, vocabulary 32000) initialised at random in bf16 on the GPU, then
 the same weights quantised in place to nf4. Every row of every batch generates exactly 128
@@ -454,12 +460,42 @@ def cpu_figures() -> Figures:
             figures |= pipeline_figures(backend, prompts, warm_up, runs, params)
         finally:
             unload_all()
+        figures |= precision_figures(folder, prompts[:8], params)
     finally:
         from django.db import connections
 
         connections.close_all()
         shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def precision_figures(folder: Path, prompts: Sequence[Messages], params: DecodingParams) -> Figures:
+    """New tokens per second at batch 8, ``auto`` against nf4, both loaded fresh here."""
+    from explanations.llm import BackendSpec
+    from explanations.llm.hf import HFBackend
+
+    rates: dict[str, float] = {}
+    chosen = ""
+    for quantization in ("nf4", "auto"):
+        backend = HFBackend(BackendSpec(kind="hf", model=str(folder), quantization=quantization))
+        try:
+            backend.generate(prompts, replace(params, max_new_tokens=WARM_UP_TOKENS))
+            best = 0.0
+            for _ in range(2):
+                completions, seconds = timed(partial(backend.generate, prompts, params))
+                best = max(best, sum(completion.completion_tokens for completion in completions) / seconds)
+            rates[quantization] = best
+            if quantization == "auto":
+                chosen = backend.quantization
+            log(f"{quantization} ({backend.precision}): {best:.1f} new tokens/s at batch {len(prompts)}")
+        finally:
+            backend.close()
+    return {
+        "cpu_nf4_tps_b8": rates["nf4"],
+        "cpu_auto_tps_b8": rates["auto"],
+        "cpu_auto_vs_nf4": rates["auto"] / rates["nf4"],
+        "cpu_auto_is_nf4": float(chosen == "nf4"),
+    }
 
 
 def cpu_figures_in_child() -> Figures:

@@ -2,6 +2,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +29,7 @@ from explanations.models import (
     TextMetrics,
 )
 from explanations.prompts import Controls
-from explanations.querysets import generation_run_text_stats, judge_run_stats
+from explanations.querysets import generation_run_text_stats, judge_run_stats, probe_stats
 from explanations.services.adapters import adapter_training_run, adapter_training_start
 from explanations.services.generation import generation_chunk_run, generation_run_start
 from explanations.services.generators import (
@@ -74,26 +77,41 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("XREC_DEMO_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("XREC_DEMO_PORT", "8000")))
 
+    @contextmanager
+    def _stage(self, key: str, message: str) -> Iterator[None]:
+        """Print ``message``, run the block, print and record its elapsed seconds under ``key``
+        (added up when a key is timed twice)."""
+        self.stdout.write(f"{message}…")
+        started = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - started
+        self.seconds[key] = round(self.seconds.get(key, 0.0) + elapsed, 2)
+        self.stdout.write(f"  {key}: {elapsed:.1f} s")
+
     def handle(self, *args: Any, **options: Any) -> None:
+        started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
         password = os.environ.get("XREC_DEMO_PASSWORD", DEFAULT_PASSWORD)
-        self.stdout.write("migrating the database…")
-        call_command("migrate", interactive=False, verbosity=0)
-        logins = demo_users_create(password=password)
+        with self._stage("migrate", "migrating the database"):
+            call_command("migrate", interactive=False, verbosity=0)
+            logins = demo_users_create(password=password)
 
         dataset = Dataset.objects.filter(name=DEMO_DATASET).first()
         if dataset is None or options["fresh"]:
-            self.stdout.write("importing MovieLens-100K from the recbole package…")
-            dataset = dataset_import_files(format="movielens-100k", path=None, name=DEMO_DATASET, replace=True).dataset
+            with self._stage("import", "importing MovieLens-100K from the recbole package"):
+                dataset = dataset_import_files(
+                    format="movielens-100k", path=None, name=DEMO_DATASET, replace=True
+                ).dataset
         run = (
             RecommenderRun.objects.filter(dataset=dataset, algorithm="SVD", status=RecommenderRun.Status.SUCCEEDED)
             .order_by("-id")
             .first()
         )
         if run is None:
-            self.stdout.write("training SVD and ranking the top 10 for every user…")
-            run = recommender_run_create(created_by=None, dataset=dataset, algorithm="SVD", seed=0)
-            recommender_run_execute(run_id=run.pk)
-            run.refresh_from_db()
+            with self._stage("recommender", "training SVD and ranking the top 10 for every user"):
+                run = recommender_run_create(created_by=None, dataset=dataset, algorithm="SVD", seed=0)
+                recommender_run_execute(run_id=run.pk)
+                run.refresh_from_db()
             if run.status != RecommenderRun.Status.SUCCEEDED:
                 raise CommandError(f"the demo's SVD run failed: {run.error}")
         explanations = self._explanation_stage(run, options["llm_users"])
@@ -102,8 +120,10 @@ class Command(BaseCommand):
             GenerationRun.objects.get(pk=explanations["compare"][label]["generation_run"])
             for label in ("base", "tuned")
         ]
-        annotation = self._annotation_stage(compared, base)
+        with self._stage("campaigns", "opening the annotation campaigns"):
+            annotation = self._annotation_stage(compared, base)
         judging = self._judge_stage(compared, base)
+        self.seconds["total"] = round(time.perf_counter() - started, 2)
         summary = {
             "counts": {
                 "datasets": Dataset.objects.count(),
@@ -142,6 +162,8 @@ class Command(BaseCommand):
                 "admin": base + reverse("admin:index"),
             },
             "logins": {username: {"role": role, "password": password} for username, role in logins.items()},
+            "quality": self._quality(compared[0], judging),
+            "seconds": self.seconds,
         }
         if options["no_serve"]:
             self.stdout.write(json.dumps(summary))
@@ -150,8 +172,8 @@ class Command(BaseCommand):
 
     def _explanation_stage(self, run: RecommenderRun, n_users: int) -> dict[str, Any]:
         """Self-distillation on the bundled model: teacher run, LoRA adapter, base vs tuned."""
-        self.stdout.write("preparing the bundled SmolLM2-135M-Instruct (once)…")
-        bundled_model_prepare()
+        with self._stage("model", "preparing the bundled SmolLM2-135M-Instruct (once)"):
+            bundled_model_prepare()
         base = generator_ensure_bundled()
         template = prompt_templates_ensure_builtin()[0]  # xrec-default, the improved template
         training = (
@@ -160,29 +182,27 @@ class Command(BaseCommand):
             .first()
         )
         if training is None:
-            self.stdout.write(f"teacher run: explaining the top item for {n_users} users…")
-            teacher = self._generate(run, base, template, sample=GenerationRun.Sample.FIRST, size=n_users)
-            self.stdout.write("training a LoRA adapter on the teacher's filtered explanations…")
-            training = adapter_training_start(
-                created_by=None,
-                base_generator=base,
-                source_run=teacher,
-                options={"epochs": 1, "learning_rate": 5e-4, "batch_size": 4, "max_length": 512},
-                enqueue=False,
-            )
-            adapter_training_run(training_id=training.pk)
-            training.refresh_from_db()
+            with self._stage("teacher", f"teacher run: explaining the top item for {n_users} random users"):
+                teacher = self._generate(run, base, template, seed=0, size=n_users)
+            with self._stage("adapter", "training a LoRA adapter on the teacher's filtered explanations"):
+                training = adapter_training_start(
+                    created_by=None,
+                    base_generator=base,
+                    source_run=teacher,
+                    options={"epochs": 1, "learning_rate": 5e-4, "batch_size": 4, "max_length": 512},
+                    enqueue=False,
+                )
+                adapter_training_run(training_id=training.pk)
+                training.refresh_from_db()
             if training.status != AdapterTraining.Status.SUCCEEDED:
                 raise CommandError(f"the demo's adapter training failed: {training.error}")
         tuned = training.generators.get()
         compared = {}
         for label, generator in (("base", base), ("tuned", tuned)):
-            generation = GenerationRun.objects.filter(generator=generator, sample=GenerationRun.Sample.RANDOM).first()
+            generation = GenerationRun.objects.filter(generator=generator, template=template, seed=1).first()
             if generation is None:
-                self.stdout.write(f"explaining with the {label} generator…")
-                generation = self._generate(
-                    run, generator, template, sample=GenerationRun.Sample.RANDOM, size=max(1, n_users // 2)
-                )
+                with self._stage(label, f"explaining with the {label} generator"):
+                    generation = self._generate(run, generator, template, seed=1, size=max(1, n_users // 2))
             compared[label] = {"generation_run": generation.pk} | {
                 key: round(value, 3) for key, value in generation_run_text_stats(generation).items()
             }
@@ -208,31 +228,31 @@ class Command(BaseCommand):
         for mode in (JudgeRun.Mode.PAIRWISE, JudgeRun.Mode.LIKERT):
             run = JudgeRun.objects.filter(judge=judge, mode=mode, generation_runs=runs[0]).first()
             if run is None:
-                self.stdout.write(f"judging base vs tuned ({mode})…")
-                run = judge_run_start(
-                    created_by=None,
-                    judge=judge,
-                    generation_runs=runs,
-                    rubric=default_rubric(),
-                    mode=mode,
-                    enqueue=False,
-                )
-                for chunk in range(-(-run.n_total // run.chunk_size)):
-                    judge_chunk_run(run_id=run.pk, chunk=chunk)
-                run.refresh_from_db()
+                with self._stage(f"judge_{mode}", f"judging base vs tuned ({mode})"):
+                    run = judge_run_start(
+                        created_by=None,
+                        judge=judge,
+                        generation_runs=runs,
+                        rubric=default_rubric(),
+                        mode=mode,
+                        enqueue=False,
+                    )
+                    for chunk in range(-(-run.n_total // run.chunk_size)):
+                        judge_chunk_run(run_id=run.pk, chunk=chunk)
+                    run.refresh_from_db()
             results[f"judge_{mode}"] = {"judge_run": run.pk, "phase": run.phase, "stats": judge_run_stats(run)}
         probes = {}
         for generation in runs:
             probe = AttributeProbe.objects.filter(prober=judge, generation_run=generation, target="item:genres").first()
             if probe is None:
-                self.stdout.write(f"probing genres from generation run #{generation.pk}…")
-                probe = probe_start(
-                    created_by=None, prober=judge, generation_run=generation, target="item:genres", enqueue=False
-                )
-                for chunk in range(-(-probe.n_total // probe.chunk_size)):
-                    probe_chunk_run(probe_id=probe.pk, chunk=chunk)
-                probe.refresh_from_db()
-            probes[str(generation.pk)] = {"probe": probe.pk, "phase": probe.phase}
+                with self._stage("probes", f"probing genres from generation run #{generation.pk}"):
+                    probe = probe_start(
+                        created_by=None, prober=judge, generation_run=generation, target="item:genres", enqueue=False
+                    )
+                    for chunk in range(-(-probe.n_total // probe.chunk_size)):
+                        probe_chunk_run(probe_id=probe.pk, chunk=chunk)
+                    probe.refresh_from_db()
+            probes[str(generation.pk)] = {"probe": probe.pk, "phase": probe.phase, "stats": probe_stats(probe)}
         results["probes"] = probes
         results["judge_runs_page"] = base_url + reverse("explanations:judge_list")
         query = "&".join([f"recommender_run={runs[0].recommender_run_id}", *(f"runs={run.pk}" for run in runs)])
@@ -240,12 +260,45 @@ class Command(BaseCommand):
         for generation in runs:  # what a default-queue worker does when the report asks for them
             job = text_metrics_request(run=generation, enqueue=False)
             if job.status == TextMetrics.Status.PENDING:
-                self.stdout.write(f"text metrics of generation run #{generation.pk}…")
-                text_metrics_run(metrics_id=job.pk)
-        self.stdout.write("computing the study report (judge, probes, text metrics)…")
-        report = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
+                with self._stage("text_metrics", f"text metrics of generation run #{generation.pk}"):
+                    text_metrics_run(metrics_id=job.pk)
+        with self._stage("report", "computing the study report (judge, probes, text metrics)"):
+            report = study_report_cached(recommender_run=runs[0].recommender_run, generation_runs=runs)
         results["report_tables"] = [table.name for table in report_tables(report) if table.rows]
         return results
+
+    def _quality(self, base_run: GenerationRun, judging: dict[str, Any]) -> dict[str, float | None]:
+        """What the demo's output is worth, as shares in 0-1: the base generator's run against
+        its word limit and its facts (the text metrics), and how many of the judge's and the
+        probes' answers could be used."""
+        metrics = (
+            TextMetrics.objects.filter(generation_run=base_run, reference_run=None, status=TextMetrics.Status.SUCCEEDED)
+            .order_by("-id")
+            .values_list("metrics", flat=True)
+            .first()
+        ) or {}
+        over = (metrics.get("length") or {}).get("over_limit")
+        judged = [judging[f"judge_{mode}"]["stats"] for mode in (JudgeRun.Mode.PAIRWISE, JudgeRun.Mode.LIKERT)]
+        answered = [variant for probe in judging["probes"].values() for variant in probe["stats"]["variants"].values()]
+
+        def share(part: int, whole: int) -> float | None:
+            return round(part / whole, 4) if whole else None
+
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 4)
+
+        return {
+            "within_word_limit": None if over is None else round(1 - over, 4),
+            "hallucinated_title_rate": rounded((metrics.get("grounding") or {}).get("hallucination_rate")),
+            "grounded_share": rounded((metrics.get("grounding") or {}).get("grounded_share")),
+            "echo_rate": rounded(metrics.get("echo_rate")),
+            "judge_parsed_share": share(
+                sum(s["done"] - s["unparsed"] for s in judged), sum(s["done"] + s["failed"] for s in judged)
+            ),
+            "probe_parsed_share": share(
+                sum(v["done"] - v["unparsed"] for v in answered), sum(v["done"] + v["failed"] for v in answered)
+            ),
+        }
 
     def _annotation_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
         """A Likert campaign (k = 3) and a pairwise campaign on base vs tuned; reused if present."""
@@ -290,16 +343,17 @@ class Command(BaseCommand):
         return campaigns
 
     def _generate(
-        self, run: RecommenderRun, generator: Generator, template: PromptTemplate, *, sample: str, size: int
+        self, run: RecommenderRun, generator: Generator, template: PromptTemplate, *, seed: int, size: int
     ) -> GenerationRun:
+        # Seeded random users: the teacher (seed 0) and the compared runs (seed 1) draw apart.
         generation = generation_run_start(
             created_by=None,
             recommender_run=run,
             generator=generator,
             template=template,
-            sample=sample,
+            sample=GenerationRun.Sample.RANDOM,
             sample_size=size,
-            seed=1,
+            seed=seed,
             chunk_size=8,
             # A 135M model ignores word limits; asking for 40 keeps its token cap (72) under the
             # teacher filter's 75 words, so the filter drops echoes and refusals, not length.
