@@ -23,7 +23,7 @@ class GenerationRunStartApi(APIView):
         generator = serializers.PrimaryKeyRelatedField(queryset=Generator.objects.all())
         template = serializers.PrimaryKeyRelatedField(queryset=PromptTemplate.objects.all())
         depth = serializers.IntegerField(default=1, min_value=1)
-        sample = serializers.ChoiceField(choices=GenerationRun.Sample.choices, default=GenerationRun.Sample.FIRST)
+        sample = serializers.ChoiceField(choices=GenerationRun.Sample.choices, default=GenerationRun.Sample.RANDOM)
         sample_size = serializers.IntegerField(default=50, min_value=1)
         seed = serializers.IntegerField(default=0)
         history_length = serializers.IntegerField(default=10, min_value=0, max_value=200)

@@ -17,7 +17,7 @@ class GenerationRunForm(forms.Form):
     generator = forms.ModelChoiceField(queryset=Generator.objects.all())
     template = forms.ModelChoiceField(queryset=PromptTemplate.objects.all(), label="Prompt template")
     depth = forms.IntegerField(initial=1, min_value=1, max_value=1000, help_text="Explain the top N of each list.")
-    sample = forms.ChoiceField(choices=GenerationRun.Sample.choices, initial=GenerationRun.Sample.FIRST)
+    sample = forms.ChoiceField(choices=GenerationRun.Sample.choices, initial=GenerationRun.Sample.RANDOM)
     sample_size = forms.IntegerField(initial=50, min_value=1, label="Users")
     seed = forms.IntegerField(initial=0)
     history_length = forms.IntegerField(initial=10, min_value=0, max_value=200)

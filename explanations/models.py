@@ -111,7 +111,7 @@ class GenerationRun(Job):
     generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="runs")
     template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="runs")
     depth = models.PositiveSmallIntegerField(default=1, help_text="Explain the top `depth` items of each list.")
-    sample = models.CharField(max_length=20, choices=Sample.choices, default=Sample.FIRST)
+    sample = models.CharField(max_length=20, choices=Sample.choices, default=Sample.RANDOM)
     sample_size = models.PositiveIntegerField(default=50)
     seed = models.IntegerField(default=0)
     history_length = models.PositiveSmallIntegerField(default=10)

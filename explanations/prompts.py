@@ -15,6 +15,7 @@ from typing import Any
 from django.template import Context, Engine
 
 from explanations.llm.base import Messages
+from explanations.texts import natural_title
 from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, Split
 
 ENGINE = Engine(autoescape=False, debug=False, builtins=[], libraries={})
@@ -81,6 +82,7 @@ def _item_context(item: Item, aspects: tuple[str, ...]) -> dict[str, Any]:
     year = item.attributes.get("year")
     return {
         "title": item.title or item.external_id,
+        "name": natural_title(item.title) if item.title else item.external_id,
         "year": year if isinstance(year, int) else "",
         "attributes": item.attributes,
         "attributes_text": attributes_text(item.attributes, aspects),
@@ -189,7 +191,7 @@ _HISTORY = (
 )
 
 _RELATED = (
-    "{% for r in related %}- {{ r.title }}{% if r.year %} ({{ r.year }}){% endif %}: also {{ r.shared_text }}"
+    "{% for r in related %}- {{ r.name }}{% if r.year %} ({{ r.year }}){% endif %}: also {{ r.shared_text }}"
     "{% if r.rating %}; they rated it {{ r.rating }}{% if rating_max %} out of {{ rating_max }}{% endif %}"
     "{% endif %}\n{% endfor %}"
 )
@@ -231,17 +233,17 @@ BUILTIN_TEMPLATES: list[dict[str, str]] = [
         ),
         "user_text": (
             "{% if profile_text %}The person is {{ profile_text }}.\n{% endif %}"
-            "Recommended {{ domain }}: {{ item.title }}{% if item.year %} ({{ item.year }}){% endif %}"
+            "Recommended {{ domain }}: {{ item.name }}{% if item.year %} ({{ item.year }}){% endif %}"
             "{% if item.facts_text %}; {{ item.facts_text }}{% endif %}.\n"
             "{% if related %}{{ domain_plural|capfirst }} they {{ verb_past }} that share these facts:\n"
             + _RELATED
             + ""
             "{% else %}{{ domain_plural|capfirst }} they {{ verb_past }} recently:\n" + _HISTORY + "{% endif %}"
             "{% if aspects %}Focus on: {{ aspects_text }}.\n{% endif %}"
-            "In one or two sentences, explain why {{ item.title }} suits "
+            "In one or two sentences, explain why {{ item.name }} suits "
             "{% if second_person %}them, speaking to them as you{% else %}this person{% endif %}. "
             "Mention what it has in common with "
-            "{% if related %}{{ related.0.title }}{% else %}a {{ domain }} from the list{% endif %}."
+            "{% if related %}{{ related.0.name }}{% else %}a {{ domain }} from the list{% endif %}."
         ),
     },
     {

@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from explanations.models import Explanation, GenerationRun
 from explanations.prompts import HIDDEN_ATTRIBUTES
-from explanations.texts import copies_prompt, is_refusal, word_count
+from explanations.texts import copies_prompt, is_refusal, natural_title, word_count
 from recommendations.models import Interaction, Item, RecommenderRun
 
 # --- phrase matching ----------------------------------------------------------------------
@@ -98,7 +98,6 @@ class PhraseMatcher:
 # --- titles -------------------------------------------------------------------------------
 
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>The|A|An|Les|La|Le|Il|Das|Der|Die|El)$")
 # A title form must be this long to count as a mention when checking grounding: "Heat",
 # "Big" or "Up" are ordinary words far more often than they are films.
 DISTINCTIVE_MIN_WORDS = 2
@@ -113,9 +112,9 @@ def title_variants(title: str) -> list[str]:
     variants = [title.strip()]
     bare = _YEAR.sub("", title).strip()
     variants.append(bare)
-    if match := _TRAILING_ARTICLE.match(bare):
-        variants.append(f"{match['article']} {match['rest']}")
-        variants.append(match["rest"])
+    if (natural := natural_title(bare)) != bare:
+        variants.append(natural)
+        variants.append(natural.split(" ", 1)[1])
     return [variant for variant in dict.fromkeys(variants) if len(variant) >= 3]
 
 
@@ -563,7 +562,8 @@ def generation_run_text_metrics(
       (``without_titles``);
     - ``grounding`` (``grounding``) against the dataset's titles. The titles an explanation's
       prompt showed are the catalogue titles found verbatim in its stored prompt messages
-      (history and target), so they are exactly what the model saw whatever the template.
+      (history and target; as stored or in natural order), so they are exactly what the model
+      saw whatever the template.
       Rows stored without a prompt fall back to the read the prompt was built from: the
       user's ``history_length`` most recent train-side interactions (``prompts.history_for``)
       and the target; ``history_source`` counts both kinds;
@@ -590,11 +590,13 @@ def generation_run_text_metrics(
     titles = sorted({title for title, _, _ in catalogue.values() if title})
     texts = [text for _, text, *_ in rows]
 
-    # Titles shown: verbatim in the stored prompt, or else the history the prompt was built from.
-    exact = PhraseMatcher(titles)
+    # Titles shown: verbatim in the stored prompt (as stored or in natural order, "The Usual
+    # Suspects", as the grounded template writes them), or else the history the prompt was built from.
     exact_owners: dict[str, set[str]] = {}
     for title in titles:
-        exact_owners.setdefault(title.strip().lower(), set()).add(title)
+        for form in {title.strip(), natural_title(title)}:
+            exact_owners.setdefault(form.lower(), set()).add(title)
+    exact = PhraseMatcher(exact_owners)
     without_prompt = [row for row in rows if not _prompt_text(row[2])]
     histories: dict[int, list[str]] = {user_id: [] for *_, user_id, _ in without_prompt}
     if histories:

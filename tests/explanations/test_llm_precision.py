@@ -99,7 +99,13 @@ def test_runs_record_the_precision_their_model_ran_in_and_show_it(
     for seed in (1, 2):
         with django_capture_on_commit_callbacks():
             generation = generation_run_start(
-                created_by=None, recommender_run=run, generator=generator, template=template(), sample_size=2, seed=seed
+                created_by=None,
+                recommender_run=run,
+                generator=generator,
+                template=template(),
+                sample="first",  # the same users in both runs, so the judge has pairs
+                sample_size=2,
+                seed=seed,
             )
         generation_chunk_run(run_id=generation.pk, chunk=0)
         generation.refresh_from_db()
@@ -111,6 +117,7 @@ def test_runs_record_the_precision_their_model_ran_in_and_show_it(
     )
     judge_chunk_run(run_id=judge.pk, chunk=0)
     judge.refresh_from_db()
+    assert judge.n_total == 4
     assert judge.status == JudgeRun.Status.SUCCEEDED and judge.precision == "float32 on cpu"
 
     client.force_login(researcher)

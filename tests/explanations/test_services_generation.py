@@ -171,3 +171,27 @@ def test_user_samples(setup, django_capture_on_commit_callbacks, sample, expecte
     assert users == set(
         Explanation.objects.filter(generation_run=again).values_list("recommendation__user_id", flat=True)
     )
+
+
+def test_runs_sample_seeded_random_users_by_default_not_the_first_n(setup) -> None:
+    run, generator, tmpl = setup
+
+    def users(**kwargs) -> set[int]:
+        generation = generation_run_start(
+            created_by=None,
+            recommender_run=run,
+            generator=generator,
+            template=tmpl,
+            sample_size=4,
+            enqueue=False,
+            **kwargs,
+        )
+        assert generation.sample == GenerationRun.Sample.RANDOM
+        return set(
+            Explanation.objects.filter(generation_run=generation).values_list("recommendation__user_id", flat=True)
+        )
+
+    first_four = set(sorted(set(run.recommendations.values_list("user_id", flat=True)))[:4])
+    drawn = {seed: users(seed=seed) for seed in range(4)}
+    assert drawn[0] == users(seed=0)  # seeded: the same users again
+    assert any(sample != first_four for sample in drawn.values()) and len(set(map(frozenset, drawn.values()))) > 1

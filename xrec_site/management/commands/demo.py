@@ -74,6 +74,17 @@ class Command(BaseCommand):
             default=int(os.environ.get("XREC_DEMO_LLM_USERS", "16")),
             help="users in the teacher run (the base-vs-tuned comparison uses half as many)",
         )
+        parser.add_argument(
+            "--generator",
+            default=os.environ.get("XREC_DEMO_GENERATOR", ""),
+            help="a local (hf) generator to explain and tune instead of the bundled SmolLM2 "
+            "(register one with `manage.py prepare_model`)",
+        )
+        parser.add_argument(
+            "--judge",
+            default=os.environ.get("XREC_DEMO_JUDGE", ""),
+            help="the generator that judges and probes (any backend, e.g. a vLLM server); default: --generator",
+        )
         parser.add_argument("--host", default=os.environ.get("XREC_DEMO_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("XREC_DEMO_PORT", "8000")))
 
@@ -114,7 +125,8 @@ class Command(BaseCommand):
                 run.refresh_from_db()
             if run.status != RecommenderRun.Status.SUCCEEDED:
                 raise CommandError(f"the demo's SVD run failed: {run.error}")
-        explanations = self._explanation_stage(run, options["llm_users"])
+        base_generator, judge = self._generators(options["generator"], options["judge"])
+        explanations = self._explanation_stage(run, options["llm_users"], base_generator)
         base = f"http://{options['host']}:{options['port']}"
         compared = [
             GenerationRun.objects.get(pk=explanations["compare"][label]["generation_run"])
@@ -122,7 +134,7 @@ class Command(BaseCommand):
         ]
         with self._stage("campaigns", "opening the annotation campaigns"):
             annotation = self._annotation_stage(compared, base)
-        judging = self._judge_stage(compared, base)
+        judging = self._judge_stage(compared, base, judge)
         self.seconds["total"] = round(time.perf_counter() - started, 2)
         summary = {
             "counts": {
@@ -170,11 +182,26 @@ class Command(BaseCommand):
             return
         self._serve(summary, options["host"], options["port"])
 
-    def _explanation_stage(self, run: RecommenderRun, n_users: int) -> dict[str, Any]:
-        """Self-distillation on the bundled model: teacher run, LoRA adapter, base vs tuned."""
-        with self._stage("model", "preparing the bundled SmolLM2-135M-Instruct (once)"):
-            bundled_model_prepare()
-        base = generator_ensure_bundled()
+    def _generators(self, generator: str, judge: str) -> tuple[Generator, Generator]:
+        """The demo's base generator (the bundled model unless named) and its judge."""
+        if generator:
+            base = Generator.objects.filter(name=generator).first()
+            if base is None or base.backend != Generator.Backend.HF or base.adapter_path:
+                raise CommandError(
+                    f"--generator {generator}: no local (hf) generator without an adapter by that name; "
+                    "register one with `manage.py prepare_model`"
+                )
+        else:
+            with self._stage("model", "preparing the bundled SmolLM2-135M-Instruct (once)"):
+                bundled_model_prepare()
+            base = generator_ensure_bundled()
+        chosen = Generator.objects.filter(name=judge).first() if judge else base
+        if chosen is None:
+            raise CommandError(f"--judge {judge}: no generator by that name")
+        return base, chosen
+
+    def _explanation_stage(self, run: RecommenderRun, n_users: int, base: Generator) -> dict[str, Any]:
+        """Self-distillation on the base model: teacher run, LoRA adapter, base vs tuned."""
         template = prompt_templates_ensure_builtin()[0]  # xrec-default, the improved template
         training = (
             AdapterTraining.objects.filter(base_generator=base, status=AdapterTraining.Status.SUCCEEDED)
@@ -220,10 +247,9 @@ class Command(BaseCommand):
             "compare": compared,
         }
 
-    def _judge_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
-        """The automatic perspectives on base vs tuned, with the bundled model as judge and prober
-        (a 135M model is a weak judge: the point is the pipeline; reused if present)."""
-        judge = generator_ensure_bundled()
+    def _judge_stage(self, runs: list[GenerationRun], base_url: str, judge: Generator) -> dict[str, Any]:
+        """The automatic perspectives on base vs tuned, with ``judge`` as judge and prober (the
+        bundled 135M model by default, a weak judge: the point is the pipeline; reused if present)."""
         results: dict[str, Any] = {}
         for mode in (JudgeRun.Mode.PAIRWISE, JudgeRun.Mode.LIKERT):
             run = JudgeRun.objects.filter(judge=judge, mode=mode, generation_runs=runs[0]).first()
