@@ -190,7 +190,8 @@ def report_charts(report: dict[str, Any]) -> dict[str, Any]:
                 charts["judge_strengths"].append(
                     {"title": f"Judge #{judge['judge_run']}: Bradley-Terry strength", "chart": chart}
                 )
-        if heatmap := win_heatmap(judge["pairs"]):
+        # A judge with no usable verdict is named in words (``meta.empty``), not drawn as n/a.
+        if judge.get("usable", 1) and (heatmap := win_heatmap(judge["pairs"])):
             charts["judge_wins"].append(
                 {"title": f"Judge #{judge['judge_run']}: share of wins (row vs column)", "chart": heatmap}
             )

@@ -123,7 +123,10 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         )
     )
     judge_rows, bias_rows, strength_rows = [], [], []
+    # Sections with no usable answer are said in words on the page (``meta.empty``), not as rows of n/a.
     for judge in report["judge"]["pairwise"]:
+        if not judge.get("usable", 1):
+            continue
         for pair in judge["pairs"]:
             wtl = pair["win_tie_loss"]
             judge_rows.append(
@@ -140,6 +143,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             )
         if judge["position_bias"]:
             bias = judge["position_bias"]
+            leaning = judge.get("probability_bias")
             bias_rows.append(
                 [
                     f"#{judge['judge_run']} {judge['judge']}",
@@ -148,6 +152,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
                     estimate(bias["tie"]),
                     estimate(bias["unparsed"]),
                     estimate(bias["disagreement"]),
+                    _number(leaning["first_minus_second"]) if leaning else MISSING,
                 ]
             )
         if judge["bradley_terry"]:
@@ -168,13 +173,16 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         ),
         Table(
             "position_bias",
-            "Judge position bias: share of verdicts picking each slot, and how often the two orders disagreed.",
-            ["judge", "first slot", "second slot", "tie", "unparsed", "orders disagree"],
+            "Judge position bias: share of verdicts picking each slot, how often the two orders disagreed, "
+            "and the mean P(first slot) - P(second slot) of verdicts scored by likelihood.",
+            ["judge", "first slot", "second slot", "tie", "unparsed", "orders disagree", "P(first) - P(second)"],
             bias_rows,
         ),
     ]
     likert_rows = []
     for judge in report["judge"]["likert"]:
+        if not judge.get("usable", 1):
+            continue
         for row in judge["runs"]:
             for name, summary in row["criteria"].items():
                 likert_rows.append(
@@ -183,20 +191,24 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
                         row["run"],
                         name,
                         estimate(summary["mean"], 2),
+                        _number(row.get("expected", {}).get(name), 2),
                         f"{row['unparsed']}/{row['n']}",
                     ]
                 )
     tables.append(
         Table(
             "judge_likert",
-            "LLM judge scores on the annotators' rubric, mean with 95% interval, and unparsed answers.",
-            ["judge", "run", "criterion", "mean", "unparsed"],
+            "LLM judge scores on the annotators' rubric: mean of the chosen scores with 95% interval, mean "
+            "expected score (probability-weighted, answers scored by likelihood), and unparsed answers.",
+            ["judge", "run", "criterion", "mean", "expected", "unparsed"],
             likert_rows,
         )
     )
     labels = {r["generation_run"]: r["label"] for r in report["runs"]}
     attribute_rows = []
     for probe in report["attributes"]:
+        if not probe.get("usable", 1):
+            continue
         for variant, values in probe["variants"].items():
             attribute_rows.append(
                 [
@@ -217,6 +229,16 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             attribute_rows,
         )
     )
+    tables.append(
+        Table(
+            "decisiveness",
+            "How sure the judges and probers were: mean probability of the chosen option and mean entropy "
+            "(answers scored by likelihood), beside chance (1 / options) and the share of the most common answer.",
+            ["section", "answers", "options", "chance", "most common answer", "share", "mean top p", "mean entropy (bits)",
+             "max entropy"],
+            _decisiveness_rows(report, labels),
+        )
+    )  # fmt: skip
     tables.append(
         Table(
             "text",
@@ -293,6 +315,39 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         )
     )
     return tables
+
+
+def _decisiveness_rows(report: dict[str, Any], labels: dict[int, str]) -> list[list[str]]:
+    sections: list[tuple[str, dict[str, Any]]] = []
+    for judge in report["judge"]["pairwise"]:
+        sections.append((f"judge #{judge['judge_run']} {judge['judge']} pairwise", judge["decisiveness"]))
+    for judge in report["judge"]["likert"]:
+        for name, values in judge["decisiveness"].items():
+            sections.append((f"judge #{judge['judge_run']} {judge['judge']} {name}", values))
+    for probe in report["attributes"]:
+        run = labels.get(probe["generation_run"], str(probe["generation_run"]))
+        for variant, values in probe["variants"].items():
+            sections.append(
+                (
+                    f"probe #{probe['probe']} {probe['target']} on {run}, {variant.replace('_', ' ')}",
+                    values["decisiveness"],
+                )
+            )
+    return [
+        [
+            name,
+            str(d["n"]),
+            str(d["options"]),
+            _number(d["chance"]),
+            str(d["majority_answer"]) if d["majority_answer"] is not None else MISSING,
+            _number(d["majority_share"]),
+            _number(d["mean_top_probability"]),
+            _number(d["mean_entropy_bits"]),
+            _number(d["max_entropy_bits"]),
+        ]
+        for name, d in sections
+        if d["n"]
+    ]  # fmt: skip
 
 
 def _csv_cell(cell: str) -> str:

@@ -9,13 +9,20 @@ Sections (keys of ``study_report``): ``recommender``, ``runs`` (lineage), ``judg
 ``human``, ``attributes``, ``text``, ``meta``. Each number that estimates something carries
 an interval (``Interval.to_dict()``: estimate, low, high, n). Unparsed judge and probe answers
 are counted and shown, never dropped.
+
+Every judge run and probe also carries ``decisiveness``: how sure its answers were (the mean
+probability of the chosen option and the mean entropy, for answers scored by likelihood), beside
+the chance level (1 / number of options) and the share of its most common answer, so that a
+judge or prober that says the same thing every time, or spreads its probability evenly, is not
+read as a finding. ``meta.empty`` lists, in words, the sections with no usable answer.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -85,6 +92,26 @@ def run_lineage(run: GenerationRun) -> dict[str, Any]:
     }
 
 
+def _decisiveness(distributions: list[list[float]], answers: list[str], n_options: int) -> dict[str, Any]:
+    """Mean top probability and mean entropy (bits) of ``distributions`` (answers scored by
+    likelihood; None when there are none), the chance level ``1 / n_options`` and the most
+    common of ``answers`` (the parsed ones) with its share."""
+    top = [max(d) for d in distributions if d]
+    entropies = [-sum(p * math.log2(p) for p in d if p > 0) for d in distributions if d]
+    common = Counter(answers).most_common(1)
+    return {
+        "n": len(answers),
+        "scored": len(top),
+        "options": n_options,
+        "chance": 1 / n_options if n_options else None,
+        "mean_top_probability": sum(top) / len(top) if top else None,
+        "mean_entropy_bits": sum(entropies) / len(entropies) if entropies else None,
+        "max_entropy_bits": math.log2(n_options) if n_options else None,
+        "majority_answer": common[0][0] if common else None,
+        "majority_share": common[0][1] / len(answers) if common else None,
+    }
+
+
 def _pairwise_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str, Any]:
     """Both-order verdicts combined per (recommendation, pair): win/tie/loss per pair of
     runs, Bradley-Terry over all runs, and the judge's position bias."""
@@ -145,24 +172,46 @@ def _pairwise_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[st
         overall = only.to_dict()
     if overall is not None:
         overall.pop("outcomes")
+    scored = [
+        p
+        for p in JudgeVerdict.objects.filter(
+            judge_run=run, second__isnull=False, status=JudgeVerdict.Status.DONE, probabilities__isnull=False
+        ).values_list("probabilities", flat=True)
+        if p
+    ]
+    parsed = [winner for winner in verdict.values() if winner is not None]
     return {
         "judge_run": run.pk,
         "judge": run.judge.name,
+        "answer_mode": run.answer_mode,
+        "fallback": run.fallback,
         "pairs": pairs,
         "bradley_terry": strengths,
         "position_bias": overall,
+        # The bias in probability: a judge can lean to the first slot without flipping argmaxes.
+        "probability_bias": {
+            "first_minus_second": sum(p["first"] - p["second"] for p in scored) / len(scored),
+            "n": len(scored),
+        }
+        if scored
+        else None,
+        "decisiveness": _decisiveness([list(p.values()) for p in scored], parsed, 3),
+        "usable": len(parsed),
+        "total": len(verdict),
         "_outcomes": outcome_of,
     }
 
 
 def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str, Any]:
     scores: dict[tuple[int, str], list[int]] = defaultdict(list)
+    expected: dict[tuple[int, str], list[float]] = defaultdict(list)
+    distributions: dict[str, list[list[float]]] = defaultdict(list)
     per_explanation: dict[int, dict[str, int]] = {}
     unparsed: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
-    for explanation, run_id, parsed in JudgeVerdict.objects.filter(judge_run=run, second__isnull=True).values_list(
-        "first_id", "first__generation_run_id", "parsed"
-    ):
+    for explanation, run_id, parsed, probabilities in JudgeVerdict.objects.filter(
+        judge_run=run, second__isnull=True
+    ).values_list("first_id", "first__generation_run_id", "parsed", "probabilities"):
         total[run_id] += 1
         if not parsed:
             unparsed[run_id] += 1
@@ -170,6 +219,9 @@ def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str,
         per_explanation[explanation] = parsed["scores"]
         for name, value in parsed["scores"].items():
             scores[(run_id, name)].append(value)
+        for name, scored in (probabilities or {}).items():
+            expected[(run_id, name)].append(scored["expected"])
+            distributions[name].append(list(scored["distribution"].values()))
     criteria = [criterion["name"] for criterion in run.rubric]
     scales = {c["name"]: range(int(c.get("scale_min", 1)), int(c.get("scale_max", 10)) + 1) for c in run.rubric}
     table = []
@@ -185,11 +237,29 @@ def _likert_judge(run: JudgeRun, labels: dict[int, str], seed: int) -> dict[str,
                     ).to_dict()
                     for name in criteria
                 },
+                # G-Eval's probability-weighted score, beside the argmax mean above.
+                "expected": {
+                    name: sum(expected[(run_id, name)]) / len(expected[(run_id, name)])
+                    for name in criteria
+                    if expected[(run_id, name)]
+                },
             }
         )
     return {
         "judge_run": run.pk,
         "judge": run.judge.name,
+        "answer_mode": run.answer_mode,
+        "fallback": run.fallback,
+        "decisiveness": {
+            name: _decisiveness(
+                distributions[name],
+                [str(v) for run_id in total for v in scores[(run_id, name)]],
+                len(scales[name]),
+            )
+            for name in criteria
+        },
+        "usable": len(per_explanation),
+        "total": sum(total.values()),
         "criteria": criteria,
         "scales": {name: [points[0], points[-1]] for name, points in scales.items()},
         "runs": table,
@@ -331,10 +401,16 @@ def _human_pairwise(campaign: Campaign, labels: dict[int, str], seed: int, *, in
 
 
 def _probe(probe: AttributeProbe, seed: int) -> dict[str, Any]:
-    rows = list(ProbeAnswer.objects.filter(probe=probe).values_list("with_explanation", "correct", "answer", "truth"))
+    rows = list(
+        ProbeAnswer.objects.filter(probe=probe).values_list(
+            "with_explanation", "correct", "answer", "truth", "probabilities"
+        )
+    )
     variants = {}
     for flag, name in ((False, "history"), (True, "history_and_explanation")):
         mine = [row for row in rows if row[0] == flag]
+        answers = [row[2] for row in mine if row[2]]
+        n_options = len(probe.options) or len({row[2] for row in mine if row[2]})
         truths = [row[3] for row in mine]
         label, share = majority_baseline([labels[0] for labels in truths if labels])
         if probe.target == "age" and label is not None:
@@ -348,12 +424,17 @@ def _probe(probe: AttributeProbe, seed: int) -> dict[str, Any]:
             "majority_accuracy": share,
             "parse_failure_rate": sum(1 for row in mine if not row[2]) / len(mine) if mine else None,
             "n": len(mine),
+            "decisiveness": _decisiveness([list(row[4].values()) for row in mine if row[4]], answers, n_options),
         }
     return {
         "probe": probe.pk,
         "prober": probe.prober.name,
         "generation_run": probe.generation_run_id,
         "target": probe.target,
+        "answer_mode": probe.answer_mode,
+        "fallback": probe.fallback,
+        "usable": sum(1 for row in rows if row[2]),
+        "total": len(rows),
         "variants": variants,
     }
 
@@ -406,6 +487,8 @@ def study_report(
         for c in campaigns
     ]
     meta = _meta(pairwise_judges, likert_judges, human, text_metrics or {}, labels, seed)
+    attributes = [_probe(probe, seed) for probe in probes]
+    meta["empty"] = _empty_sections(pairwise_judges, likert_judges, attributes)
     for section in (*pairwise_judges, *likert_judges, *human):
         for key in [key for key in section if key.startswith("_")]:
             del section[key]
@@ -419,12 +502,32 @@ def study_report(
         "runs": [run_lineage(run) for run in runs],
         "judge": {"pairwise": pairwise_judges, "likert": likert_judges},
         "human": human,
-        "attributes": [_probe(probe, seed) for probe in probes],
+        "attributes": attributes,
         "text": {labels[run_id]: metrics for run_id, metrics in (text_metrics or {}).items() if run_id in labels},
         "meta": meta,
         "seed": seed,
         "include_flagged": include_flagged,
     }
+
+
+def _empty_sections(
+    pairwise_judges: list[dict[str, Any]], likert_judges: list[dict[str, Any]], attributes: list[dict[str, Any]]
+) -> list[str]:
+    """One sentence per judge run or probe none of whose answers could be used."""
+    sentences = []
+    for judge in (*pairwise_judges, *likert_judges):
+        if not judge["usable"]:
+            sentences.append(
+                f"Judge run #{judge['judge_run']} ({judge['judge']}): no usable verdict; "
+                f"all {judge['total']} answers were unparsed or failed."
+            )
+    for probe in attributes:
+        if not probe["usable"]:
+            sentences.append(
+                f"Probe #{probe['probe']} ({probe['target']}, {probe['prober']}): no usable answer; "
+                f"all {probe['total']} answers were unparsed or failed."
+            )
+    return sentences
 
 
 def _meta(

@@ -110,6 +110,8 @@ class JudgeRunDetailApi(APIView):
                 "id": run.pk,
                 "status": run.status,
                 "mode": run.mode,
+                "answer_mode": run.answer_mode,
+                "fallback": run.fallback,
                 "judge": run.judge_id,
                 "generation_runs": runs,
                 "held_out_recommendations": run.n_held_out,
@@ -127,7 +129,7 @@ class JudgeVerdictListApi(APIView):
             model = JudgeVerdict
             fields = [
                 "id", "recommendation", "first", "second", "first_generation_run", "second_generation_run",
-                "status", "output", "parsed", "parse_error", "error", "judged_at",
+                "status", "output", "parsed", "probabilities", "parse_error", "error", "judged_at",
             ]  # fmt: skip
 
     def get(self, request: Request, run_id: int) -> Response:

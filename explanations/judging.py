@@ -8,6 +8,11 @@ counted, never guessed at and never dropped.
 Pairwise prompts show two explanations as "Explanation 1" and "Explanation 2"; each pair is
 judged in both orders, so a verdict here is about slots (``first``/``second``/``tie``), and the
 caller maps slots back to explanations.
+
+Answered by likelihood, the same questions are closed: the options of the strict format are
+scored after its answer prefix (``Winner:`` then `` 1``, `` 2``, `` tie``; ``<criterion>:`` then
+each point of the scale, every criterion on its own, as G-Eval does), and the most likely option
+is the parsed answer, so every answer parses.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from explanations.llm import Messages
+from explanations.llm import Messages, OptionScores
 
 # The study's rubric: the original LLMXRec human evaluation's three criteria, plus faithfulness.
 # Campaigns show it to annotators and the Likert judge asks it in the same words.
@@ -168,6 +173,50 @@ def parse_likert(text: str, rubric: list[dict[str, Any]]) -> Parsed:
     if missing:
         return Parsed(error=f"missing {', '.join(missing)}")
     return Parsed(scores)
+
+
+PAIRWISE_PREFIX = "Winner:"
+PAIRWISE_OPTIONS = {" 1": "first", " 2": "second", " tie": "tie"}
+
+
+def likert_questions(rubric: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """(answer prefix, options) per criterion, in rubric order: ``"name:"`` and each point of
+    its scale, written as the strict format writes it (``" 7"``)."""
+    return [
+        (
+            f"{criterion['name']}:",
+            [
+                f" {point}"
+                for point in range(int(criterion.get("scale_min", 1)), int(criterion.get("scale_max", 10)) + 1)
+            ],
+        )
+        for criterion in rubric
+    ]
+
+
+def pairwise_from_scores(scores: OptionScores) -> tuple[dict[str, str], dict[str, float]]:
+    """``parsed`` (the most likely slot) and ``probabilities`` (slot → P) of a pairwise verdict
+    scored on ``PAIRWISE_OPTIONS``."""
+    probabilities = {PAIRWISE_OPTIONS[o]: p for o, p in zip(scores.options, scores.probabilities, strict=True)}
+    return {"winner": PAIRWISE_OPTIONS[scores.options[scores.best]]}, probabilities
+
+
+def likert_from_scores(
+    rubric: list[dict[str, Any]], scores: list[OptionScores]
+) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+    """``parsed`` (the most likely score per criterion) and ``probabilities`` (per criterion,
+    the distribution over its scale and the expected score, the probability-weighted mean that
+    G-Eval reports) from one ``OptionScores`` per criterion in rubric order."""
+    parsed: dict[str, int] = {}
+    probabilities: dict[str, Any] = {}
+    for criterion, score in zip(rubric, scores, strict=True):
+        points = [int(option) for option in score.options]
+        parsed[criterion["name"]] = points[score.best]
+        probabilities[criterion["name"]] = {
+            "distribution": {str(point): p for point, p in zip(points, score.probabilities, strict=True)},
+            "expected": sum(point * p for point, p in zip(points, score.probabilities, strict=True)),
+        }
+    return {"scores": parsed}, probabilities
 
 
 def combine_orders(first_order: str | None, second_order: str | None) -> str:

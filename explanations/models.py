@@ -250,6 +250,16 @@ class AdapterTraining(Job):
         self.save(update_fields=["status", "finished_at", "phase"])
 
 
+class AnswerMode(models.TextChoices):
+    """How a judge or probe gets a closed answer from its model."""
+
+    LIKELIHOOD = "likelihood", "Likelihood: score every option after the answer prefix"
+    TEXT = "text", "Text: generate an answer and parse it strictly"
+
+
+FALLBACK_FIELD_HELP = "Set when likelihood could not be used and answers were parsed as text instead, and why."
+
+
 class JudgeRun(Job):
     """An LLM judge over the explanations of two or more generation runs of one recommender run.
 
@@ -264,6 +274,8 @@ class JudgeRun(Job):
 
     judge = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="judge_runs")
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.PAIRWISE)
+    answer_mode = models.CharField(max_length=12, choices=AnswerMode.choices, default=AnswerMode.LIKELIHOOD)
+    fallback = models.CharField(max_length=200, blank=True, help_text=FALLBACK_FIELD_HELP)
     generation_runs = models.ManyToManyField(GenerationRun, related_name="judge_runs")
     rubric = models.JSONField(default=list, help_text="[{name, question, scale_min, scale_max, anchors}]")
     sample_size = models.PositiveIntegerField(default=0, help_text="Recommendations to judge; 0 = all.")
@@ -290,7 +302,10 @@ class JudgeVerdict(models.Model):
     """One judge call: an explanation (Likert), or two shown as 1 and 2 (pairwise).
 
     ``parsed`` is ``{"winner": "first"|"second"|"tie"}`` or ``{"scores": {...}}``, or null with
-    ``parse_error`` saying why the answer did not follow the format.
+    ``parse_error`` saying why the answer did not follow the format. Answered by likelihood,
+    ``parsed`` is the most likely option and ``probabilities`` the distribution it came from:
+    ``{"first": p, "second": p, "tie": p}`` (pairwise) or ``{criterion: {"distribution":
+    {score: p}, "expected": e}}`` (Likert); null for text answers.
     """
 
     class Status(models.TextChoices):
@@ -309,6 +324,7 @@ class JudgeVerdict(models.Model):
     prompt = models.JSONField(default=list, blank=True)
     output = models.TextField(blank=True)
     parsed = models.JSONField(null=True, blank=True)
+    probabilities = models.JSONField(null=True, blank=True)
     parse_error = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -341,7 +357,13 @@ class AttributeProbe(Job):
     target = models.CharField(
         max_length=100, help_text="age, gender, occupation, popularity, or item:<attribute> (e.g. item:genres)."
     )
-    options = models.JSONField(default=list, blank=True, help_text="The labels offered (categorical targets).")
+    options = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The labels offered (categorical targets; age bands' centres by likelihood).",
+    )
+    answer_mode = models.CharField(max_length=12, choices=AnswerMode.choices, default=AnswerMode.LIKELIHOOD)
+    fallback = models.CharField(max_length=200, blank=True, help_text=FALLBACK_FIELD_HELP)
     sample_size = models.PositiveIntegerField(default=0, help_text="Explanations to probe; 0 = all.")
     seed = models.IntegerField(default=0)
     chunk_size = models.PositiveSmallIntegerField(default=8)
@@ -376,6 +398,7 @@ class ProbeAnswer(models.Model):
     prompt = models.JSONField(default=list, blank=True)
     output = models.TextField(blank=True)
     answer = models.CharField(max_length=200, blank=True, help_text="The parsed label; empty if unparsed.")
+    probabilities = models.JSONField(null=True, blank=True, help_text="Label → probability, answered by likelihood.")
     parse_error = models.CharField(max_length=200, blank=True)
     correct = models.BooleanField(null=True, blank=True)
     error = models.TextField(blank=True)

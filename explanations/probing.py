@@ -9,6 +9,11 @@ difference says whether the explanation carries information about the target.
 The held-out value is never in the prompt: the profile is left out for user targets, and the
 attribute is removed from the recommended item's details for item targets. Answers are parsed
 strictly; an unparsed answer counts as wrong and is reported.
+
+By likelihood, every label is scored after ``Answer:`` and the most likely one is the answer.
+Age, an open number as text, becomes bands: ``age_bands`` picks centres 2 * AGE_TOLERANCE + 1
+years apart, so each true age is within the tolerance of exactly one centre and "correct" means
+the same as for a typed age.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ PROBE_SYSTEM = (
     "You infer facts about people and items from their viewing history. Always give your single "
     "best guess, even when unsure."
 )
+ANSWER_PREFIX = "Answer:"
 _NUMBER = re.compile(r"^(?:answer\s*:\s*)?(\d{1,3})\s*\.?$", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:answer\s*:\s*)?(.+?)\s*\.?$", re.IGNORECASE)
 
@@ -98,6 +104,16 @@ def parse_answer(text: str, target: str, options: list[str]) -> Parsed:
     if answer not in by_fold:
         return Parsed(error=f"not one of the options: {lines[0][:80]!r}")
     return Parsed(by_fold[answer])
+
+
+def age_bands(ages: list[int]) -> list[str]:
+    """Centres of bands of ``2 * AGE_TOLERANCE + 1`` years covering ``ages``, as labels: the
+    youngest age is at the first band's lower edge."""
+    if not ages:
+        return []
+    width = 2 * AGE_TOLERANCE + 1
+    low, high = min(ages), max(ages)
+    return [str(centre) for centre in range(low + AGE_TOLERANCE, high + AGE_TOLERANCE + 1, width)]
 
 
 def is_correct(target: str, answer: str | None, truth: list[str]) -> bool:

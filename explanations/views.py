@@ -265,6 +265,7 @@ def judge_run_create(request: HttpRequest) -> HttpResponse:
                 generation_runs=list(data["generation_runs"]),
                 rubric=data["rubric"],
                 mode=data["mode"],
+                answer_mode=data["answer_mode"],
                 sample_size=data["sample_size"],
                 seed=data["seed"],
                 chunk_size=data["chunk_size"],

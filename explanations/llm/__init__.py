@@ -14,7 +14,16 @@ from __future__ import annotations
 
 import threading
 
-from .base import Backend, BackendError, BackendSpec, Completion, DecodingParams, Messages
+from .base import (
+    Backend,
+    BackendError,
+    BackendSpec,
+    Completion,
+    DecodingParams,
+    Messages,
+    OptionScores,
+    ScoringUnavailable,
+)
 
 __all__ = [
     "Backend",
@@ -23,6 +32,8 @@ __all__ = [
     "Completion",
     "DecodingParams",
     "Messages",
+    "OptionScores",
+    "ScoringUnavailable",
     "load_backend",
     "unload_all",
 ]

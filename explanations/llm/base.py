@@ -6,6 +6,7 @@ loading a model stack; only the ``hf`` backend imports torch, and only when it i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +46,35 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class OptionScores:
+    """One prompt's closed question answered by likelihood.
+
+    ``logprobs[i]`` is the summed log-probability of ``options[i]``'s tokens right after the
+    prompt's generation prompt and the answer prefix; ``probabilities`` is the softmax over
+    ``logprobs``, so it sums to 1 over the options offered (it is a distribution over the
+    options, not over everything the model could have said).
+    """
+
+    options: tuple[str, ...]
+    logprobs: tuple[float, ...]
+    probabilities: tuple[float, ...]
+
+    @classmethod
+    def from_logprobs(cls, options: Sequence[str], logprobs: Sequence[float]) -> OptionScores:
+        if not options or len(options) != len(logprobs):
+            raise ValueError("one log-probability per option, and at least one option")
+        top = max(logprobs)
+        weights = [math.exp(value - top) for value in logprobs]
+        total = sum(weights)
+        return cls(tuple(options), tuple(float(v) for v in logprobs), tuple(w / total for w in weights))
+
+    @property
+    def best(self) -> int:
+        """The index of the most likely option (the first one on a tie)."""
+        return max(range(len(self.options)), key=lambda index: (self.probabilities[index], -index))
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     """Everything needed to build a backend; equal specs share one loaded backend per process."""
 
@@ -67,6 +97,11 @@ class BackendError(Exception):
     """
 
 
+class ScoringUnavailable(BackendError):
+    """The backend cannot score options: an OpenAI-compatible server that returns no
+    log-probabilities. Callers fall back to generating text and parsing it."""
+
+
 class Backend(Protocol):
     spec: BackendSpec
     # What the model actually runs in, for lineage: "float32 on cpu", "nf4 (bfloat16 compute) on cuda".
@@ -74,6 +109,18 @@ class Backend(Protocol):
 
     def generate(self, prompts: Sequence[Messages], params: DecodingParams) -> list[Completion]:
         """One completion per prompt, in the order of ``prompts``."""
+        ...
+
+    def score(
+        self, prompts: Sequence[Messages], prefixes: Sequence[str], options: Sequence[Sequence[str]]
+    ) -> list[OptionScores]:
+        """For each prompt, how likely each of its options is as the answer's continuation.
+
+        The answer is the chat template's generation prompt, then ``prefixes[i]`` (e.g.
+        ``"Winner:"``), then the option text exactly as given (so options usually start with a
+        space: ``" 1"``). One ``OptionScores`` per prompt, in order, options in the order given.
+        Raises ``ScoringUnavailable`` when this backend cannot score at all.
+        """
         ...
 
     def close(self) -> None:

@@ -18,6 +18,11 @@ one left-padded ``generate`` call. In full precision a prompt's answer does not 
 batch it is in. Quantised, it can: bitsandbytes multiplies in bf16/fp16 with one kernel for a
 single row and another for a batch, and the rounding difference can flip a greedy choice (seen on
 an H200 with nf4 and int8). Repeating a generation exactly means repeating its batches.
+
+``score`` answers closed questions by likelihood: per prompt, one forward pass over the chat
+prompt and answer prefix, whose KV cache is then shared by every option in one batched pass over
+the options' own tokens (skipped when every option is one token, whose log-probability the first
+pass already gives). Scores do not depend on the other prompts of a call.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages
+from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages, OptionScores
 from .precision import AUTO, QUANTIZATIONS, describe, resolve_quantization
 
 
@@ -158,6 +163,79 @@ class HFBackend:
             generated = sequences[:, batch["input_ids"].shape[1] :].tolist()
             return [self._completion(row, int(length)) for row, length in zip(generated, prompt_lengths, strict=True)]
 
+    def score(
+        self, prompts: Sequence[Messages], prefixes: Sequence[str], options: Sequence[Sequence[str]]
+    ) -> list[OptionScores]:
+        """Each option's summed token log-probability after the prompt and its prefix, and the
+        softmax over a prompt's options (see ``Backend.score``).
+
+        Options are tokenised together with the prompt and prefix, and an option's tokens are
+        those where the tokenisation of prompt + prefix + option departs from that of prompt +
+        prefix: when the option merges with the prefix's last characters into one token (BPE),
+        that token is the option's, scored after the tokens the two still share. Raises
+        ``BackendError`` for an option that adds no token, and ``ValueError`` for mismatched
+        arguments.
+        """
+        if not len(prompts) == len(prefixes) == len(options):
+            raise ValueError("one prefix and one list of options per prompt")
+        with self._lock:
+            if self.model is None:
+                raise BackendError(f"the backend for {self.path} is closed")
+            with torch.inference_mode():
+                return [
+                    self._score_one(messages, prefix, list(choices))
+                    for messages, prefix, choices in zip(prompts, prefixes, options, strict=True)
+                ]
+
+    def _ids(self, text: str) -> list[int]:
+        # The chat template already wrote any BOS token: adding special tokens would double it.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _score_one(self, messages: Messages, prefix: str, choices: list[str]) -> OptionScores:
+        if not choices:
+            raise ValueError("a question needs at least one option")
+        text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False) + prefix
+        base = self._ids(text)
+        fulls = [self._ids(text + choice) for choice in choices]
+        starts = [_common_length(base, full) for full in fulls]
+        for choice, full, start in zip(choices, fulls, starts, strict=True):
+            if start >= len(full):
+                raise BackendError(f"the option {choice!r} adds no token after {prefix!r}")
+        # Every option agrees with the prompt up to ``shared``: that part runs once.
+        shared = min(starts)
+        if shared == 0:
+            raise BackendError("an option changes the first token of the prompt")
+        head = self.model(input_ids=torch.tensor([base[:shared]], device=self.device), use_cache=True, logits_to_keep=1)
+        first = head.logits[0, -1].float().log_softmax(-1)
+        tails = [full[shared:] for full in fulls]
+        later = None
+        if max(len(tail) for tail in tails) > 1:
+            width = max(len(tail) for tail in tails)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=self.device)
+            # Right padding: a real token never attends to the padding after it, and positions
+            # continue from the cache, so each row is scored as if it were alone.
+            mask = torch.tensor(
+                [[1] * (shared + len(tail)) + [0] * (width - len(tail)) for tail in tails], device=self.device
+            )
+            cache = head.cache
+            cache.batch_repeat_interleave(len(tails))
+            later = (
+                self.model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=False)
+                .logits.float()
+                .log_softmax(-1)
+            )
+        logprobs = []
+        for row, (tail, start) in enumerate(zip(tails, starts, strict=True)):
+            total = 0.0
+            for offset, token in enumerate(tail):
+                if shared + offset < start:
+                    continue  # a prefix token re-split at the boundary: context, not the option
+                step = first if offset == 0 else later[row, offset - 1]  # type: ignore[index]
+                total += float(step[token])
+            logprobs.append(total)
+        return OptionScores.from_logprobs(choices, logprobs)
+
     def _decoding(self, params: DecodingParams) -> dict[str, Any]:
         # Every knob is set here, so the model's own generation defaults (top-k 50, repetition
         # penalties, a sampling temperature) never change what the recorded params mean.
@@ -198,6 +276,15 @@ class HFBackend:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
 
 
 def _model_dir(value: str) -> Path:

@@ -16,6 +16,17 @@ answers 429 or 5xx, waiting an exponential backoff with jitter between tries, or
 ``Retry-After`` when it sends one. Any other 4xx fails at once: retrying a bad key or a bad model
 name cannot help. ``spec.timeout_seconds`` bounds the connection and each wait for data (a socket
 timeout), not a whole answer that keeps arriving.
+
+``score`` asks for a short answer (``SCORE_MAX_TOKENS`` tokens, greedy) with ``logprobs: true``
+and ``top_logprobs: 20``, since a chat endpoint cannot be made to continue an answer prefix.
+It finds the token that follows the answer prefix in what came back (or the answer's first
+token, when the model left the prefix out) and scores each option by the best log-probability,
+among that position's top alternatives, of a token that starts the option (``"1"`` for ``" 1"``,
+``"t"`` or ``"tie"`` for ``" tie"``). An option no alternative starts gets a floor
+(``FLOOR_MARGIN`` below the least likely alternative listed). So only the first token of an
+option counts: options that share a first token (``"1"`` and ``"10"`` with many tokenizers)
+score the same. A server that sends no log-probabilities (some hosted models, older servers)
+raises ``ScoringUnavailable``, and the caller falls back to parsing the answer as text.
 """
 
 from __future__ import annotations
@@ -31,8 +42,9 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
-from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages
+from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages, OptionScores, ScoringUnavailable
 
 # Backoff before try n+1 is about BACKOFF_BASE_SECONDS * 2**(n-1), capped; tests shrink it.
 BACKOFF_BASE_SECONDS = 1.0
@@ -40,6 +52,9 @@ BACKOFF_CAP_SECONDS = 30.0
 # A server may ask for any wait; a worker should not sleep for hours on its word.
 RETRY_AFTER_CAP_SECONDS = 120.0
 EXCERPT_CHARS = 300
+SCORE_MAX_TOKENS = 8
+TOP_LOGPROBS = 20  # the most OpenAI's API allows
+FLOOR_MARGIN = 2.0  # nats below the least likely listed alternative, for options not listed
 
 
 class OpenAIBackend:
@@ -76,6 +91,65 @@ class OpenAIBackend:
 
     def close(self) -> None:
         pass
+
+    def score(
+        self, prompts: Sequence[Messages], prefixes: Sequence[str], options: Sequence[Sequence[str]]
+    ) -> list[OptionScores]:
+        """Each option scored by its first token among the top log-probabilities after the
+        answer prefix (module docstring). Raises ``ScoringUnavailable`` when the server sends
+        no log-probabilities, ``BackendError`` as ``generate`` does."""
+        if not len(prompts) == len(prefixes) == len(options):
+            raise ValueError("one prefix and one list of options per prompt")
+        if not prompts:
+            return []
+        workers = max(1, min(self.spec.concurrency, len(prompts)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrec-openai") as pool:
+            futures = [
+                pool.submit(self._score_one, messages, prefix, list(choices))
+                for messages, prefix, choices in zip(prompts, prefixes, options, strict=True)
+            ]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _score_one(self, messages: Messages, prefix: str, choices: list[str]) -> OptionScores:
+        if not choices:
+            raise ValueError("a question needs at least one option")
+        body = {
+            "model": self.spec.model,
+            "messages": list(messages),
+            "max_tokens": SCORE_MAX_TOKENS,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
+        }
+        payload = self._post(json.dumps(body).encode())
+        try:
+            content = json.loads(payload)["choices"][0].get("logprobs") or {}
+            positions = content.get("content") or []
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise BackendError(f"{self.url} gave an answer that is no chat completion: {_excerpt(payload)}") from exc
+        if not positions:
+            raise ScoringUnavailable(f"{self.url} returned no log-probabilities for {self.spec.model}")
+        try:
+            alternatives = _answer_position(positions, prefix)
+            seen = {str(entry["token"]): float(entry["logprob"]) for entry in alternatives}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendError(f"{self.url} sent log-probabilities in an unknown shape: {_excerpt(payload)}") from exc
+        if not seen:
+            raise ScoringUnavailable(f"{self.url} returned no top log-probabilities for {self.spec.model}")
+        floor = min(seen.values()) - FLOOR_MARGIN
+        logprobs = []
+        for choice in choices:
+            wanted = choice.strip().casefold()
+            matches = [
+                value for token, value in seen.items() if token.strip() and wanted.startswith(token.strip().casefold())
+            ]
+            logprobs.append(max(matches, default=floor))
+        return OptionScores.from_logprobs(choices, logprobs)
 
     def _complete(self, messages: Messages, params: DecodingParams) -> Completion:
         body = {
@@ -137,6 +211,30 @@ class OpenAIBackend:
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"{self.url} gave an answer that is no chat completion: {_excerpt(payload)}") from exc
+
+
+def _normal(text: str) -> str:
+    return "".join(text.split()).casefold()
+
+
+def _answer_position(positions: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """The top alternatives at the first non-blank token after ``prefix`` in the answer, or at
+    the answer's first non-blank token when the prefix is not in it."""
+    wanted, written = _normal(prefix), ""
+    start = 0
+    if wanted:
+        for index, position in enumerate(positions):
+            written += _normal(str(position["token"]))
+            if written.endswith(wanted):
+                start = index + 1
+                break
+    for position in positions[start:]:
+        if str(position["token"]).strip():
+            alternatives = position.get("top_logprobs") or [
+                {"token": position["token"], "logprob": position["logprob"]}
+            ]
+            return list(alternatives)
+    return []
 
 
 def endpoint_url(base_url: str) -> str:

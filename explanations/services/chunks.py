@@ -1,5 +1,6 @@
 """What the chunked LLM jobs (generation, judge runs, attribute probes) share: rows that fail
-together, the chunks that still have work, and the precision their model ran in."""
+together, the chunks that still have work, the precision their model ran in, and the fallback
+from likelihood to text answers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from typing import Any
 
 from django.db import models
 
-from explanations.llm import Backend, BackendError, Completion, DecodingParams, Messages, load_backend
+from explanations.llm import (
+    Backend,
+    BackendError,
+    Completion,
+    DecodingParams,
+    Messages,
+    OptionScores,
+    ScoringUnavailable,
+    load_backend,
+)
 from explanations.models import Generator
 from explanations.services.generators import GenerationError, generator_spec
 
@@ -76,3 +86,46 @@ def generate_or_fail(
         raise
     precision_record(job, backend)
     return completions
+
+
+TEXT_FALLBACK = "the server returned no log-probabilities; answers were parsed as text"
+
+
+def fallback_record(job: models.Model, note: str = TEXT_FALLBACK) -> None:
+    """Note on ``job`` (its ``fallback`` field) that some of its answers were parsed as text."""
+    type(job)._default_manager.filter(pk=job.pk, fallback="").update(fallback=note[:200])
+
+
+def score_or_fail(
+    job: models.Model,
+    model: type[models.Model],
+    rows: list[Any],
+    prompts: list[Messages],
+    generator: Generator,
+    *,
+    questions: list[tuple[Messages, str, list[str]]],
+    after_failure: Callable[[], None],
+) -> list[OptionScores] | None:
+    """Score ``questions`` ((prompt, answer prefix, options), any number per row) with
+    ``generator`` in one call, in order; the precision is recorded on ``job``.
+
+    Raises ``ScoringUnavailable`` and changes nothing when the backend cannot score, so the
+    caller can answer the same rows as text. Other failures are handled as in
+    ``generate_or_fail``: rows FAILED, ``after_failure`` run, None returned (re-raised when
+    unexpected).
+    """
+    try:
+        backend = load_backend(generator_spec(generator))
+        scores = backend.score([q[0] for q in questions], [q[1] for q in questions], [q[2] for q in questions])
+    except ScoringUnavailable:
+        raise
+    except (BackendError, GenerationError) as exc:
+        fail_pending(model, rows, prompts, str(exc))
+        after_failure()
+        return None
+    except Exception as exc:
+        fail_pending(model, rows, prompts, f"internal error: {exc!r}")
+        after_failure()
+        raise
+    precision_record(job, backend)
+    return scores

@@ -3,8 +3,14 @@
 Starting a run writes every JudgeVerdict row as PENDING (unique on run + shown explanations)
 with its chunk, and enqueues one task per chunk on the ``gpu`` queue. A chunk task judges its
 still-PENDING rows in one batched call and writes each row only while it is still PENDING, so
-a task delivered twice never judges a row twice. Answers are parsed strictly
-(``explanations.judging``); an unparsed answer is stored DONE with its ``parse_error``.
+a task delivered twice never judges a row twice.
+
+Answers come in the run's ``answer_mode``. ``likelihood`` (the default): the options of the
+strict format are scored after its answer prefix and the most likely one is stored as parsed,
+with the distribution in ``probabilities``; every answer parses. ``text``: answers are generated
+and parsed strictly (``explanations.judging``); an unparsed answer is stored DONE with its
+``parse_error``. A backend that cannot score (an OpenAI-compatible server without
+log-probabilities) answers that chunk as text, and the run's ``fallback`` says so.
 """
 
 from __future__ import annotations
@@ -18,13 +24,24 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from explanations.judging import likert_messages, pairwise_messages, parse_likert, parse_pairwise
-from explanations.llm import Messages
-from explanations.models import GenerationRun, Generator, JudgeRun, JudgeVerdict
+from explanations.judging import (
+    PAIRWISE_OPTIONS,
+    PAIRWISE_PREFIX,
+    likert_from_scores,
+    likert_messages,
+    likert_questions,
+    pairwise_answer,
+    pairwise_from_scores,
+    pairwise_messages,
+    parse_likert,
+    parse_pairwise,
+)
+from explanations.llm import Messages, ScoringUnavailable
+from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
 from explanations.services.adapters import trained_recommendations
-from explanations.services.chunks import generate_or_fail, pending_chunks
+from explanations.services.chunks import fallback_record, generate_or_fail, pending_chunks, score_or_fail
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 
@@ -46,6 +63,7 @@ def judge_run_start(
     generation_runs: Sequence[GenerationRun],
     rubric: list[dict[str, Any]],
     mode: str = JudgeRun.Mode.PAIRWISE,
+    answer_mode: str = AnswerMode.LIKELIHOOD,
     sample_size: int = 0,
     seed: int = 0,
     chunk_size: int = 8,
@@ -59,11 +77,15 @@ def judge_run_start(
     (``trained_recommendations``; counted in ``n_held_out``). Pairwise: for each pair of runs, two verdict rows per
     recommendation, one per order. Likert: one row per explanation. With ``enqueue=False`` the
     caller runs the chunks itself (``judge_chunk_run``). Raises GenerationError, storing
-    nothing, for runs over different recommender runs, too few runs, a bad rubric or a judge
-    that cannot load.
+    nothing, for runs over different recommender runs, too few runs, an unknown mode or answer
+    mode, a bad rubric or a judge that cannot load.
     """
     from explanations.tasks import judge_chunk_run_task
 
+    if mode not in JudgeRun.Mode.values:
+        raise GenerationError(f"unknown mode {mode!r}; choose {' or '.join(JudgeRun.Mode.values)}")
+    if answer_mode not in AnswerMode.values:
+        raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
     runs = sorted(generation_runs, key=lambda run: run.pk)
     if len({run.recommender_run_id for run in runs}) != 1:
         raise GenerationError("choose generation runs of one recommender run")
@@ -99,6 +121,7 @@ def judge_run_start(
             created_by=created_by,
             judge=judge,
             mode=mode,
+            answer_mode=answer_mode,
             rubric=rubric,
             sample_size=sample_size,
             seed=seed,
@@ -196,6 +219,64 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
             prompts.append(likert_messages(context, row.first.text, run.rubric))
         else:
             prompts.append(pairwise_messages(context, row.first.text, row.second.text, run.rubric))
+    if run.answer_mode == AnswerMode.LIKELIHOOD:
+        try:
+            _judge_by_likelihood(run, rows, prompts)
+            return
+        except ScoringUnavailable:
+            fallback_record(run)
+    _judge_by_text(run, rows, prompts)
+
+
+def _judge_by_likelihood(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[Messages]) -> None:
+    # Pairwise rows ask one question; Likert rows one per criterion, answered independently.
+    criteria = likert_questions(run.rubric)
+    questions: list[tuple[Messages, str, list[str]]] = []
+    for row, prompt in zip(rows, prompts, strict=True):
+        if row.second is None:
+            questions += [(prompt, prefix, options) for prefix, options in criteria]
+        else:
+            questions.append((prompt, PAIRWISE_PREFIX, list(PAIRWISE_OPTIONS)))
+    scores = score_or_fail(
+        run,
+        JudgeVerdict,
+        rows,
+        prompts,
+        run.judge,
+        questions=questions,
+        after_failure=lambda: _finish_if_done(run),
+    )
+    if scores is None:
+        return
+    now = timezone.now()
+    position = 0
+    with transaction.atomic():
+        for row, prompt in zip(rows, prompts, strict=True):
+            parsed: dict[str, Any]
+            if row.second is None:
+                parsed, probabilities = likert_from_scores(run.rubric, scores[position : position + len(criteria)])
+                position += len(criteria)
+                output = "\n".join(f"{name}: {value}" for name, value in parsed["scores"].items())
+            else:
+                parsed, probabilities = pairwise_from_scores(scores[position])
+                position += 1
+                output = pairwise_answer(parsed["winner"])
+            JudgeVerdict.objects.filter(pk=row.pk, status=JudgeVerdict.Status.PENDING).update(
+                status=JudgeVerdict.Status.DONE,
+                prompt=prompt,
+                output=output,
+                parsed=parsed,
+                probabilities=probabilities,
+                parse_error="",
+                error="",
+                completion_tokens=None,
+                attempts=row.attempts + 1,
+                judged_at=now,
+            )
+    _finish_if_done(run)
+
+
+def _judge_by_text(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[Messages]) -> None:
     completions = generate_or_fail(
         run,
         JudgeVerdict,
@@ -222,6 +303,7 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
                 prompt=prompt,
                 output=completion.text,
                 parsed=value,
+                probabilities=None,
                 parse_error=parsed.error[:200],
                 error="",
                 completion_tokens=completion.completion_tokens,

@@ -4,6 +4,11 @@ Starting a probe writes two PENDING ProbeAnswer rows per sampled explanation (hi
 history plus explanation), each with the true value, and enqueues one task per chunk on the
 ``gpu`` queue. A chunk task answers its still-PENDING rows in one batched call and writes each
 row only while it is still PENDING.
+
+Answers come in the probe's ``answer_mode``: by likelihood (the default) every label in
+``options`` (age: the bands of ``probing.age_bands``) is scored after ``Answer:``, the most
+likely is the answer and the distribution is stored; as text, answers are generated and parsed
+strictly. A backend that cannot score answers as text and the probe's ``fallback`` says so.
 """
 
 from __future__ import annotations
@@ -15,19 +20,21 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from explanations.llm import Messages
-from explanations.models import AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
+from explanations.llm import Messages, ScoringUnavailable
+from explanations.models import AnswerMode, AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
 from explanations.probing import (
+    ANSWER_PREFIX,
     ITEM_PREFIX,
     POPULARITY,
     POPULARITY_BUCKETS,
     USER_TARGETS,
+    age_bands,
     is_correct,
     parse_answer,
     probe_messages,
 )
 from explanations.prompts import history_for
-from explanations.services.chunks import generate_or_fail, pending_chunks
+from explanations.services.chunks import fallback_record, generate_or_fail, pending_chunks, score_or_fail
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 from recommendations.models import DatasetUser, Interaction, Item
@@ -55,9 +62,11 @@ def _popularity_buckets(dataset_id: int) -> dict[int, str]:
     }
 
 
-def _truths(run: GenerationRun, target: str, explanations: list[Explanation]) -> tuple[dict[int, list[str]], list[str]]:
+def _truths(
+    run: GenerationRun, target: str, explanations: list[Explanation], *, answer_mode: str
+) -> tuple[dict[int, list[str]], list[str]]:
     """explanation id → true labels (explanations without a value are left out), and the
-    options offered for a categorical target."""
+    options offered: a categorical target's labels, age bands by likelihood, none for a typed age."""
     dataset_id = run.recommender_run.dataset_id
     if target in USER_TARGETS:
         profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
@@ -75,7 +84,8 @@ def _truths(run: GenerationRun, target: str, explanations: list[Explanation]) ->
     else:
         raise GenerationError(f"unknown target {target!r}: age, gender, occupation, popularity or item:<attribute>")
     if target == "age":
-        options = []
+        ages = [int(label) for label in options if label.isdigit()]
+        options = age_bands(ages) if answer_mode == AnswerMode.LIKELIHOOD else []
     elif len(options) > MAX_OPTIONS:
         raise GenerationError(f"{target} has {len(options)} distinct values; a probe offers at most {MAX_OPTIONS}")
     return {pk: labels for pk, labels in truths.items() if labels}, options
@@ -91,16 +101,20 @@ def probe_start(
     seed: int = 0,
     chunk_size: int = 8,
     max_new_tokens: int = 16,
+    answer_mode: str = AnswerMode.LIKELIHOOD,
     enqueue: bool = True,
 ) -> AttributeProbe:
     """Create the probe and its PENDING answers; enqueue one task per chunk after commit.
 
     Explanations whose user or item lacks the target are left out. Raises GenerationError,
     storing nothing, for an unknown target, a target no sampled explanation has, a
-    categorical target with too many values, or a prober that cannot load.
+    categorical target with too many values, an unknown answer mode, or a prober that cannot
+    load.
     """
     from explanations.tasks import probe_chunk_run_task
 
+    if answer_mode not in AnswerMode.values:
+        raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
     if not 1 <= chunk_size <= 256 or not 1 <= max_new_tokens <= 200:
         raise GenerationError("chunk size must be 1 to 256 and max new tokens 1 to 200")
     generator_spec(prober)
@@ -111,7 +125,7 @@ def probe_start(
     )
     if sample_size and sample_size < len(explanations):
         explanations = sorted(random.Random(seed).sample(explanations, sample_size), key=lambda e: e.pk)  # noqa: S311
-    truths, options = _truths(generation_run, target, explanations)
+    truths, options = _truths(generation_run, target, explanations, answer_mode=answer_mode)
     if not truths:
         raise GenerationError(f"no sampled explanation's user or item has a value for {target}")
     rows = [(pk, flag, truths[pk]) for pk in sorted(truths) for flag in (False, True)]
@@ -122,6 +136,7 @@ def probe_start(
             generation_run=generation_run,
             target=target,
             options=options,
+            answer_mode=answer_mode,
             sample_size=sample_size,
             seed=seed,
             chunk_size=chunk_size,
@@ -211,6 +226,48 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
                 explanation=row.explanation.text if row.with_explanation else None,
             )
         )
+    if probe.answer_mode == AnswerMode.LIKELIHOOD:
+        try:
+            _answer_by_likelihood(probe, rows, prompts)
+            return
+        except ScoringUnavailable:
+            fallback_record(probe)
+    _answer_by_text(probe, rows, prompts)
+
+
+def _answer_by_likelihood(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: list[Messages]) -> None:
+    labels = [str(label) for label in probe.options]
+    scores = score_or_fail(
+        probe,
+        ProbeAnswer,
+        rows,
+        prompts,
+        probe.prober,
+        questions=[(prompt, ANSWER_PREFIX, [f" {label}" for label in labels]) for prompt in prompts],
+        after_failure=lambda: _finish_if_done(probe),
+    )
+    if scores is None:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        for row, prompt, score in zip(rows, prompts, scores, strict=True):
+            answer = labels[score.best]
+            ProbeAnswer.objects.filter(pk=row.pk, status=ProbeAnswer.Status.PENDING).update(
+                status=ProbeAnswer.Status.DONE,
+                prompt=prompt,
+                output=f"{ANSWER_PREFIX} {answer}",
+                answer=answer,
+                probabilities=dict(zip(labels, score.probabilities, strict=True)),
+                parse_error="",
+                correct=is_correct(probe.target, answer, row.truth),
+                error="",
+                attempts=row.attempts + 1,
+                answered_at=now,
+            )
+    _finish_if_done(probe)
+
+
+def _answer_by_text(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: list[Messages]) -> None:
     completions = generate_or_fail(
         probe,
         ProbeAnswer,
@@ -233,6 +290,7 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
                 prompt=prompt,
                 output=completion.text,
                 answer=answer or "",
+                probabilities=None,
                 parse_error=parsed.error[:200],
                 correct=is_correct(probe.target, answer, row.truth),
                 error="",

@@ -239,3 +239,60 @@ def test_researcher_reads_the_study_page_and_its_exports(researcher, annotator) 
     assert client_for(annotator).get(f"{reverse('annotation:study')}?{query}").status_code == 403
     bad = client.get(f"{reverse('annotation:study_export', args=['md'])}?recommender_run=999")
     assert bad.status_code == 400
+
+
+def test_judges_and_probes_report_how_sure_they_were_beside_chance_and_the_majority() -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    judged(runs)  # by likelihood: P = 0.98 on the slot the scripted judge writes
+    judged(runs, mode="likert", answer=lambda prompt: "reasonability: 8", name="likert-judge")
+    prober, _ = scripted_judge(lambda prompt: "Answer: Drama", name="scripted-prober")
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[1], target="item:genres", enqueue=False)
+    for chunk in range(-(-probe.n_total // probe.chunk_size)):
+        probe_chunk_run(probe_id=probe.pk, chunk=chunk)
+
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs)
+
+    pairwise = report["judge"]["pairwise"][0]
+    sure = pairwise["decisiveness"]
+    assert sure["chance"] == pytest.approx(1 / 3) and sure["scored"] == sure["n"] == 8
+    assert sure["mean_top_probability"] > 0.9 and sure["mean_entropy_bits"] < 0.5 < sure["max_entropy_bits"]
+    assert sure["majority_share"] == 0.5  # first and second slots equally often
+    assert pairwise["probability_bias"]["first_minus_second"] == pytest.approx(0.0, abs=1e-9)
+    likert = report["judge"]["likert"][0]
+    assert likert["decisiveness"]["reasonability"]["chance"] == 0.1
+    assert likert["decisiveness"]["faithfulness"]["mean_top_probability"] == pytest.approx(0.1)  # no preference
+    row = likert["runs"][0]
+    assert row["criteria"]["reasonability"]["mean"]["estimate"] == 8 and 7 < row["expected"]["reasonability"] < 8
+    history = report["attributes"][0]["variants"]["history"]["decisiveness"]
+    assert history["majority_answer"] == "Drama" and history["chance"] == pytest.approx(1 / 3)
+    assert report["meta"]["empty"] == []
+    names = {table.name: table for table in report_tables(report)}
+    assert len(names["decisiveness"].rows) == 1 + 4 + 2
+    assert names["judge_likert"].header[4] == "expected"
+
+
+def test_a_judge_with_no_usable_verdict_is_named_in_words_not_drawn(researcher) -> None:
+    from explanations.models import AnswerMode, JudgeRun
+    from explanations.services.judging import judge_run_start as start
+
+    runs = explained_runs(n_users=3, n_runs=2)
+    judge, _ = scripted_judge(lambda prompt: "I cannot decide.", name="mumbling-judge")
+    run = start(
+        created_by=None,
+        judge=judge,
+        generation_runs=runs,
+        rubric=default_rubric(),
+        answer_mode=AnswerMode.TEXT,
+        enqueue=False,
+    )
+    for chunk in range(-(-run.n_total // run.chunk_size)):
+        judge_chunk_run(run_id=run.pk, chunk=chunk)
+    assert JudgeRun.objects.get(pk=run.pk).status == JudgeRun.Status.SUCCEEDED
+
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    query = f"recommender_run={runs[0].recommender_run_id}&runs={runs[0].pk}&runs={runs[1].pk}"
+    html = client_for(researcher).get(f"{reverse('annotation:study')}?{query}").content.decode()
+
+    sentence = f"Judge run #{run.pk} (mumbling-judge): no usable verdict; all 6 answers were unparsed or failed."
+    assert report["meta"]["empty"] == [sentence]
+    assert sentence in html and 'id="table-judge_pairwise"' not in html and "share of wins" not in html

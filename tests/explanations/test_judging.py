@@ -1,19 +1,23 @@
-"""The LLM judge: strict parsing, both orders, unparsed answers counted, idempotent chunks.
+"""The LLM judge: likelihood or strict parsing, both orders, unparsed answers counted, idempotent chunks.
 
 The judge backend here is a real class implementing the backend interface whose answers the
 test scripts: it is put in the process's backend cache under the judge generator's spec,
 exactly where a worker would find a loaded model.
 """
 
+import json
+
 import pytest
 
 from explanations.judging import combine_orders, parse_likert, parse_pairwise
 from explanations.llm import BackendError
-from explanations.models import JudgeRun, JudgeVerdict
+from explanations.models import AnswerMode, JudgeRun, JudgeVerdict
 from explanations.services.generators import GenerationError
 from explanations.services.judging import judge_chunk_run, judge_run_retry_failed, judge_run_start
 from tests.annotation.factories import explained_runs
 from tests.explanations.scripted import scripted_judge
+
+BOTH_MODES = pytest.mark.parametrize("answer_mode", [AnswerMode.LIKELIHOOD, AnswerMode.TEXT])
 
 RUBRIC = [
     {"name": "reasonability", "question": "Is the explanation reasonable?", "scale_min": 1, "scale_max": 10},
@@ -102,12 +106,19 @@ def test_a_win_counts_only_when_both_orders_agree(a_first, b_first, outcome) -> 
 
 
 @pytest.mark.django_db
-def test_every_pair_is_judged_in_both_orders_and_a_consistent_judge_wins_every_pair() -> None:
+@BOTH_MODES
+def test_every_pair_is_judged_in_both_orders_and_a_consistent_judge_wins_every_pair(answer_mode) -> None:
     runs = explained_runs(n_users=5, n_runs=2)
     judge, backend = scripted_judge(prefers_version_1)
 
     run = judge_run_start(
-        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, chunk_size=3, enqueue=False
+        created_by=None,
+        judge=judge,
+        generation_runs=runs,
+        rubric=RUBRIC,
+        chunk_size=3,
+        answer_mode=answer_mode,
+        enqueue=False,
     )
     run_all(run)
 
@@ -120,11 +131,14 @@ def test_every_pair_is_judged_in_both_orders_and_a_consistent_judge_wins_every_p
 
 
 @pytest.mark.django_db
-def test_a_judge_that_always_picks_the_first_slot_produces_only_ties() -> None:
+@BOTH_MODES
+def test_a_judge_that_always_picks_the_first_slot_produces_only_ties(answer_mode) -> None:
     runs = explained_runs(n_users=4, n_runs=2)
     judge, _ = scripted_judge(lambda prompt: "Winner: 1")
 
-    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, answer_mode=answer_mode, enqueue=False
+    )
     run_all(run)
 
     assert outcomes(run) == ["tie"] * 4
@@ -136,7 +150,9 @@ def test_unparsed_answers_are_stored_counted_and_never_dropped() -> None:
     answers = iter(["Winner: 1", "Explanation 1, clearly.", "Winner: 2", "Winner: 1"] * 2)
     judge, _ = scripted_judge(lambda prompt: next(answers))
 
-    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, answer_mode=AnswerMode.TEXT, enqueue=False
+    )
     run_all(run)
 
     unparsed = JudgeVerdict.objects.filter(judge_run=run, status=JudgeVerdict.Status.DONE, parsed__isnull=True)
@@ -148,12 +164,19 @@ def test_unparsed_answers_are_stored_counted_and_never_dropped() -> None:
 
 
 @pytest.mark.django_db
-def test_likert_judge_scores_each_explanation_with_the_rubrics_wording() -> None:
+@BOTH_MODES
+def test_likert_judge_scores_each_explanation_with_the_rubrics_wording(answer_mode) -> None:
     runs = explained_runs(n_users=3, n_runs=2)
     judge, _ = scripted_judge(lambda prompt: "reasonability: 8\nfaithfulness: 6")
 
     run = judge_run_start(
-        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, mode=JudgeRun.Mode.LIKERT, enqueue=False
+        created_by=None,
+        judge=judge,
+        generation_runs=runs,
+        rubric=RUBRIC,
+        mode=JudgeRun.Mode.LIKERT,
+        answer_mode=answer_mode,
+        enqueue=False,
     )
     run_all(run)
 
@@ -166,11 +189,18 @@ def test_likert_judge_scores_each_explanation_with_the_rubrics_wording() -> None
 
 
 @pytest.mark.django_db
-def test_a_chunk_run_twice_judges_each_row_once() -> None:
+@BOTH_MODES
+def test_a_chunk_run_twice_judges_each_row_once(answer_mode) -> None:
     runs = explained_runs(n_users=3, n_runs=2)
     judge, backend = scripted_judge(prefers_version_1)
     run = judge_run_start(
-        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, chunk_size=2, enqueue=False
+        created_by=None,
+        judge=judge,
+        generation_runs=runs,
+        rubric=RUBRIC,
+        chunk_size=2,
+        answer_mode=answer_mode,
+        enqueue=False,
     )
 
     judge_chunk_run(run_id=run.pk, chunk=0)
@@ -182,7 +212,8 @@ def test_a_chunk_run_twice_judges_each_row_once() -> None:
 
 
 @pytest.mark.django_db
-def test_backend_failures_fail_the_rows_and_can_be_retried() -> None:
+@BOTH_MODES
+def test_backend_failures_fail_the_rows_and_can_be_retried(answer_mode) -> None:
     runs = explained_runs(n_users=2, n_runs=2)
     state = {"down": True}
 
@@ -192,7 +223,9 @@ def test_backend_failures_fail_the_rows_and_can_be_retried() -> None:
         return "Winner: tie"
 
     judge, _ = scripted_judge(answer)
-    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, answer_mode=answer_mode, enqueue=False
+    )
     run_all(run)
     assert set(JudgeVerdict.objects.filter(judge_run=run).values_list("status", flat=True)) == {"failed"}
     assert run.status == JudgeRun.Status.SUCCEEDED and "4 failed" in run.phase
@@ -201,6 +234,86 @@ def test_backend_failures_fail_the_rows_and_can_be_retried() -> None:
     run = judge_run_retry_failed(run=run)
     run_all(run)
     assert [v.parsed for v in JudgeVerdict.objects.filter(judge_run=run)] == [{"winner": "tie"}] * 4
+
+
+@pytest.mark.django_db
+def test_likelihood_verdicts_store_the_distribution_and_the_most_likely_slot() -> None:
+    runs = explained_runs(n_users=3, n_runs=2)
+    judge, _ = scripted_judge(prefers_version_1)
+
+    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(run)
+
+    assert run.answer_mode == AnswerMode.LIKELIHOOD and run.fallback == ""
+    assert "0 unparsed" in run.phase
+    for verdict in JudgeVerdict.objects.filter(judge_run=run):
+        probabilities: dict[str, float] = verdict.probabilities or {}
+        parsed: dict[str, str] = verdict.parsed or {}
+        assert set(probabilities) == {"first", "second", "tie"}
+        assert sum(probabilities.values()) == pytest.approx(1.0)
+        assert parsed["winner"] == max(probabilities, key=probabilities.__getitem__)
+        assert verdict.output == {"first": "Winner: 1", "second": "Winner: 2"}[parsed["winner"]]
+
+
+@pytest.mark.django_db
+def test_likelihood_likert_verdicts_store_each_criterions_distribution_and_expected_score() -> None:
+    runs = explained_runs(n_users=2, n_runs=2)
+    judge, _ = scripted_judge(lambda prompt: "reasonability: 8\nfaithfulness: 6")
+
+    run = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, mode=JudgeRun.Mode.LIKERT, enqueue=False
+    )
+    run_all(run)
+
+    verdict = JudgeVerdict.objects.filter(judge_run=run).first()
+    assert verdict is not None and verdict.probabilities is not None
+    reasonability = verdict.probabilities["reasonability"]
+    assert list(reasonability["distribution"]) == [str(point) for point in range(1, 11)]
+    assert sum(reasonability["distribution"].values()) == pytest.approx(1.0)
+    expected = sum(int(point) * p for point, p in reasonability["distribution"].items())
+    assert reasonability["expected"] == pytest.approx(expected) and 7 < expected < 8  # pulled towards the middle
+    assert verdict.parsed == {"scores": {"reasonability": 8, "faithfulness": 6}}
+
+
+@pytest.mark.django_db
+def test_a_server_without_log_probabilities_is_judged_as_text_and_the_run_says_so(researcher) -> None:
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    runs = explained_runs(n_users=3, n_runs=2)
+    judge, _ = scripted_judge(prefers_version_1, logprobs=False)
+
+    run = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(run)
+
+    assert run.answer_mode == AnswerMode.LIKELIHOOD and run.status == JudgeRun.Status.SUCCEEDED
+    assert run.fallback == "the server returned no log-probabilities; answers were parsed as text"
+    assert outcomes(run) == ["b"] * 3
+    assert not JudgeVerdict.objects.filter(judge_run=run, probabilities__isnull=False).exists()
+    page = client_for(researcher).get(reverse("explanations:judge_detail", args=[run.pk])).content.decode()
+    assert "answers were parsed as text" in page
+
+
+@pytest.mark.django_db
+def test_a_likelihood_judge_run_on_a_local_model_parses_every_verdict(tiny_model_dir) -> None:
+    from explanations.models import Generator
+
+    runs = explained_runs(n_users=2, n_runs=2)
+    judge = Generator.objects.create(name="tiny", backend=Generator.Backend.HF, model=str(tiny_model_dir))
+
+    pairwise = judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    likert = judge_run_start(
+        created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, mode=JudgeRun.Mode.LIKERT, enqueue=False
+    )
+    run_all(pairwise)
+    run_all(likert)
+
+    for run in (pairwise, likert):
+        verdicts = list(JudgeVerdict.objects.filter(judge_run=run))
+        assert run.status == JudgeRun.Status.SUCCEEDED and "0 unparsed, 0 failed" in run.phase
+        assert verdicts and all(v.parsed is not None and v.probabilities for v in verdicts)
+        assert run.precision and run.fallback == ""
 
 
 @pytest.mark.django_db
@@ -224,6 +337,8 @@ def test_bad_requests_store_nothing() -> None:
         judge_run_start(created_by=None, judge=judge, generation_runs=runs[:1], rubric=RUBRIC)
     with pytest.raises(GenerationError, match="rubric"):
         judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=[])
+    with pytest.raises(GenerationError, match="unknown answer mode 'guess'; choose likelihood or text"):
+        judge_run_start(created_by=None, judge=judge, generation_runs=runs, rubric=RUBRIC, answer_mode="guess")
     assert not JudgeRun.objects.exists() and not JudgeVerdict.objects.exists()
 
 
@@ -245,6 +360,7 @@ def test_admin_starts_a_judge_run_from_the_form_and_reads_escaped_verdicts(admin
         {
             "judge": judge.pk,
             "mode": "pairwise",
+            "answer_mode": "text",
             "generation_runs": [run.pk for run in runs],
             "sample_size": 0,
             "seed": 0,
@@ -263,6 +379,7 @@ def test_admin_starts_a_judge_run_from_the_form_and_reads_escaped_verdicts(admin
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert "4 judged (4 unparsed)" in page
     assert api["unparsed"] == 4 and api["total"] == 4 and api["mode"] == "pairwise"
+    assert api["answer_mode"] == "text" and run.answer_mode == "text"
 
 
 @pytest.mark.django_db
@@ -274,3 +391,31 @@ def test_only_admins_start_judge_runs(researcher, annotator) -> None:
     assert client_for(researcher).get(reverse("explanations:judge_create")).status_code == 403
     assert client_for(researcher).get(reverse("explanations:judge_list")).status_code == 200
     assert client_for(annotator).get(reverse("explanations:judge_list")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_form_refuses_an_unknown_answer_mode_and_starts_nothing(admin_user) -> None:
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    runs = explained_runs(n_users=2, n_runs=2)
+    judge, _ = scripted_judge(prefers_version_1)
+    form = {
+        "judge": judge.pk,
+        "mode": "pairwise",
+        "generation_runs": [run.pk for run in runs],
+        "sample_size": 0,
+        "seed": 0,
+        "chunk_size": 8,
+        "max_new_tokens": 20,
+        "rubric": json.dumps(RUBRIC),
+    }
+    client = client_for(admin_user)
+
+    refused = client.post(reverse("explanations:judge_create"), form | {"answer_mode": "guess"})
+    assert refused.status_code == 200 and "guess is not one of the available choices" in refused.content.decode()
+    assert not JudgeRun.objects.exists()
+
+    started = client.post(reverse("explanations:judge_create"), form)  # left out: likelihood
+    assert started.status_code == 302 and JudgeRun.objects.get().answer_mode == AnswerMode.LIKELIHOOD

@@ -224,3 +224,74 @@ def test_load_backend_refuses_an_unknown_kind():
 def test_importing_the_package_loads_no_torch():
     code = "import sys, explanations.llm; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+QUESTIONS = [
+    (PROMPTS[0], "Winner:", [" 1", " 2", " good bad"]),
+    (PROMPTS[1], "the", [" movie", " film", " old comedy and"]),
+    (PROMPTS[2], "rating:", [" 1", " 10", " 5 stars", " 7"]),
+]
+
+
+def reference_logprob(backend: HFBackend, messages: list[dict[str, str]], prefix: str, option: str) -> float:
+    """The option's log-probability the slow way: one plain forward pass per option token, no
+    cache, over the prompt up to that token (the option's tokens: where prompt + prefix + option
+    tokenises differently from prompt + prefix)."""
+    text = backend.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + prefix
+    base = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+    full = backend.tokenizer(text + option, add_special_tokens=False)["input_ids"]
+    start = next((i for i, (a, b) in enumerate(zip(base, full, strict=False)) if a != b), min(len(base), len(full)))
+    total = 0.0
+    with torch.no_grad():
+        for position in range(start, len(full)):
+            logits = backend.model(input_ids=torch.tensor([full[:position]])).logits[0, -1]
+            total += float(torch.log_softmax(logits.double(), -1)[full[position]])
+    return total
+
+
+def test_option_scores_are_a_distribution_equal_to_the_token_by_token_product(full):
+    prompts, prefixes, options = zip(*QUESTIONS, strict=True)
+
+    scores = full.score(prompts, prefixes, options)
+
+    for score, (messages, prefix, choices) in zip(scores, QUESTIONS, strict=True):
+        assert score.options == tuple(choices)
+        assert sum(score.probabilities) == pytest.approx(1.0, abs=1e-9)
+        reference = [reference_logprob(full, messages, prefix, choice) for choice in choices]
+        assert score.logprobs == pytest.approx(reference, abs=1e-4)
+        products = torch.tensor(reference).exp()
+        assert score.probabilities == pytest.approx((products / products.sum()).tolist(), abs=1e-5)
+
+
+def test_a_batch_of_questions_scores_as_each_question_alone(full):
+    prompts, prefixes, options = zip(*QUESTIONS, strict=True)
+
+    batch = full.score(prompts, prefixes, options)
+
+    alone = [full.score([p], [prefix], [choices])[0] for p, prefix, choices in QUESTIONS]
+    for together, single in zip(batch, alone, strict=True):
+        assert together.logprobs == pytest.approx(single.logprobs, abs=1e-5)
+
+
+def test_an_option_that_merges_with_the_end_of_the_prefix_is_scored_as_the_merged_token(full):
+    # The word-level tokenizer reads "the mov" as "the <unk>" but "the movie" as two words, just
+    # as BPE re-splits a prefix whose last characters merge with an option's first.
+    [split] = full.score([PROMPTS[0]], ["the mov"], [["ie", "ie and"]])
+    [whole] = full.score([PROMPTS[0]], ["the"], [[" movie", " movie and"]])
+
+    assert split.logprobs == pytest.approx(whole.logprobs, abs=1e-5)
+
+
+def test_the_most_likely_option_is_the_best(full):
+    [score] = full.score([PROMPTS[2]], ["rating:"], [[" 1", " 2", " 3", " 4"]])
+
+    assert score.options[score.best] == max(zip(score.probabilities, score.options, strict=True))[1]
+
+
+def test_scoring_refuses_empty_options_and_a_closed_backend(tiny_model):
+    backend = HFBackend(BackendSpec(kind="hf", model=str(tiny_model), quantization="none"))
+    with pytest.raises(BackendError, match="adds no token"):
+        backend.score([PROMPTS[0]], ["Winner:"], [[" 1", ""]])
+    backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        backend.score([PROMPTS[0]], ["Winner:"], [[" 1"]])

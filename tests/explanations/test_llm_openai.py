@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from explanations.llm import BackendError, BackendSpec, DecodingParams, load_backend, unload_all
+from explanations.llm import BackendError, BackendSpec, DecodingParams, ScoringUnavailable, load_backend, unload_all
 from explanations.llm import openai as openai_backend
 from explanations.llm.openai import OpenAIBackend, endpoint_url, retry_after_seconds
 
@@ -285,3 +285,63 @@ def test_load_backend_reuses_the_backend_for_the_same_spec(server):
         assert load_backend(BackendSpec(kind="openai", model="other", base_url=server.url)) is not backend
     finally:
         unload_all()
+
+
+def with_logprobs(*positions: tuple[str, dict[str, float]]) -> dict[str, Any]:
+    """A completion whose tokens and top alternatives are ``positions`` (token, {alternative: logprob})."""
+    return {
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "".join(token for token, _ in positions)},
+                "finish_reason": "length",
+                "logprobs": {
+                    "content": [
+                        {
+                            "token": token,
+                            "logprob": top.get(token, -1.0),
+                            "top_logprobs": [{"token": t, "logprob": v} for t, v in top.items()],
+                        }
+                        for token, top in positions
+                    ]
+                },
+            }
+        ]
+    }
+
+
+def test_options_are_scored_by_the_alternatives_after_the_answer_prefix(server):
+    server.script = [
+        Reply(
+            body=with_logprobs(
+                ("Winner", {"Winner": -0.1}),
+                (":", {":": -0.01}),
+                (" ", {" ": -0.2}),
+                ("2", {"2": -0.3, "1": -1.5, "t": -3.0, "Tie": -4.0}),
+            )
+        )
+    ]
+    backend = backend_for(server)
+
+    [score] = backend.score([PROMPT], ["Winner:"], [[" 1", " 2", " tie"]])
+
+    [(_, _, body)] = server.requests
+    assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["temperature"] == 0
+    assert score.logprobs == (-1.5, -0.3, -3.0)  # "t" and "Tie" both start "tie": the better counts
+    assert sum(score.probabilities) == pytest.approx(1.0)
+    assert score.options[score.best] == " 2"
+
+
+def test_an_answer_without_the_prefix_is_scored_at_its_first_token_and_absent_options_get_a_floor(server):
+    server.script = [Reply(body=with_logprobs(("F", {"F": -0.2, "female": -2.0})))]
+
+    [score] = backend_for(server).score([PROMPT], ["Answer:"], [[" F", " M"]])
+
+    assert score.logprobs == (-0.2, -2.0 - openai_backend.FLOOR_MARGIN)
+
+
+def test_a_server_without_logprobs_cannot_score(server):
+    backend = backend_for(server)  # the default reply is a completion with no logprobs
+
+    with pytest.raises(ScoringUnavailable, match="no log-probabilities"):
+        backend.score([PROMPT], ["Winner:"], [[" 1", " 2"]])
+    assert issubclass(ScoringUnavailable, BackendError)

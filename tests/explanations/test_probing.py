@@ -1,12 +1,13 @@
 """Attribute probes: the held-out value never in the prompt, strict answers, unparsed = wrong."""
 
+import itertools
 import re
 
 import pytest
 from django.urls import reverse
 
-from explanations.models import AttributeProbe, ProbeAnswer
-from explanations.probing import is_correct, parse_answer, probe_messages
+from explanations.models import AnswerMode, AttributeProbe, Generator, ProbeAnswer
+from explanations.probing import age_bands, is_correct, parse_answer, probe_messages
 from explanations.services.generators import GenerationError
 from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
 from recommendations.models import Item
@@ -92,7 +93,13 @@ def test_an_age_probe_asks_twice_per_explanation_without_the_profile_and_scores_
     prober, backend = scripted_judge(lambda prompt: "Answer: 24", name="scripted-prober")
 
     probe = probe_start(
-        created_by=None, prober=prober, generation_run=runs[0], target="age", chunk_size=5, enqueue=False
+        created_by=None,
+        prober=prober,
+        generation_run=runs[0],
+        target="age",
+        chunk_size=5,
+        answer_mode=AnswerMode.TEXT,
+        enqueue=False,
     )
     run_all(probe)
 
@@ -115,7 +122,14 @@ def test_unparsed_answers_count_as_wrong_and_are_reported() -> None:
     runs = explained_runs(n_users=4, n_runs=1)
     prober, _ = scripted_judge(lambda prompt: "I would say the person likes comedies.", name="scripted-prober")
 
-    probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="item:genres", enqueue=False)
+    probe = probe_start(
+        created_by=None,
+        prober=prober,
+        generation_run=runs[0],
+        target="item:genres",
+        answer_mode=AnswerMode.TEXT,
+        enqueue=False,
+    )
     run_all(probe)
 
     answers = ProbeAnswer.objects.filter(probe=probe)
@@ -165,3 +179,83 @@ def test_admins_start_a_probe_from_the_page_and_researchers_read_it(admin_user, 
     assert f"#{probe.pk}" in listing and "age" in listing
     progress = reader.get(started["Location"], headers={"HX-Request": "true", "HX-Target": "progress"})
     assert progress.status_code == 286  # finished: htmx stops polling
+
+
+def test_age_bands_put_every_age_within_the_tolerance_of_exactly_one_centre() -> None:
+    ages = list(range(7, 74))
+    centres = [int(c) for c in age_bands(ages)]
+
+    assert centres[0] == 12 and all(b - a == 11 for a, b in itertools.pairwise(centres))
+    assert all(sum(is_correct("age", str(c), [str(age)]) for c in centres) == 1 for age in ages)
+
+
+@pytest.mark.django_db
+def test_a_likelihood_probe_answers_the_most_likely_label_and_stores_the_distribution() -> None:
+    runs = explained_runs(n_users=4, n_runs=1)
+    prober, _ = scripted_judge(lambda prompt: "Answer: Drama", name="scripted-prober")
+
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="item:genres", enqueue=False)
+    run_all(probe)
+
+    answers = list(ProbeAnswer.objects.filter(probe=probe))
+    assert probe.answer_mode == AnswerMode.LIKELIHOOD and "0 unparsed" in probe.phase
+    for answer in answers:
+        assert answer.answer == "Drama" and answer.output == "Answer: Drama" and not answer.parse_error
+        assert answer.probabilities is not None and list(answer.probabilities) == ["Comedy", "Drama", "Horror"]
+        assert sum(answer.probabilities.values()) == pytest.approx(1.0)
+        assert answer.correct == ("Drama" in answer.truth)
+
+
+@pytest.mark.django_db
+def test_a_likelihood_age_probe_offers_bands_and_scores_within_five_years() -> None:
+    runs = explained_runs(n_users=8, n_runs=1)  # aged 20 to 27: one band, centred on 25
+    prober, _ = scripted_judge(lambda prompt: "Answer: 25", name="scripted-prober")
+
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="age", enqueue=False)
+    run_all(probe)
+
+    assert probe.options == ["25"]
+    assert set(ProbeAnswer.objects.filter(probe=probe).values_list("answer", "correct")) == {("25", True)}
+
+
+@pytest.mark.django_db
+def test_a_probe_on_a_server_without_log_probabilities_is_answered_as_text_and_says_so(researcher) -> None:
+    runs = explained_runs(n_users=3, n_runs=1)
+    prober, _ = scripted_judge(lambda prompt: "Answer: Comedy", name="scripted-prober", logprobs=False)
+
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="item:genres", enqueue=False)
+    run_all(probe)
+
+    assert probe.fallback == "the server returned no log-probabilities; answers were parsed as text"
+    assert set(ProbeAnswer.objects.filter(probe=probe).values_list("answer", "probabilities")) == {("Comedy", None)}
+    page = client_for(researcher).get(reverse("explanations:probe_detail", args=[probe.pk])).content.decode()
+    assert "answers were parsed as text" in page
+
+
+@pytest.mark.django_db
+def test_a_likelihood_probe_on_a_local_model_parses_every_answer(tiny_model_dir) -> None:
+    runs = explained_runs(n_users=3, n_runs=1)
+    prober = Generator.objects.create(name="tiny", backend=Generator.Backend.HF, model=str(tiny_model_dir))
+
+    for target in ("item:genres", "age", "popularity"):
+        probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target=target, enqueue=False)
+        run_all(probe)
+
+        answers = list(ProbeAnswer.objects.filter(probe=probe))
+        assert probe.status == AttributeProbe.Status.SUCCEEDED and "0 unparsed, 0 failed" in probe.phase
+        assert answers and all(a.answer in probe.options and a.probabilities for a in answers)
+
+
+@pytest.mark.django_db
+def test_the_probe_form_refuses_an_unknown_answer_mode(admin_user) -> None:
+    runs = explained_runs(n_users=3, n_runs=1)
+    prober, _ = scripted_judge(lambda prompt: "Answer: 24", name="scripted-prober")
+    form = {"prober": prober.pk, "generation_run": runs[0].pk, "target": "age", "sample_size": 0, "seed": 0}
+    form |= {"chunk_size": 8, "max_new_tokens": 16}
+    admin = client_for(admin_user)
+
+    refused = admin.post(reverse("explanations:probe_create"), form | {"answer_mode": "vibes"})
+    assert refused.status_code == 200 and "vibes is not one of the available choices" in refused.content.decode()
+    assert not AttributeProbe.objects.exists()
+    admin.post(reverse("explanations:probe_create"), form | {"answer_mode": "text"})
+    assert AttributeProbe.objects.get().answer_mode == AnswerMode.TEXT
