@@ -9,7 +9,7 @@ FALLBACK_HELP = "Set when likelihood could not be used and answers were parsed a
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("explanations", "0007_precision_auto_and_word_limit"),
+        ("explanations", "0008_generation_sample_random"),
     ]
 
     # Runs and probes that exist already were answered as text: they get "text", and only new
