@@ -32,9 +32,12 @@ AGE_TOLERANCE = 5
 POPULARITY_BUCKETS = 5
 
 PROBE_SYSTEM = (
-    "You infer facts about people and items from their viewing history. Always give your single "
-    "best guess, even when unsure."
+    "You infer facts about people and items from what they {verb}. Always give your single best "
+    "guess, even when unsure."
 )
+# What a probe calls the dataset's items and what people did with them, when the caller does not
+# say (the prompts' own DOMAIN_NOUNS give these per dataset domain).
+DEFAULT_DOMAIN = ("item", "items", "chose")
 ANSWER_PREFIX = "Answer:"
 _NUMBER = re.compile(r"^(?:answer\s*:\s*)?(\d{1,3})\s*\.?$", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:answer\s*:\s*)?(.+?)\s*\.?$", re.IGNORECASE)
@@ -65,11 +68,15 @@ def probe_messages(
     item_attributes: dict[str, Any],
     options: list[str],
     explanation: str | None,
+    domain: tuple[str, str, str] = DEFAULT_DOMAIN,
 ) -> Messages:
     """The probe prompt: history (titles, details, ratings), the recommended item without the
-    held-out attribute, optionally the explanation, then the question."""
+    held-out attribute, optionally the explanation, then the question. ``domain`` is the
+    dataset's (noun, plural, verb in the past), so a game or news dataset is not asked about
+    "movies watched"."""
+    _, plural, verb = domain
     hidden = target.removeprefix(ITEM_PREFIX) if target.startswith(ITEM_PREFIX) else None
-    lines = ["What this person watched and rated most recently:"]
+    lines = [f"The {plural} this person {verb} most recently:"]
     for entry in history:
         details = attributes_text(entry["attributes"])
         rating = f": rated {entry['rating']}" if entry.get("rating") else ""
@@ -81,7 +88,10 @@ def probe_messages(
         lines.append(f"Explanation given to the person:\n{explanation.strip()}")
     lines.append("")
     lines.append(question(target, options))
-    return [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+    return [
+        {"role": "system", "content": PROBE_SYSTEM.format(verb=verb)},
+        {"role": "user", "content": "\n".join(lines)},
+    ]
 
 
 def parse_answer(text: str, target: str, options: list[str]) -> Parsed:

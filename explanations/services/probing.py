@@ -24,6 +24,7 @@ from explanations.llm import Messages, ScoringUnavailable
 from explanations.models import AnswerMode, AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
 from explanations.probing import (
     ANSWER_PREFIX,
+    DEFAULT_DOMAIN,
     ITEM_PREFIX,
     POPULARITY,
     POPULARITY_BUCKETS,
@@ -33,7 +34,7 @@ from explanations.probing import (
     parse_answer,
     probe_messages,
 )
-from explanations.prompts import history_for
+from explanations.prompts import DOMAIN_NOUNS, history_for
 from explanations.services.chunks import fallback_record, generate_or_fail, pending_chunks, score_or_fail
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
@@ -47,10 +48,16 @@ def _labels(value: Any) -> list[str]:
     return [str(v).strip() for v in values if v is not None and str(v).strip()]
 
 
-def _popularity_buckets(dataset_id: int) -> dict[int, str]:
-    """Item id → popularity bucket 1..5: the share of the catalogue with fewer interactions,
-    in fifths (items with equal counts share a bucket)."""
-    counts = dict(Item.objects.filter(dataset_id=dataset_id).annotate(n=Count("interactions")).values_list("pk", "n"))
+def _popularity_buckets(dataset_id: int, split_id: int | None) -> dict[int, str]:
+    """Item id → popularity bucket 1..5: the share of the catalogue with fewer train-side
+    interactions, in fifths (items with equal counts share a bucket). Only the split's train
+    side counts: the held-out interactions are what the recommender is judged on, and a
+    popularity that included them would leak the test set into the probe's truth."""
+    train = Interaction.objects.filter(dataset_id=dataset_id)
+    if split_id is not None:
+        train = train.outside_test_of(split_id)
+    counts = dict.fromkeys(Item.objects.filter(dataset_id=dataset_id).values_list("pk", flat=True), 0)
+    counts |= dict(train.values("item_id").annotate(n=Count("id")).values_list("item_id", "n"))
     ordered = sorted(counts.values())
     total = len(ordered)
     below: dict[int, int] = {}
@@ -73,7 +80,7 @@ def _truths(
         truths = {e.pk: _labels(profiles.get(e.recommendation.user_id, {}).get(target)) for e in explanations}
         options = sorted({label for profile in profiles.values() for label in _labels(profile.get(target))})
     elif target == POPULARITY:
-        buckets = _popularity_buckets(dataset_id)
+        buckets = _popularity_buckets(dataset_id, run.recommender_run.split_id)
         truths = {e.pk: [buckets[e.recommendation.item_id]] for e in explanations}
         options = [str(bucket) for bucket in range(1, POPULARITY_BUCKETS + 1)]
     elif target.startswith(ITEM_PREFIX):
@@ -115,6 +122,13 @@ def probe_start(
 
     if answer_mode not in AnswerMode.values:
         raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
+    if target in USER_TARGETS and generation_run.include_profile:
+        # The explanation was written from a prompt that stated the age, gender and occupation:
+        # "with the explanation" would measure copying, not what the text reveals.
+        raise GenerationError(
+            f"generation run #{generation_run.pk} showed the user's profile to the model, so its explanations "
+            f"can copy the {target}: probe a run made without the profile"
+        )
     if not 1 <= chunk_size <= 256 or not 1 <= max_new_tokens <= 200:
         raise GenerationError("chunk size must be 1 to 256 and max new tokens 1 to 200")
     generator_spec(prober)
@@ -185,7 +199,9 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
     chunk's rows FAILED; anything unexpected is recorded the same way and re-raised.
     """
     probe = (
-        AttributeProbe.objects.select_related("prober", "generation_run__recommender_run__split")
+        AttributeProbe.objects.select_related(
+            "prober", "generation_run__recommender_run__split", "generation_run__recommender_run__dataset"
+        )
         .filter(pk=probe_id)
         .first()
     )
@@ -202,6 +218,7 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
     run = probe.generation_run
     split = run.recommender_run.split
     assert split is not None
+    domain = DOMAIN_NOUNS.get(run.recommender_run.dataset.domain, DEFAULT_DOMAIN)
     histories: dict[int, list[Interaction]] = {}
     prompts: list[Messages] = []
     for row in rows:
@@ -224,6 +241,7 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
                 item_attributes=recommendation.item.attributes,
                 options=probe.options,
                 explanation=row.explanation.text if row.with_explanation else None,
+                domain=domain,
             )
         )
     if probe.answer_mode == AnswerMode.LIKELIHOOD:

@@ -13,7 +13,12 @@ from tests.explanations.factories import template, trained_run
 
 
 def explained_runs(
-    *, n_users: int = 8, depth: int = 1, n_runs: int = 2, run: RecommenderRun | None = None
+    *,
+    n_users: int = 8,
+    depth: int = 1,
+    n_runs: int = 2,
+    run: RecommenderRun | None = None,
+    include_profile: bool = True,
 ) -> list[GenerationRun]:
     """``n_runs`` succeeded generation runs over one SVD run, each explaining the top
     ``depth`` items of every user; each text names the user's most recent train title."""
@@ -29,6 +34,7 @@ def explained_runs(
             generator=generator,
             template=prompt,
             depth=depth,
+            include_profile=include_profile,
             status=GenerationRun.Status.SUCCEEDED,
             finished_at=timezone.now(),
         )

@@ -55,7 +55,7 @@ def rated(runs, annotators: int = 3) -> Campaign:
 
 
 def test_the_report_joins_judge_humans_probes_and_text_with_intervals() -> None:
-    runs = explained_runs(n_users=6, n_runs=2)
+    runs = explained_runs(n_users=6, n_runs=2, include_profile=False)  # the probe asks the age
     judged(runs)
     rated(runs)
     prober, _ = scripted_judge(lambda prompt: "Answer: 25", name="scripted-prober")

@@ -2,6 +2,7 @@
 
 import itertools
 import re
+from collections import Counter
 
 import pytest
 from django.urls import reverse
@@ -10,7 +11,7 @@ from explanations.models import AnswerMode, AttributeProbe, Generator, ProbeAnsw
 from explanations.probing import age_bands, is_correct, parse_answer, probe_messages
 from explanations.services.generators import GenerationError
 from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
-from recommendations.models import Item
+from recommendations.models import Dataset, Interaction, Item
 from tests.annotation.factories import explained_runs
 from tests.conftest import client_for
 from tests.explanations.scripted import scripted_judge
@@ -76,10 +77,17 @@ def test_popularity_buckets_are_fifths_of_the_catalogue_by_interaction_count() -
     runs = explained_runs(n_users=6, n_runs=1)
     dataset_id = runs[0].recommender_run.dataset_id
 
-    buckets = _popularity_buckets(dataset_id)
+    split_id = runs[0].recommender_run.split_id
 
-    items = list(Item.objects.filter(dataset_id=dataset_id).most_interacted())
-    counts = {item.pk: item.n_interactions for item in items}  # type: ignore[attr-defined]
+    buckets = _popularity_buckets(dataset_id, split_id)
+
+    # Train-side interactions only: the held-out ones are what the recommender is judged on.
+    train = Interaction.objects.filter(dataset_id=dataset_id).outside_test_of(split_id)  # type: ignore[arg-type]
+    counts = dict.fromkeys(Item.objects.filter(dataset_id=dataset_id).values_list("pk", flat=True), 0)
+    for item_id in train.values_list("item_id", flat=True):
+        counts[item_id] += 1
+    everything = Counter(Interaction.objects.filter(dataset_id=dataset_id).values_list("item_id", flat=True))
+    assert any(counts[pk] != everything[pk] for pk in counts)  # the split matters here
     least, most = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
     assert buckets[least] == "1" and buckets[most] == "5"
     assert all(
@@ -89,7 +97,8 @@ def test_popularity_buckets_are_fifths_of_the_catalogue_by_interaction_count() -
 
 @pytest.mark.django_db
 def test_an_age_probe_asks_twice_per_explanation_without_the_profile_and_scores_within_five_years() -> None:
-    runs = explained_runs(n_users=8, n_runs=1)  # factory users are aged 20 + their index
+    # Factory users are aged 20 + their index; the run's prompts did not show the profile.
+    runs = explained_runs(n_users=8, n_runs=1, include_profile=False)
     prober, backend = scripted_judge(lambda prompt: "Answer: 24", name="scripted-prober")
 
     probe = probe_start(
@@ -143,7 +152,7 @@ def test_unparsed_answers_count_as_wrong_and_are_reported() -> None:
 
 @pytest.mark.django_db
 def test_unknown_targets_and_targets_nobody_has_are_refused() -> None:
-    runs = explained_runs(n_users=3, n_runs=1)
+    runs = explained_runs(n_users=3, n_runs=1, include_profile=False)
     prober, _ = scripted_judge(lambda prompt: "Answer: 1", name="scripted-prober")
 
     with pytest.raises(GenerationError, match="unknown target"):
@@ -155,7 +164,7 @@ def test_unknown_targets_and_targets_nobody_has_are_refused() -> None:
 
 @pytest.mark.django_db
 def test_admins_start_a_probe_from_the_page_and_researchers_read_it(admin_user, researcher) -> None:
-    runs = explained_runs(n_users=8, n_runs=1)
+    runs = explained_runs(n_users=8, n_runs=1, include_profile=False)
     prober, _ = scripted_judge(lambda prompt: "Answer: 24", name="<b>scripted-prober</b>")
     form = {"prober": prober.pk, "generation_run": runs[0].pk, "sample_size": 0, "seed": 0, "max_new_tokens": 16}
     admin, reader = client_for(admin_user), client_for(researcher)
@@ -208,7 +217,7 @@ def test_a_likelihood_probe_answers_the_most_likely_label_and_stores_the_distrib
 
 @pytest.mark.django_db
 def test_a_likelihood_age_probe_offers_bands_and_scores_within_five_years() -> None:
-    runs = explained_runs(n_users=8, n_runs=1)  # aged 20 to 27: one band, centred on 25
+    runs = explained_runs(n_users=8, n_runs=1, include_profile=False)  # aged 20 to 27: one band, centred on 25
     prober, _ = scripted_judge(lambda prompt: "Answer: 25", name="scripted-prober")
 
     probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="age", enqueue=False)
@@ -234,7 +243,7 @@ def test_a_probe_on_a_server_without_log_probabilities_is_answered_as_text_and_s
 
 @pytest.mark.django_db
 def test_a_likelihood_probe_on_a_local_model_parses_every_answer(tiny_model_dir) -> None:
-    runs = explained_runs(n_users=3, n_runs=1)
+    runs = explained_runs(n_users=3, n_runs=1, include_profile=False)
     prober = Generator.objects.create(name="tiny", backend=Generator.Backend.HF, model=str(tiny_model_dir))
 
     for target in ("item:genres", "age", "popularity"):
@@ -248,7 +257,7 @@ def test_a_likelihood_probe_on_a_local_model_parses_every_answer(tiny_model_dir)
 
 @pytest.mark.django_db
 def test_the_probe_form_refuses_an_unknown_answer_mode(admin_user) -> None:
-    runs = explained_runs(n_users=3, n_runs=1)
+    runs = explained_runs(n_users=3, n_runs=1, include_profile=False)
     prober, _ = scripted_judge(lambda prompt: "Answer: 24", name="scripted-prober")
     form = {"prober": prober.pk, "generation_run": runs[0].pk, "target": "age", "sample_size": 0, "seed": 0}
     form |= {"chunk_size": 8, "max_new_tokens": 16}
@@ -259,3 +268,28 @@ def test_the_probe_form_refuses_an_unknown_answer_mode(admin_user) -> None:
     assert not AttributeProbe.objects.exists()
     admin.post(reverse("explanations:probe_create"), form | {"answer_mode": "text"})
     assert AttributeProbe.objects.get().answer_mode == AnswerMode.TEXT
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["age", "gender", "occupation"])
+def test_demographic_targets_are_refused_on_runs_whose_prompts_showed_the_profile(target: str) -> None:
+    runs = explained_runs(n_users=4, n_runs=1, include_profile=True)
+    prober, _ = scripted_judge(lambda prompt: "Answer: 24", name="scripted-prober")
+
+    with pytest.raises(GenerationError, match=f"showed the user's profile.*can copy the {target}"):
+        probe_start(created_by=None, prober=prober, generation_run=runs[0], target=target, enqueue=False)
+    assert not AttributeProbe.objects.exists()
+
+
+@pytest.mark.django_db
+def test_probe_prompts_speak_of_the_datasets_own_items() -> None:
+    runs = explained_runs(n_users=4, n_runs=1)
+    Dataset.objects.filter(pk=runs[0].recommender_run.dataset_id).update(domain=Dataset.Domain.GAMES)
+    prober, _ = scripted_judge(lambda prompt: "Answer: Drama", name="scripted-prober")
+
+    probe = probe_start(created_by=None, prober=prober, generation_run=runs[0], target="item:genres", enqueue=False)
+    run_all(probe)
+
+    prompt = ProbeAnswer.objects.filter(probe=probe).first().prompt  # type: ignore[union-attr]
+    assert "The games this person played most recently:" in prompt[-1]["content"]
+    assert "from what they played" in prompt[0]["content"] and "watch" not in str(prompt)
