@@ -20,13 +20,16 @@ single row and another for a batch, and the rounding difference can flip a greed
 an H200 with nf4 and int8). Repeating a generation exactly means repeating its batches.
 
 ``score`` answers closed questions by likelihood: per prompt, one forward pass over the chat
-prompt and answer prefix, whose KV cache is then shared by every option in one batched pass over
-the options' own tokens (skipped when every option is one token, whose log-probability the first
-pass already gives). Scores do not depend on the other prompts of a call.
+prompt (and as much of the answer prefix as every option shares), whose KV cache is then shared
+by every option in batched passes over the options' own tokens (skipped when every option is one
+token right after the shared part, whose log-probability the first pass already gives).
+Consecutive questions on the same prompt, a Likert judge's criteria, share that first pass.
+Scores do not depend on the other prompts of a call.
 """
 
 from __future__ import annotations
 
+import copy
 import gc
 import threading
 from collections.abc import Sequence
@@ -38,6 +41,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages, OptionScores
 from .precision import AUTO, QUANTIZATIONS, describe, resolve_quantization
+
+# Option rows continued from one shared prompt pass per batch: a Likert judge's 4 criteria of 10
+# scale points each are 40 rows, and each row holds a copy of the prompt's KV cache.
+SCORE_ROWS = 64
 
 
 class HFBackend:
@@ -172,69 +179,100 @@ class HFBackend:
         Options are tokenised together with the prompt and prefix, and an option's tokens are
         those where the tokenisation of prompt + prefix + option departs from that of prompt +
         prefix: when the option merges with the prefix's last characters into one token (BPE),
-        that token is the option's, scored after the tokens the two still share. Raises
-        ``BackendError`` for an option that adds no token, and ``ValueError`` for mismatched
-        arguments.
+        that token is the option's, scored after the tokens the two still share. Consecutive
+        questions on the same messages (a Likert judge's criteria) share one pass over those
+        messages. Raises ``BackendError`` for an option that adds no token, and ``ValueError``
+        for mismatched arguments.
         """
         if not len(prompts) == len(prefixes) == len(options):
             raise ValueError("one prefix and one list of options per prompt")
+        scores: list[OptionScores] = []
         with self._lock:
             if self.model is None:
                 raise BackendError(f"the backend for {self.path} is closed")
             with torch.inference_mode():
-                return [
-                    self._score_one(messages, prefix, list(choices))
-                    for messages, prefix, choices in zip(prompts, prefixes, options, strict=True)
-                ]
+                start = 0
+                while start < len(prompts):
+                    end = start + 1
+                    while end < len(prompts) and prompts[end] == prompts[start]:
+                        end += 1
+                    questions = [(prefixes[index], list(options[index])) for index in range(start, end)]
+                    scores += self._score_group(prompts[start], questions)
+                    start = end
+        return scores
 
     def _ids(self, text: str) -> list[int]:
         # The chat template already wrote any BOS token: adding special tokens would double it.
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _score_one(self, messages: Messages, prefix: str, choices: list[str]) -> OptionScores:
-        if not choices:
-            raise ValueError("a question needs at least one option")
-        text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False) + prefix
-        base = self._ids(text)
-        fulls = [self._ids(text + choice) for choice in choices]
-        starts = [_common_length(base, full) for full in fulls]
-        for choice, full, start in zip(choices, fulls, starts, strict=True):
-            if start >= len(full):
-                raise BackendError(f"the option {choice!r} adds no token after {prefix!r}")
-        # Every option agrees with the prompt up to ``shared``: that part runs once.
-        shared = min(starts)
+    def _score_group(self, messages: Messages, questions: list[tuple[str, list[str]]]) -> list[OptionScores]:
+        """Every (prefix, options) question on one prompt: the tokens all their rows share run
+        once, and the rest of every row (prefix remainder and option) runs in batches on copies
+        of that pass's KV cache."""
+        text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        rows: list[tuple[int, list[int], int]] = []  # (question, prompt + prefix + option ids, option start)
+        for question, (prefix, choices) in enumerate(questions):
+            if not choices:
+                raise ValueError("a question needs at least one option")
+            base = self._ids(text + prefix)
+            for choice in choices:
+                full = self._ids(text + prefix + choice)
+                start = _common_length(base, full)
+                if start >= len(full):
+                    raise BackendError(f"the option {choice!r} adds no token after {prefix!r}")
+                rows.append((question, full, start))
+        # The tokens every row agrees on, up to the earliest option token, run once.
+        reference = rows[0][1]
+        shared = min(min(start, _common_length(reference, full)) for _, full, start in rows)
         if shared == 0:
             raise BackendError("an option changes the first token of the prompt")
-        head = self.model(input_ids=torch.tensor([base[:shared]], device=self.device), use_cache=True, logits_to_keep=1)
+        head = self.model(
+            input_ids=torch.tensor([reference[:shared]], device=self.device), use_cache=True, logits_to_keep=1
+        )
         first = head.logits[0, -1].float().log_softmax(-1)
-        tails = [full[shared:] for full in fulls]
-        later = None
-        if max(len(tail) for tail in tails) > 1:
-            width = max(len(tail) for tail in tails)
-            pad = self.tokenizer.pad_token_id
-            ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=self.device)
-            # Right padding: a real token never attends to the padding after it, and positions
-            # continue from the cache, so each row is scored as if it were alone.
-            mask = torch.tensor(
-                [[1] * (shared + len(tail)) + [0] * (width - len(tail)) for tail in tails], device=self.device
-            )
-            cache = head.cache
-            cache.batch_repeat_interleave(len(tails))
-            later = (
-                self.model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=False)
-                .logits.float()
-                .log_softmax(-1)
-            )
-        logprobs = []
-        for row, (tail, start) in enumerate(zip(tails, starts, strict=True)):
-            total = 0.0
-            for offset, token in enumerate(tail):
-                if shared + offset < start:
-                    continue  # a prefix token re-split at the boundary: context, not the option
-                step = first if offset == 0 else later[row, offset - 1]  # type: ignore[index]
-                total += float(step[token])
-            logprobs.append(total)
-        return OptionScores.from_logprobs(choices, logprobs)
+        tails = [full[shared:] for _, full, _ in rows]
+        logprobs = [0.0] * len(rows)
+        for batch in range(0, len(rows), SCORE_ROWS):
+            indices = range(batch, min(batch + SCORE_ROWS, len(rows)))
+            later = self._continue(head.cache, [tails[index] for index in indices], shared)
+            for offset_row, index in enumerate(indices):
+                _, _, start = rows[index]
+                total = 0.0
+                for offset, token in enumerate(tails[index]):
+                    if shared + offset < start:
+                        continue  # prompt or prefix tokens after the shared part: context, not the option
+                    step = first if offset == 0 else later[offset_row, offset - 1]  # type: ignore[index]
+                    total += float(step[token])
+                logprobs[index] = total
+        results = []
+        for question, (_, choices) in enumerate(questions):
+            own = [
+                logprob
+                for (row_question, _, _), logprob in zip(rows, logprobs, strict=True)
+                if row_question == question
+            ]
+            results.append(OptionScores.from_logprobs(choices, own))
+        return results
+
+    def _continue(self, cache: Any, tails: list[list[int]], shared: int) -> Any:
+        """Log-probabilities after each token of each tail, every tail continuing the cached
+        ``shared`` tokens; None when no tail has more than one token (the head pass scored them)."""
+        width = max(len(tail) for tail in tails)
+        if width <= 1:
+            return None
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=self.device)
+        # Right padding: a real token never attends to the padding after it, and positions
+        # continue from the cache, so each row is scored as if it were alone.
+        mask = torch.tensor(
+            [[1] * (shared + len(tail)) + [0] * (width - len(tail)) for tail in tails], device=self.device
+        )
+        # The cache is repeated in place for the batch: each batch gets its own copy.
+        rows = copy.deepcopy(cache)
+        rows.batch_repeat_interleave(len(tails))
+        return (
+            self.model(input_ids=ids, attention_mask=mask, cache=rows, use_cache=False).logits.float().log_softmax(-1)
+        )
 
     def _decoding(self, params: DecodingParams) -> dict[str, Any]:
         # Every knob is set here, so the model's own generation defaults (top-k 50, repetition

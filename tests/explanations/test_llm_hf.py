@@ -13,6 +13,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from explanations.llm import BackendError, BackendSpec, DecodingParams, load_backend, unload_all
+from explanations.llm import hf as hf_module
 from explanations.llm.hf import HFBackend
 from tests.explanations.tiny import build_tiny_llama
 
@@ -271,6 +272,19 @@ def test_a_batch_of_questions_scores_as_each_question_alone(full):
     alone = [full.score([p], [prefix], [choices])[0] for p, prefix, choices in QUESTIONS]
     for together, single in zip(batch, alone, strict=True):
         assert together.logprobs == pytest.approx(single.logprobs, abs=1e-5)
+
+
+def test_questions_on_one_prompt_share_its_pass_and_score_as_each_alone(full, monkeypatch):
+    # A Likert judge asks each criterion after its own prefix on the same prompt.
+    criteria = [("reasonability:", [" 1", " 5", " 10"]), ("faithfulness:", [" 1", " 5", " 10", " 2 stars"])]
+    prompts = [PROMPTS[2]] * len(criteria)
+    monkeypatch.setattr(hf_module, "SCORE_ROWS", 3)  # more rows than one batch: copies of the cache
+
+    together = full.score(prompts, [prefix for prefix, _ in criteria], [choices for _, choices in criteria])
+
+    for score, (prefix, choices) in zip(together, criteria, strict=True):
+        reference = [reference_logprob(full, PROMPTS[2], prefix, choice) for choice in choices]
+        assert score.options == tuple(choices) and score.logprobs == pytest.approx(reference, abs=1e-4)
 
 
 def test_an_option_that_merges_with_the_end_of_the_prefix_is_scored_as_the_merged_token(full):

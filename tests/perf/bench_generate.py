@@ -428,8 +428,9 @@ def pipeline_figures(
     return figures
 
 
-def cpu_figures() -> Figures:
-    """Both CPU parts in this process, on a throwaway database that is removed afterwards."""
+def cpu_figures(*, precision_only: bool = False) -> Figures:
+    """The CPU parts in this process, on a throwaway database that is removed afterwards
+    (``precision_only``: the ``auto`` vs nf4 figures alone)."""
     target = bundled_target()
     work = Path(tempfile.mkdtemp(prefix="xrec-bench-generate-")).resolve()
     try:
@@ -455,9 +456,11 @@ def cpu_figures() -> Figures:
         log(
             f"loaded {backend.spec.quantization} on {backend.device} in {seconds:.1f} s; {torch.get_num_threads()} threads"
         )
+        figures: Figures = {}
         try:
-            figures = batching_figures(backend, prompts, params)
-            figures |= pipeline_figures(backend, prompts, warm_up, runs, params)
+            if not precision_only:
+                figures |= batching_figures(backend, prompts, params)
+                figures |= pipeline_figures(backend, prompts, warm_up, runs, params)
         finally:
             unload_all()
         figures |= precision_figures(folder, prompts[:8], params)
@@ -498,10 +501,12 @@ def precision_figures(folder: Path, prompts: Sequence[Messages], params: Decodin
     }
 
 
-def cpu_figures_in_child() -> Figures:
+def cpu_figures_in_child(*, precision_only: bool = False) -> Figures:
     """The CPU parts in a ``--cpu-only`` child, which hides the GPU from itself, so they run on the CPU."""
     log("running the CPU parts in a child process that cannot see the GPU")
     command = [sys.executable, "-m", "tests.perf.bench_generate", "--cpu-only"]
+    if precision_only:
+        command.append("--precision-only")
     held = ""
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as child:
         assert child.stdout is not None
@@ -741,6 +746,7 @@ def main() -> None:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--cpu-only", action="store_true", help="skip the CUDA part (the GPU is hidden)")
     only.add_argument("--cuda-only", action="store_true", help="skip the CPU parts")
+    parser.add_argument("--precision-only", action="store_true", help="of the CPU parts, measure only auto against nf4")
     args = parser.parse_args()
     # Nothing may be fetched: the GPU machines have no internet, and a hub lookup would only stall.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -763,7 +769,10 @@ def main() -> None:
         figures |= cuda_figures()
         log(f"cuda figures: {json.dumps(rounded(figures))}")
     if not args.cuda_only:
-        figures |= cpu_figures_in_child() if cuda else cpu_figures()
+        precision_only = args.precision_only
+        figures |= (
+            cpu_figures_in_child(precision_only=precision_only) if cuda else cpu_figures(precision_only=precision_only)
+        )
     log(f"total {time.perf_counter() - started:.1f} s")
 
     if "batch16_vs_batch1" in figures:
