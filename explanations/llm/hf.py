@@ -21,9 +21,9 @@ an H200 with nf4 and int8). Repeating a generation exactly means repeating its b
 
 ``score`` answers closed questions by likelihood: per prompt, one forward pass over the chat
 prompt (and as much of the answer prefix as every option shares), whose KV cache is then shared
-by every option in batched passes over the options' own tokens (skipped when every option is one
-token right after the shared part, whose log-probability the first pass already gives).
-Consecutive questions on the same prompt, a Likert judge's criteria, share that first pass.
+by batched passes over the longest distinct continuations the options need (none when every
+option is one token right after the shared part). Consecutive questions on the same prompt, a
+Likert judge's criteria, share that first pass.
 Scores do not depend on the other prompts of a call.
 """
 
@@ -42,9 +42,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages, OptionScores
 from .precision import AUTO, QUANTIZATIONS, describe, resolve_quantization
 
-# Option rows continued from one shared prompt pass per batch: a Likert judge's 4 criteria of 10
-# scale points each are 40 rows, and each row holds a copy of the prompt's KV cache.
-SCORE_ROWS = 64
+# Continuations run from one shared prompt pass per batch of this many rows, each row holding a
+# copy of the prompt's KV cache.
+SCORE_ROWS = 32
 
 
 class HFBackend:
@@ -207,8 +207,8 @@ class HFBackend:
 
     def _score_group(self, messages: Messages, questions: list[tuple[str, list[str]]]) -> list[OptionScores]:
         """Every (prefix, options) question on one prompt: the tokens all their rows share run
-        once, and the rest of every row (prefix remainder and option) runs in batches on copies
-        of that pass's KV cache."""
+        once, and the longest distinct continuations the options need (prefix remainder and
+        option tokens) run in batches on copies of that pass's KV cache."""
         text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
         rows: list[tuple[int, list[int], int]] = []  # (question, prompt + prefix + option ids, option start)
         for question, (prefix, choices) in enumerate(questions):
@@ -230,20 +230,27 @@ class HFBackend:
             input_ids=torch.tensor([reference[:shared]], device=self.device), use_cache=True, logits_to_keep=1
         )
         first = head.logits[0, -1].float().log_softmax(-1)
-        tails = [full[shared:] for _, full, _ in rows]
-        logprobs = [0.0] * len(rows)
-        for batch in range(0, len(rows), SCORE_ROWS):
-            indices = range(batch, min(batch + SCORE_ROWS, len(rows)))
-            later = self._continue(head.cache, [tails[index] for index in indices], shared)
-            for offset_row, index in enumerate(indices):
-                _, _, start = rows[index]
-                total = 0.0
-                for offset, token in enumerate(tails[index]):
-                    if shared + offset < start:
-                        continue  # prompt or prefix tokens after the shared part: context, not the option
-                    step = first if offset == 0 else later[offset_row, offset - 1]  # type: ignore[index]
-                    total += float(step[token])
-                logprobs[index] = total
+        # A token's log-probability needs the distribution after the tokens before it. Options
+        # share those contexts (" 1" and " 10" both begin with " "; every scale point follows its
+        # criterion's prefix), so only the longest contexts run, and each gives the distribution
+        # after every one of its prefixes: a Likert criterion of ten points is one row, not ten.
+        contexts = {tuple(full[shared:position]) for _, full, start in rows for position in range(start, len(full))}
+        longest = sorted(
+            context
+            for context in contexts
+            if context and not any(len(other) > len(context) and other[: len(context)] == context for other in contexts)
+        )
+        after: dict[tuple[int, ...], Any] = {(): first}
+        for batch in range(0, len(longest), SCORE_ROWS):
+            chunk = longest[batch : batch + SCORE_ROWS]
+            logits = self._continue(head.cache, [list(context) for context in chunk], shared)
+            for row, context in enumerate(chunk):
+                for length in range(1, len(context) + 1):
+                    after[context[:length]] = logits[row, length - 1]
+        logprobs = [
+            sum(float(after[tuple(full[shared:position])][full[position]]) for position in range(start, len(full)))
+            for _, full, start in rows
+        ]
         results = []
         for question, (_, choices) in enumerate(questions):
             own = [
@@ -256,10 +263,8 @@ class HFBackend:
 
     def _continue(self, cache: Any, tails: list[list[int]], shared: int) -> Any:
         """Log-probabilities after each token of each tail, every tail continuing the cached
-        ``shared`` tokens; None when no tail has more than one token (the head pass scored them)."""
+        ``shared`` tokens (rows right-padded to the longest tail)."""
         width = max(len(tail) for tail in tails)
-        if width <= 1:
-            return None
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=self.device)
         # Right padding: a real token never attends to the padding after it, and positions
