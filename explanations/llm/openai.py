@@ -32,6 +32,7 @@ raises ``ScoringUnavailable``, and the caller falls back to parsing the answer a
 from __future__ import annotations
 
 import email.utils
+import functools
 import http.client
 import json
 import random
@@ -39,10 +40,10 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages, OptionScores, ScoringUnavailable
 
@@ -55,6 +56,8 @@ EXCERPT_CHARS = 300
 SCORE_MAX_TOKENS = 8
 TOP_LOGPROBS = 20  # the most OpenAI's API allows
 FLOOR_MARGIN = 2.0  # nats below the least likely listed alternative, for options not listed
+
+T = TypeVar("T")
 
 
 class OpenAIBackend:
@@ -76,11 +79,16 @@ class OpenAIBackend:
         ``prompt_tokens`` and ``completion_tokens`` are the server's ``usage`` (0 when it sends
         none); ``finish_reason`` is the server's, ``"unknown"`` when it sends none.
         """
-        if not prompts:
+        return self._in_parallel([functools.partial(self._complete, messages, params) for messages in prompts])
+
+    def _in_parallel(self, requests: Sequence[Callable[[], T]]) -> list[T]:
+        """Each request's result in order, with up to ``spec.concurrency`` in flight; the first
+        one that fails for good raises."""
+        if not requests:
             return []
-        workers = max(1, min(self.spec.concurrency, len(prompts)))
+        workers = max(1, min(self.spec.concurrency, len(requests)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrec-openai") as pool:
-            futures = [pool.submit(self._complete, messages, params) for messages in prompts]
+            futures = [pool.submit(request) for request in requests]
             try:
                 return [future.result() for future in futures]
             except BaseException:
@@ -100,20 +108,12 @@ class OpenAIBackend:
         no log-probabilities, ``BackendError`` as ``generate`` does."""
         if not len(prompts) == len(prefixes) == len(options):
             raise ValueError("one prefix and one list of options per prompt")
-        if not prompts:
-            return []
-        workers = max(1, min(self.spec.concurrency, len(prompts)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrec-openai") as pool:
-            futures = [
-                pool.submit(self._score_one, messages, prefix, list(choices))
+        return self._in_parallel(
+            [
+                functools.partial(self._score_one, messages, prefix, list(choices))
                 for messages, prefix, choices in zip(prompts, prefixes, options, strict=True)
             ]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        )
 
     def _score_one(self, messages: Messages, prefix: str, choices: list[str]) -> OptionScores:
         if not choices:

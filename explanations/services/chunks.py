@@ -5,7 +5,7 @@ from likelihood to text answers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models
 
@@ -19,8 +19,10 @@ from explanations.llm import (
     ScoringUnavailable,
     load_backend,
 )
-from explanations.models import Generator
+from explanations.models import AnswerMode, AttributeProbe, Generator, JudgeRun
 from explanations.services.generators import GenerationError, generator_spec
+
+T = TypeVar("T")
 
 
 def fail_pending(model: type[models.Model], rows: list[Any], prompts: list[Messages], error: str) -> None:
@@ -52,6 +54,36 @@ def pending_chunks(rows: models.QuerySet[Any]) -> list[int]:
     return sorted(set(rows.filter(status="pending").values_list("chunk", flat=True)))
 
 
+def _call_or_fail(
+    job: models.Model,
+    model: type[models.Model],
+    rows: list[Any],
+    prompts: list[Messages],
+    generator: Generator,
+    call: Callable[[Backend], T],
+    after_failure: Callable[[], None],
+) -> T | None:
+    """``call`` on ``generator``'s backend; the precision it ran in is recorded on ``job``.
+    ``ScoringUnavailable`` passes through with nothing changed. On any other backend failure
+    the rows are FAILED, ``after_failure`` runs and None is returned; anything unexpected does
+    the same and is re-raised."""
+    try:
+        backend = load_backend(generator_spec(generator))
+        result = call(backend)
+    except ScoringUnavailable:
+        raise
+    except (BackendError, GenerationError) as exc:
+        fail_pending(model, rows, prompts, str(exc))
+        after_failure()
+        return None
+    except Exception as exc:
+        fail_pending(model, rows, prompts, f"internal error: {exc!r}")
+        after_failure()
+        raise
+    precision_record(job, backend)
+    return result
+
+
 def generate_or_fail(
     job: models.Model,
     model: type[models.Model],
@@ -64,8 +96,7 @@ def generate_or_fail(
     after_failure: Callable[[], None],
 ) -> list[Completion] | None:
     """One batched call of ``generator`` for ``prompts`` (its sampling settings, the job's
-    token cap and seed); the precision it ran in is recorded on ``job``. On a backend failure the rows are FAILED, ``after_failure`` runs and
-    None is returned; anything unexpected does the same and is re-raised."""
+    token cap and seed); failures as in ``_call_or_fail``."""
     params = DecodingParams(
         max_new_tokens=max_new_tokens,
         temperature=generator.temperature,
@@ -73,19 +104,9 @@ def generate_or_fail(
         seed=seed,
         repetition_penalty=generator.repetition_penalty,
     )
-    try:
-        backend = load_backend(generator_spec(generator))
-        completions = backend.generate(prompts, params)
-    except (BackendError, GenerationError) as exc:
-        fail_pending(model, rows, prompts, str(exc))
-        after_failure()
-        return None
-    except Exception as exc:
-        fail_pending(model, rows, prompts, f"internal error: {exc!r}")
-        after_failure()
-        raise
-    precision_record(job, backend)
-    return completions
+    return _call_or_fail(
+        job, model, rows, prompts, generator, lambda backend: backend.generate(prompts, params), after_failure
+    )
 
 
 TEXT_FALLBACK = "the server returned no log-probabilities; answers were parsed as text"
@@ -94,6 +115,20 @@ TEXT_FALLBACK = "the server returned no log-probabilities; answers were parsed a
 def fallback_record(job: models.Model, note: str = TEXT_FALLBACK) -> None:
     """Note on ``job`` (its ``fallback`` field) that some of its answers were parsed as text."""
     type(job)._default_manager.filter(pk=job.pk, fallback="").update(fallback=note[:200])
+
+
+def answer_in_mode(
+    job: JudgeRun | AttributeProbe, *, by_likelihood: Callable[[], None], by_text: Callable[[], None]
+) -> None:
+    """Answer a chunk in ``job.answer_mode``: by likelihood, or as text where the job asks for
+    text or its backend cannot score (noted on the job with ``fallback_record``)."""
+    if job.answer_mode == AnswerMode.LIKELIHOOD:
+        try:
+            by_likelihood()
+            return
+        except ScoringUnavailable:
+            fallback_record(job)
+    by_text()
 
 
 def score_or_fail(
@@ -107,25 +142,11 @@ def score_or_fail(
     after_failure: Callable[[], None],
 ) -> list[OptionScores] | None:
     """Score ``questions`` ((prompt, answer prefix, options), any number per row) with
-    ``generator`` in one call, in order; the precision is recorded on ``job``.
+    ``generator`` in one call, in order. Raises ``ScoringUnavailable`` and changes nothing when
+    the backend cannot score, so the caller can answer the same rows as text; other failures as
+    in ``_call_or_fail``."""
 
-    Raises ``ScoringUnavailable`` and changes nothing when the backend cannot score, so the
-    caller can answer the same rows as text. Other failures are handled as in
-    ``generate_or_fail``: rows FAILED, ``after_failure`` run, None returned (re-raised when
-    unexpected).
-    """
-    try:
-        backend = load_backend(generator_spec(generator))
-        scores = backend.score([q[0] for q in questions], [q[1] for q in questions], [q[2] for q in questions])
-    except ScoringUnavailable:
-        raise
-    except (BackendError, GenerationError) as exc:
-        fail_pending(model, rows, prompts, str(exc))
-        after_failure()
-        return None
-    except Exception as exc:
-        fail_pending(model, rows, prompts, f"internal error: {exc!r}")
-        after_failure()
-        raise
-    precision_record(job, backend)
-    return scores
+    def score(backend: Backend) -> list[OptionScores]:
+        return backend.score([q[0] for q in questions], [q[1] for q in questions], [q[2] for q in questions])
+
+    return _call_or_fail(job, model, rows, prompts, generator, score, after_failure)

@@ -36,12 +36,12 @@ from explanations.judging import (
     parse_likert,
     parse_pairwise,
 )
-from explanations.llm import Messages, ScoringUnavailable
+from explanations.llm import Messages
 from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
 from explanations.services.adapters import trained_recommendations
-from explanations.services.chunks import fallback_record, generate_or_fail, pending_chunks, score_or_fail
+from explanations.services.chunks import answer_in_mode, generate_or_fail, pending_chunks, score_or_fail
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 
@@ -219,13 +219,11 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
             prompts.append(likert_messages(context, row.first.text, run.rubric))
         else:
             prompts.append(pairwise_messages(context, row.first.text, row.second.text, run.rubric))
-    if run.answer_mode == AnswerMode.LIKELIHOOD:
-        try:
-            _judge_by_likelihood(run, rows, prompts)
-            return
-        except ScoringUnavailable:
-            fallback_record(run)
-    _judge_by_text(run, rows, prompts)
+    answer_in_mode(
+        run,
+        by_likelihood=lambda: _judge_by_likelihood(run, rows, prompts),
+        by_text=lambda: _judge_by_text(run, rows, prompts),
+    )
 
 
 def _judge_by_likelihood(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[Messages]) -> None:

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from explanations.llm import Messages, ScoringUnavailable
+from explanations.llm import Messages
 from explanations.models import AnswerMode, AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
 from explanations.probing import (
     ANSWER_PREFIX,
@@ -35,7 +35,7 @@ from explanations.probing import (
     probe_messages,
 )
 from explanations.prompts import DOMAIN_NOUNS, history_for
-from explanations.services.chunks import fallback_record, generate_or_fail, pending_chunks, score_or_fail
+from explanations.services.chunks import answer_in_mode, generate_or_fail, pending_chunks, score_or_fail
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 from recommendations.models import DatasetUser, Interaction, Item
@@ -244,13 +244,11 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
                 domain=domain,
             )
         )
-    if probe.answer_mode == AnswerMode.LIKELIHOOD:
-        try:
-            _answer_by_likelihood(probe, rows, prompts)
-            return
-        except ScoringUnavailable:
-            fallback_record(probe)
-    _answer_by_text(probe, rows, prompts)
+    answer_in_mode(
+        probe,
+        by_likelihood=lambda: _answer_by_likelihood(probe, rows, prompts),
+        by_text=lambda: _answer_by_text(probe, rows, prompts),
+    )
 
 
 def _answer_by_likelihood(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: list[Messages]) -> None:
