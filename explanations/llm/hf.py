@@ -19,11 +19,12 @@ batch it is in. Quantised, it can: bitsandbytes multiplies in bf16/fp16 with one
 single row and another for a batch, and the rounding difference can flip a greedy choice (seen on
 an H200 with nf4 and int8). Repeating a generation exactly means repeating its batches.
 
-``score`` answers closed questions by likelihood: per prompt, one forward pass over the chat
-prompt (and as much of the answer prefix as every option shares), whose KV cache is then shared
-by batched passes over the longest distinct continuations the options need (none when every
-option is one token right after the shared part). Consecutive questions on the same prompt, a
-Likert judge's criteria, share that first pass.
+``score`` answers closed questions by likelihood: one forward pass over what a group of
+consecutive questions has in common (a prompt and its answer prefix; a Likert judge's criteria
+on one prompt; a pair's two orders up to the first explanation; a probe with and without the
+explanation), whose KV cache is then shared by batched passes over the longest distinct
+continuations the options need (none when every option is one token right after the shared
+part), with vocabulary-wide logits only where an option token is scored.
 Scores do not depend on the other prompts of a call.
 """
 
@@ -180,9 +181,10 @@ class HFBackend:
         those where the tokenisation of prompt + prefix + option departs from that of prompt +
         prefix: when the option merges with the prefix's last characters into one token (BPE),
         that token is the option's, scored after the tokens the two still share. Consecutive
-        questions on the same messages (a Likert judge's criteria) share one pass over those
-        messages. Raises ``BackendError`` for an option that adds no token, and ``ValueError``
-        for mismatched arguments.
+        questions that share at least half their tokens (a Likert judge's criteria, a pair judged
+        in both orders, a probe with and without the explanation) share one pass over what they
+        have in common. Raises ``BackendError`` for an option that adds no token, and
+        ``ValueError`` for mismatched arguments.
         """
         if not len(prompts) == len(prefixes) == len(options):
             raise ValueError("one prefix and one list of options per prompt")
@@ -190,14 +192,23 @@ class HFBackend:
         with self._lock:
             if self.model is None:
                 raise BackendError(f"the backend for {self.path} is closed")
+            encoded = [
+                self._encode(messages, prefix, list(choices))
+                for messages, prefix, choices in zip(prompts, prefixes, options, strict=True)
+            ]
             with torch.inference_mode():
                 start = 0
-                while start < len(prompts):
+                while start < len(encoded):
                     end = start + 1
-                    while end < len(prompts) and prompts[end] == prompts[start]:
+                    while end < len(encoded) and 2 * _common_length(encoded[start][0], encoded[end][0]) >= len(
+                        encoded[end][0]
+                    ):
                         end += 1
-                    questions = [(prefixes[index], list(options[index])) for index in range(start, end)]
-                    scores += self._score_group(prompts[start], questions)
+                    logprobs = self._score_group([rows for _, rows in encoded[start:end]])
+                    scores += [
+                        OptionScores.from_logprobs(list(options[index]), own)
+                        for index, own in zip(range(start, end), logprobs, strict=True)
+                    ]
                     start = end
         return scores
 
@@ -205,65 +216,70 @@ class HFBackend:
         # The chat template already wrote any BOS token: adding special tokens would double it.
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _score_group(self, messages: Messages, questions: list[tuple[str, list[str]]]) -> list[OptionScores]:
-        """Every (prefix, options) question on one prompt: the tokens all their rows share run
-        once, and the longest distinct continuations the options need (prefix remainder and
-        option tokens) run in batches on copies of that pass's KV cache."""
-        text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-        rows: list[tuple[int, list[int], int]] = []  # (question, prompt + prefix + option ids, option start)
-        for question, (prefix, choices) in enumerate(questions):
-            if not choices:
-                raise ValueError("a question needs at least one option")
-            base = self._ids(text + prefix)
-            for choice in choices:
-                full = self._ids(text + prefix + choice)
-                start = _common_length(base, full)
-                if start >= len(full):
-                    raise BackendError(f"the option {choice!r} adds no token after {prefix!r}")
-                rows.append((question, full, start))
+    def _encode(
+        self, messages: Messages, prefix: str, choices: list[str]
+    ) -> tuple[list[int], list[tuple[list[int], int]]]:
+        """The prompt + prefix ids, and per option the prompt + prefix + option ids with the
+        position where the option's own tokens start."""
+        if not choices:
+            raise ValueError("a question needs at least one option")
+        text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False) + prefix
+        base = self._ids(text)
+        rows = []
+        for choice in choices:
+            full = self._ids(text + choice)
+            start = _common_length(base, full)
+            if start >= len(full):
+                raise BackendError(f"the option {choice!r} adds no token after {prefix!r}")
+            rows.append((full, start))
+        return base, rows
+
+    def _score_group(self, questions: list[list[tuple[list[int], int]]]) -> list[list[float]]:
+        """Per question, each option's log-probability (rows from ``_encode``): the tokens all
+        rows share run once, and the longest distinct continuations the options need run in
+        batches on copies of that pass's KV cache."""
+        rows = [row for question in questions for row in question]
         # The tokens every row agrees on, up to the earliest option token, run once.
-        reference = rows[0][1]
-        shared = min(min(start, _common_length(reference, full)) for _, full, start in rows)
+        reference = rows[0][0]
+        shared = min(min(start, _common_length(reference, full)) for full, start in rows)
         if shared == 0:
             raise BackendError("an option changes the first token of the prompt")
         head = self.model(
             input_ids=torch.tensor([reference[:shared]], device=self.device), use_cache=True, logits_to_keep=1
         )
-        first = head.logits[0, -1].float().log_softmax(-1)
         # A token's log-probability needs the distribution after the tokens before it. Options
         # share those contexts (" 1" and " 10" both begin with " "; every scale point follows its
         # criterion's prefix), so only the longest contexts run, and each gives the distribution
-        # after every one of its prefixes: a Likert criterion of ten points is one row, not ten.
-        contexts = {tuple(full[shared:position]) for _, full, start in rows for position in range(start, len(full))}
+        # after every one of its needed prefixes: a Likert criterion of ten points is one row.
+        needed = {tuple(full[shared:position]) for full, start in rows for position in range(start, len(full))}
         longest = sorted(
             context
-            for context in contexts
-            if context and not any(len(other) > len(context) and other[: len(context)] == context for other in contexts)
+            for context in needed
+            if context and not any(len(other) > len(context) and other[: len(context)] == context for other in needed)
         )
-        after: dict[tuple[int, ...], Any] = {(): first}
+        after: dict[tuple[int, ...], Any] = {(): head.logits[0, -1].float().log_softmax(-1)}
         for batch in range(0, len(longest), SCORE_ROWS):
             chunk = longest[batch : batch + SCORE_ROWS]
-            logits = self._continue(head.cache, [list(context) for context in chunk], shared)
+            lengths = [[n for n in range(1, len(context) + 1) if context[:n] in needed] for context in chunk]
+            logits, first_position = self._continue(
+                head.cache, [list(context) for context in chunk], shared, min(min(n) for n in lengths) - 1
+            )
             for row, context in enumerate(chunk):
-                for length in range(1, len(context) + 1):
-                    after[context[:length]] = logits[row, length - 1]
-        logprobs = [
-            sum(float(after[tuple(full[shared:position])][full[position]]) for position in range(start, len(full)))
-            for _, full, start in rows
-        ]
-        results = []
-        for question, (_, choices) in enumerate(questions):
-            own = [
-                logprob
-                for (row_question, _, _), logprob in zip(rows, logprobs, strict=True)
-                if row_question == question
+                for length in lengths[row]:
+                    after[context[:length]] = logits[row, length - 1 - first_position].float().log_softmax(-1)
+        return [
+            [
+                sum(float(after[tuple(full[shared:position])][full[position]]) for position in range(start, len(full)))
+                for full, start in question
             ]
-            results.append(OptionScores.from_logprobs(choices, own))
-        return results
+            for question in questions
+        ]
 
-    def _continue(self, cache: Any, tails: list[list[int]], shared: int) -> Any:
-        """Log-probabilities after each token of each tail, every tail continuing the cached
-        ``shared`` tokens (rows right-padded to the longest tail)."""
+    def _continue(self, cache: Any, tails: list[list[int]], shared: int, first_position: int) -> tuple[Any, int]:
+        """The logits after each tail position from ``first_position`` on (rows right-padded to
+        the longest tail), every tail continuing the cached ``shared`` tokens, and the position
+        of the first logits kept. Positions before it are run but get no vocabulary-wide logits:
+        a long continuation (an explanation, then the question) needs them only at its end."""
         width = max(len(tail) for tail in tails)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=self.device)
@@ -275,9 +291,10 @@ class HFBackend:
         # The cache is repeated in place for the batch: each batch gets its own copy.
         rows = copy.deepcopy(cache)
         rows.batch_repeat_interleave(len(tails))
-        return (
-            self.model(input_ids=ids, attention_mask=mask, cache=rows, use_cache=False).logits.float().log_softmax(-1)
+        output = self.model(
+            input_ids=ids, attention_mask=mask, cache=rows, use_cache=False, logits_to_keep=width - first_position
         )
+        return output.logits, first_position
 
     def _decoding(self, params: DecodingParams) -> dict[str, Any]:
         # Every knob is set here, so the model's own generation defaults (top-k 50, repetition

@@ -287,6 +287,31 @@ def test_questions_on_one_prompt_share_its_pass_and_score_as_each_alone(full, mo
         assert score.options == tuple(choices) and score.logprobs == pytest.approx(reference, abs=1e-4)
 
 
+def test_prompts_that_share_a_long_start_share_its_pass_and_score_as_each_alone(full, monkeypatch):
+    # A pair judged in both orders: the same context, then the two explanations swapped.
+    context = {"role": "system", "content": "you recommend a film " * 6}
+    orders = [
+        [context, {"role": "user", "content": "explanation 1 the old comedy explanation 2 the new drama"}],
+        [context, {"role": "user", "content": "explanation 1 the new drama explanation 2 the old comedy"}],
+        [context, {"role": "user", "content": "a"}],
+    ]
+    calls = []
+    original = HFBackend._score_group
+
+    def spy(self, questions):
+        calls.append(len(questions))
+        return original(self, questions)
+
+    monkeypatch.setattr(HFBackend, "_score_group", spy)
+
+    together = full.score(orders, ["Winner:"] * 3, [[" 1", " 2", " good bad"]] * 3)
+
+    assert calls == [3]  # one pass over the shared start for all three
+    for score, messages in zip(together, orders, strict=True):
+        reference = [reference_logprob(full, messages, "Winner:", choice) for choice in (" 1", " 2", " good bad")]
+        assert score.logprobs == pytest.approx(reference, abs=1e-4)
+
+
 def test_an_option_that_merges_with_the_end_of_the_prefix_is_scored_as_the_merged_token(full):
     # The word-level tokenizer reads "the mov" as "the <unk>" but "the movie" as two words, just
     # as BPE re-splits a prefix whose last characters merge with an option's first.
