@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from annotation.reports import decisive_pairs
+
 BAR_HEIGHT = 18
 LABEL_WIDTH = 260
 PLOT_WIDTH = 360
@@ -184,14 +186,17 @@ def report_charts(report: dict[str, Any]) -> dict[str, Any]:
                 if chart := interval_bars(rows):
                     charts["human"].append({"title": f"{section['name']}: {name} (mean, 95% interval)", "chart": chart})
     for judge in report["judge"]["pairwise"]:
+        # A judge with no usable verdict, or whose orders never agreed, is named in words
+        # (``meta.empty``): a chart of all-zero wins and strengths would read as a finding.
+        if not judge.get("usable", 1) or not decisive_pairs(judge):
+            continue
         if judge["bradley_terry"]:
             rows = list(judge["bradley_terry"]["strengths"].items())
             if chart := interval_bars(rows):
                 charts["judge_strengths"].append(
                     {"title": f"Judge #{judge['judge_run']}: Bradley-Terry strength", "chart": chart}
                 )
-        # A judge with no usable verdict is named in words (``meta.empty``), not drawn as n/a.
-        if judge.get("usable", 1) and (heatmap := win_heatmap(judge["pairs"])):
+        if heatmap := win_heatmap(judge["pairs"]):
             charts["judge_wins"].append(
                 {"title": f"Judge #{judge['judge_run']}: share of wins (row vs column)", "chart": heatmap}
             )

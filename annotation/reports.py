@@ -510,16 +510,29 @@ def study_report(
     }
 
 
+def decisive_pairs(judge: dict[str, Any]) -> int:
+    """Pairs a pairwise judge section decided (both orders picked the same explanation)."""
+    return sum(pair["win_tie_loss"]["counts"]["a"] + pair["win_tie_loss"]["counts"]["b"] for pair in judge["pairs"])
+
+
 def _empty_sections(
     pairwise_judges: list[dict[str, Any]], likert_judges: list[dict[str, Any]], attributes: list[dict[str, Any]]
 ) -> list[str]:
-    """One sentence per judge run or probe none of whose answers could be used."""
+    """One sentence per judge run or probe none of whose answers could be used, and per
+    pairwise judge whose two orders never agreed (every pair a tie: nothing to rank)."""
     sentences = []
     for judge in (*pairwise_judges, *likert_judges):
         if not judge["usable"]:
             sentences.append(
                 f"Judge run #{judge['judge_run']} ({judge['judge']}): no usable verdict; "
                 f"all {judge['total']} answers were unparsed or failed."
+            )
+        elif "pairs" in judge and not decisive_pairs(judge):
+            bias = (judge.get("position_bias") or {}).get("first") or {}
+            first = "" if bias.get("estimate") is None else f" (it picked the first slot in {bias['estimate']:.0%})"
+            sentences.append(
+                f"Judge run #{judge['judge_run']} ({judge['judge']}): its two orders never agreed{first}, so "
+                "every pair is a tie; no win shares or strengths are drawn. Its position bias is below."
             )
     for probe in attributes:
         if not probe["usable"]:

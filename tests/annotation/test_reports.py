@@ -296,3 +296,23 @@ def test_a_judge_with_no_usable_verdict_is_named_in_words_not_drawn(researcher) 
     sentence = f"Judge run #{run.pk} (mumbling-judge): no usable verdict; all 6 answers were unparsed or failed."
     assert report["meta"]["empty"] == [sentence]
     assert sentence in html and 'id="table-judge_pairwise"' not in html and "share of wins" not in html
+
+
+def test_a_judge_whose_two_orders_never_agree_is_said_in_words_not_drawn_as_zero_wins(researcher) -> None:
+    from annotation.report_charts import report_charts
+
+    runs = explained_runs(n_users=3, n_runs=2)
+    run = judged(runs, answer=lambda prompt: "Winner: 1", name="first-slot-judge")  # always the first slot
+
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs)
+    query = f"recommender_run={runs[0].recommender_run_id}&runs={runs[0].pk}&runs={runs[1].pk}"
+    html = client_for(researcher).get(f"{reverse('annotation:study')}?{query}").content.decode()
+
+    sentence = (
+        f"Judge run #{run.pk} (first-slot-judge): its two orders never agreed (it picked the first slot in 100%), "
+        "so every pair is a tie; no win shares or strengths are drawn. Its position bias is below."
+    )
+    assert report["meta"]["empty"] == [sentence] and sentence in html
+    charts = report_charts(report)
+    assert charts["judge_wins"] == [] and charts["judge_strengths"] == []
+    assert "share of wins" not in html and 'id="table-position_bias"' in html  # the bias is still shown
