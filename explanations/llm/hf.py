@@ -181,9 +181,9 @@ class HFBackend:
         those where the tokenisation of prompt + prefix + option departs from that of prompt +
         prefix: when the option merges with the prefix's last characters into one token (BPE),
         that token is the option's, scored after the tokens the two still share. Consecutive
-        questions that share at least half their tokens (a Likert judge's criteria, a pair judged
-        in both orders, a probe with and without the explanation) share one pass over what they
-        have in common. Raises ``BackendError`` for an option that adds no token, and
+        questions share one pass over what they have in common wherever that runs fewer tokens
+        than scoring them apart (a Likert judge's criteria, a pair judged in both orders, a probe
+        with and without the explanation). Raises ``BackendError`` for an option that adds no token, and
         ``ValueError`` for mismatched arguments.
         """
         if not len(prompts) == len(prefixes) == len(options):
@@ -200,9 +200,12 @@ class HFBackend:
                 start = 0
                 while start < len(encoded):
                     end = start + 1
-                    while end < len(encoded) and 2 * _common_length(encoded[start][0], encoded[end][0]) >= len(
-                        encoded[end][0]
-                    ):
+                    # Group the next question in only where that runs fewer tokens than apart: a
+                    # pair's two orders, yes; two explanations' Likert criteria, no (each would
+                    # run its explanation and rubric once per criterion).
+                    while end < len(encoded) and _tokens_run(encoded[start : end + 1]) <= _tokens_run(
+                        encoded[start:end]
+                    ) + _tokens_run(encoded[end : end + 1]):
                         end += 1
                     logprobs = self._score_group([rows for _, rows in encoded[start:end]])
                     scores += [
@@ -239,23 +242,12 @@ class HFBackend:
         rows share run once, and the longest distinct continuations the options need run in
         batches on copies of that pass's KV cache."""
         rows = [row for question in questions for row in question]
-        # The tokens every row agrees on, up to the earliest option token, run once.
         reference = rows[0][0]
-        shared = min(min(start, _common_length(reference, full)) for full, start in rows)
+        shared, needed, longest = _plan(rows)
         if shared == 0:
             raise BackendError("an option changes the first token of the prompt")
         head = self.model(
             input_ids=torch.tensor([reference[:shared]], device=self.device), use_cache=True, logits_to_keep=1
-        )
-        # A token's log-probability needs the distribution after the tokens before it. Options
-        # share those contexts (" 1" and " 10" both begin with " "; every scale point follows its
-        # criterion's prefix), so only the longest contexts run, and each gives the distribution
-        # after every one of its needed prefixes: a Likert criterion of ten points is one row.
-        needed = {tuple(full[shared:position]) for full, start in rows for position in range(start, len(full))}
-        longest = sorted(
-            context
-            for context in needed
-            if context and not any(len(other) > len(context) and other[: len(context)] == context for other in needed)
         )
         after: dict[tuple[int, ...], Any] = {(): head.logits[0, -1].float().log_softmax(-1)}
         for batch in range(0, len(longest), SCORE_ROWS):
@@ -336,6 +328,36 @@ class HFBackend:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _plan(rows: list[tuple[list[int], int]]) -> tuple[int, set[tuple[int, ...]], list[tuple[int, ...]]]:
+    """How a group of option rows (ids, option start) is scored: the tokens every row agrees on
+    up to the earliest option token (run once), the contexts after which a distribution is
+    needed, and the longest of them, which are the rows that run.
+
+    A token's log-probability needs the distribution after the tokens before it. Options share
+    those contexts (" 1" and " 10" both begin with " "; every scale point follows its criterion's
+    prefix), so only the longest contexts run, each giving the distribution after every one of
+    its prefixes: a Likert criterion of ten points is one row.
+    """
+    reference = rows[0][0]
+    shared = min(min(start, _common_length(reference, full)) for full, start in rows)
+    needed = {tuple(full[shared:position]) for full, start in rows for position in range(start, len(full))}
+    ordered = sorted(needed)
+    # Sorted, every context that extends another comes right after it: a context is longest
+    # when the next one does not extend it.
+    longest = [
+        context
+        for index, context in enumerate(ordered)
+        if context and (index + 1 == len(ordered) or ordered[index + 1][: len(context)] != context)
+    ]
+    return shared, needed, longest
+
+
+def _tokens_run(encoded: Sequence[tuple[list[int], list[tuple[list[int], int]]]]) -> int:
+    """Tokens the model runs to score these questions as one group (``_plan``)."""
+    shared, _, longest = _plan([row for _, rows in encoded for row in rows])
+    return shared + sum(len(context) for context in longest)
 
 
 def _common_length(a: list[int], b: list[int]) -> int:
