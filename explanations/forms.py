@@ -9,6 +9,16 @@ from explanations.prompts import Controls
 from recommendations.models import Item, RecommenderRun
 
 
+class AnswerModeField(forms.ChoiceField):
+    """A judge's or probe's answer mode; left out (an older client), the default rather than an error."""
+
+    def __init__(self, *, help_text: str) -> None:
+        super().__init__(choices=AnswerMode.choices, initial=AnswerMode.LIKELIHOOD, required=False, help_text=help_text)
+
+    def clean(self, value: Any) -> str:
+        return str(super().clean(value) or AnswerMode.LIKELIHOOD)
+
+
 class GenerationRunForm(forms.Form):
     recommender_run = forms.ModelChoiceField(
         queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset"),
@@ -124,11 +134,8 @@ class PromptTemplateForm(forms.Form):
 class JudgeRunForm(forms.Form):
     judge = forms.ModelChoiceField(queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served.")
     mode = forms.ChoiceField(choices=JudgeRun.Mode.choices, initial=JudgeRun.Mode.PAIRWISE)
-    answer_mode = forms.ChoiceField(
-        choices=AnswerMode.choices,
-        initial=AnswerMode.LIKELIHOOD,
-        required=False,
-        help_text="Likelihood scores every option after the answer prefix (every answer parses); text parses free answers.",
+    answer_mode = AnswerModeField(
+        help_text="Likelihood scores every option after the answer prefix (every answer parses); text parses free answers."
     )
     generation_runs = forms.ModelMultipleChoiceField(
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
@@ -143,10 +150,6 @@ class JudgeRunForm(forms.Form):
         initial=json.dumps(default_rubric(), indent=1),
         help_text="JSON: the criteria as the annotators see them (name, question, scale_min, scale_max, anchors).",
     )
-
-    def clean_answer_mode(self) -> str:
-        # Left out (an older client), it is the default rather than an error.
-        return str(self.cleaned_data.get("answer_mode") or AnswerMode.LIKELIHOOD)
 
     def clean_rubric(self) -> list[dict[str, Any]]:
         try:
@@ -175,12 +178,6 @@ class ProbeForm(forms.Form):
     seed = forms.IntegerField(initial=0)
     chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256)
     max_new_tokens = forms.IntegerField(initial=16, min_value=1, max_value=200)
-    answer_mode = forms.ChoiceField(
-        choices=AnswerMode.choices,
-        initial=AnswerMode.LIKELIHOOD,
-        required=False,
-        help_text="Likelihood scores every option (age: bands of ±5 years); text parses free answers.",
+    answer_mode = AnswerModeField(
+        help_text="Likelihood scores every option (age: bands of ±5 years); text parses free answers."
     )
-
-    def clean_answer_mode(self) -> str:
-        return str(self.cleaned_data.get("answer_mode") or AnswerMode.LIKELIHOOD)

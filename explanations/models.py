@@ -16,6 +16,11 @@ from django.utils import timezone
 from recommendations.models import Job, Recommendation, RecommenderRun
 
 
+def precision_field(example: str) -> models.CharField:
+    """What a job's model actually ran in (an ``auto`` generator's choice), written by workers."""
+    return models.CharField(max_length=200, blank=True, help_text=f"What the model actually ran in, e.g. {example}.")
+
+
 class Generator(models.Model):
     """A model to generate with: backend, model, quantisation, optional adapter, decoding defaults."""
 
@@ -123,9 +128,7 @@ class GenerationRun(Job):
     chunk_size = models.PositiveSmallIntegerField(default=8, help_text="Explanations per batched generate call.")
     cancel_requested = models.BooleanField(default=False)
     n_total = models.PositiveIntegerField(default=0)
-    precision = models.CharField(
-        max_length=200, blank=True, help_text="What the model actually ran in, e.g. float32 on cpu (set by workers)."
-    )
+    precision = precision_field("float32 on cpu (set by workers)")
 
     class Meta(Job.Meta):
         pass
@@ -233,11 +236,7 @@ class AdapterTraining(Job):
     validation_losses = models.JSONField(default=list, blank=True)
     adapter_path = models.CharField(max_length=500, blank=True)
     adapter_sha256 = models.CharField(max_length=64, blank=True)
-    precision = models.CharField(
-        max_length=200,
-        blank=True,
-        help_text="What the model actually ran in, e.g. nf4 QLoRA on cuda (set by the worker).",
-    )
+    precision = precision_field("nf4 QLoRA on cuda (set by the worker)")
 
     class Meta(Job.Meta):
         pass
@@ -287,9 +286,7 @@ class JudgeRun(Job):
         default=0, help_text="Recommendations left out because the judge was tuned on their human preferences."
     )
     n_total = models.PositiveIntegerField(default=0)
-    precision = models.CharField(
-        max_length=200, blank=True, help_text="What the model actually ran in, e.g. float32 on cpu (set by workers)."
-    )
+    precision = precision_field("float32 on cpu (set by workers)")
 
     class Meta(Job.Meta):
         pass
@@ -370,9 +367,7 @@ class AttributeProbe(Job):
     max_new_tokens = models.PositiveSmallIntegerField(default=16)
     cancel_requested = models.BooleanField(default=False)
     n_total = models.PositiveIntegerField(default=0)
-    precision = models.CharField(
-        max_length=200, blank=True, help_text="What the model actually ran in, e.g. float32 on cpu (set by workers)."
-    )
+    precision = precision_field("float32 on cpu (set by workers)")
 
     class Meta(Job.Meta):
         pass

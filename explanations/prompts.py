@@ -100,24 +100,18 @@ def _list_values(attributes: dict[str, Any], aspects: tuple[str, ...]) -> dict[s
 
 
 def related_history(
-    item: Item, user: DatasetUser, split: Split, aspects: tuple[str, ...] = (), shown: int = RELATED_SHOWN
+    item: Item, recent: list[Interaction], aspects: tuple[str, ...] = (), shown: int = RELATED_SHOWN
 ) -> list[dict[str, Any]]:
-    """The user's train-side items that share the most list-valued attributes (genres, tags…)
-    with ``item``: among the ``RELATED_SCAN`` most recent, at most ``shown``, most shared values
+    """Of the user's train-side interactions ``recent`` (newest first, ``recent_train``), the
+    items that share the most list-valued attributes (genres, tags…) with ``item``: among the
+    ``RELATED_SCAN`` most recent other than ``item``, at most ``shown``, most shared values
     first, then the higher rated, then the more recent. Each comes with the values it shares,
     named (``shared_text``: "Action, Sci-Fi"), so a prompt can state the link as a fact."""
     target = _list_values(item.attributes, aspects)
     if not any(target.values()):
         return []
-    recent = (
-        Interaction.objects.filter(user=user)
-        .in_train_of(split)
-        .exclude(item=item)
-        .select_related("item")
-        .order_by("-timestamp", "-id")[:RELATED_SCAN]
-    )
     scored = []
-    for age, interaction in enumerate(recent):
+    for age, interaction in enumerate([i for i in recent if i.item_id != item.pk][:RELATED_SCAN]):
         own = _list_values(interaction.item.attributes, aspects)
         shared = [value for key, values in target.items() for value in sorted(values & own.get(key, set()))]
         if shared:
@@ -135,27 +129,34 @@ def related_history(
     ]
 
 
+def recent_train(user: DatasetUser, split: Split, length: int) -> list[Interaction]:
+    """The user's ``length`` most recent train-side interactions with their items, newest first."""
+    return list(Interaction.objects.history_of(user).in_train_of(split).order_by("-timestamp", "-id")[:length])
+
+
 def history_for(user: DatasetUser, split: Split, length: int) -> list[Interaction]:
     """The user's ``length`` most recent train-side interactions, oldest first."""
-    recent = Interaction.objects.history_of(user).in_train_of(split).order_by("-timestamp", "-id")[:length]
-    return list(reversed(recent))
+    return list(reversed(recent_train(user, split, length)))
 
 
 def prompt_context(recommendation: Recommendation, split: Split, controls: Controls) -> dict[str, Any]:
     """Everything a template may use, as plain values."""
     user, item, dataset = recommendation.user, recommendation.item, recommendation.item.dataset
     noun, nouns, verb = DOMAIN_NOUNS.get(dataset.domain, ("item", "items", "chose"))
+    # One read serves the history shown and the search for related items (+1: the recommended
+    # item itself is skipped there, should it be in the history).
+    recent = recent_train(user, split, max(controls.history_length, RELATED_SCAN + 1))
     history = [
         _item_context(interaction.item, controls.aspects)
         | {"rating": None if interaction.rating is None else f"{interaction.rating:g}"}
-        for interaction in history_for(user, split, controls.history_length)
+        for interaction in reversed(recent[: controls.history_length])
     ]
     return {
         "user_id": user.external_id,
         "profile": user.profile if controls.include_profile else {},
         "profile_text": profile_text(user.profile) if controls.include_profile else "",
         "history": history,
-        "related": related_history(item, user, split, controls.aspects),
+        "related": related_history(item, recent, controls.aspects),
         "item": _item_context(item, controls.aspects),
         "domain": noun,
         "domain_plural": nouns,

@@ -41,7 +41,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from .base import BackendError, BackendSpec, Completion, DecodingParams, Messages, OptionScores
-from .precision import AUTO, QUANTIZATIONS, describe, resolve_quantization
+from .precision import describe, resolve_quantization
 
 # Continuations run from one shared prompt pass per batch of this many rows, each row holding a
 # copy of the prompt's KV cache.
@@ -57,14 +57,13 @@ class HFBackend:
     """
 
     def __init__(self, spec: BackendSpec) -> None:
-        if spec.quantization != AUTO and spec.quantization not in QUANTIZATIONS:
-            raise BackendError(
-                f"unknown quantization {spec.quantization!r}; choose one of {AUTO}, {', '.join(QUANTIZATIONS)}"
-            )
         self.spec = spec
-        self.path = _model_dir(spec.model)
         self.device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-        self.quantization = resolve_quantization(spec.quantization, cuda=self.device.type == "cuda")
+        try:
+            self.quantization = resolve_quantization(spec.quantization, cuda=self.device.type == "cuda")
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        self.path = _model_dir(spec.model)
         self._lock = threading.Lock()
         self.tokenizer: Any = self._load_tokenizer()
         self.model: Any = self._load_model()
@@ -103,23 +102,17 @@ class HFBackend:
         return self._half() if self.device.type == "cuda" else torch.float32
 
     def _load_model(self) -> Any:
-        cuda = self.device.type == "cuda"
-        half = self._half()
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"dtype": self._compute_dtype()}
         if self.quantization == "nf4":
             options["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=half,
+                bnb_4bit_compute_dtype=options["dtype"],
             )
-            options["dtype"] = half
         elif self.quantization == "int8":
             options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-            options["dtype"] = torch.float16
-        else:
-            options["dtype"] = half if cuda else torch.float32
-        if cuda:
+        if self.device.type == "cuda":
             options["device_map"] = {"": self.device.index}
         try:
             model = AutoModelForCausalLM.from_pretrained(self.path, **options)
@@ -199,14 +192,15 @@ class HFBackend:
             with torch.inference_mode():
                 start = 0
                 while start < len(encoded):
-                    end = start + 1
+                    end, cost = start + 1, _tokens_run(encoded[start : start + 1])
                     # Group the next question in only where that runs fewer tokens than apart: a
                     # pair's two orders, yes; two explanations' Likert criteria, no (each would
                     # run its explanation and rubric once per criterion).
-                    while end < len(encoded) and _tokens_run(encoded[start : end + 1]) <= _tokens_run(
-                        encoded[start:end]
-                    ) + _tokens_run(encoded[end : end + 1]):
-                        end += 1
+                    while end < len(encoded):
+                        joined = _tokens_run(encoded[start : end + 1])
+                        if joined > cost + _tokens_run(encoded[end : end + 1]):
+                            break
+                        end, cost = end + 1, joined
                     logprobs = self._score_group([rows for _, rows in encoded[start:end]])
                     scores += [
                         OptionScores.from_logprobs(list(options[index]), own)
@@ -253,9 +247,8 @@ class HFBackend:
         for batch in range(0, len(longest), SCORE_ROWS):
             chunk = longest[batch : batch + SCORE_ROWS]
             lengths = [[n for n in range(1, len(context) + 1) if context[:n] in needed] for context in chunk]
-            logits, first_position = self._continue(
-                head.cache, [list(context) for context in chunk], shared, min(min(n) for n in lengths) - 1
-            )
+            first_position = min(min(n) for n in lengths) - 1
+            logits = self._continue(head.cache, [list(context) for context in chunk], shared, first_position)
             for row, context in enumerate(chunk):
                 for length in lengths[row]:
                     after[context[:length]] = logits[row, length - 1 - first_position].float().log_softmax(-1)
@@ -267,10 +260,10 @@ class HFBackend:
             for question in questions
         ]
 
-    def _continue(self, cache: Any, tails: list[list[int]], shared: int, first_position: int) -> tuple[Any, int]:
+    def _continue(self, cache: Any, tails: list[list[int]], shared: int, first_position: int) -> Any:
         """The logits after each tail position from ``first_position`` on (rows right-padded to
-        the longest tail), every tail continuing the cached ``shared`` tokens, and the position
-        of the first logits kept. Positions before it are run but get no vocabulary-wide logits:
+        the longest tail; index 0 is ``first_position``), every tail continuing the cached
+        ``shared`` tokens. Positions before it are run but get no vocabulary-wide logits:
         a long continuation (an explanation, then the question) needs them only at its end."""
         width = max(len(tail) for tail in tails)
         pad = self.tokenizer.pad_token_id
@@ -286,7 +279,7 @@ class HFBackend:
         output = self.model(
             input_ids=ids, attention_mask=mask, cache=rows, use_cache=False, logits_to_keep=width - first_position
         )
-        return output.logits, first_position
+        return output.logits
 
     def _decoding(self, params: DecodingParams) -> dict[str, Any]:
         # Every knob is set here, so the model's own generation defaults (top-k 50, repetition

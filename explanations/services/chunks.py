@@ -117,6 +117,12 @@ def fallback_record(job: models.Model, note: str = TEXT_FALLBACK) -> None:
     type(job)._default_manager.filter(pk=job.pk, fallback="").update(fallback=note[:200])
 
 
+def answer_mode_check(answer_mode: str) -> None:
+    """Raise GenerationError for an answer mode that is neither likelihood nor text."""
+    if answer_mode not in AnswerMode.values:
+        raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
+
+
 def answer_in_mode(
     job: JudgeRun | AttributeProbe, *, by_likelihood: Callable[[], None], by_text: Callable[[], None]
 ) -> None:

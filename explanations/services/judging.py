@@ -41,7 +41,13 @@ from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, 
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
 from explanations.services.adapters import trained_recommendations
-from explanations.services.chunks import answer_in_mode, generate_or_fail, pending_chunks, score_or_fail
+from explanations.services.chunks import (
+    answer_in_mode,
+    answer_mode_check,
+    generate_or_fail,
+    pending_chunks,
+    score_or_fail,
+)
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 
@@ -84,8 +90,7 @@ def judge_run_start(
 
     if mode not in JudgeRun.Mode.values:
         raise GenerationError(f"unknown mode {mode!r}; choose {' or '.join(JudgeRun.Mode.values)}")
-    if answer_mode not in AnswerMode.values:
-        raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
+    answer_mode_check(answer_mode)
     runs = sorted(generation_runs, key=lambda run: run.pk)
     if len({run.recommender_run_id for run in runs}) != 1:
         raise GenerationError("choose generation runs of one recommender run")

@@ -35,7 +35,13 @@ from explanations.probing import (
     probe_messages,
 )
 from explanations.prompts import DOMAIN_NOUNS, history_for
-from explanations.services.chunks import answer_in_mode, generate_or_fail, pending_chunks, score_or_fail
+from explanations.services.chunks import (
+    answer_in_mode,
+    answer_mode_check,
+    generate_or_fail,
+    pending_chunks,
+    score_or_fail,
+)
 from explanations.services.generators import GenerationError, generator_spec
 from recommendations.bulk import insert_rows
 from recommendations.models import DatasetUser, Interaction, Item
@@ -120,8 +126,7 @@ def probe_start(
     """
     from explanations.tasks import probe_chunk_run_task
 
-    if answer_mode not in AnswerMode.values:
-        raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
+    answer_mode_check(answer_mode)
     if target in USER_TARGETS and generation_run.include_profile:
         # The explanation was written from a prompt that stated the age, gender and occupation:
         # "with the explanation" would measure copying, not what the text reveals.
