@@ -14,7 +14,12 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_filter = ["mode", "status"]
     search_fields = ["name"]
     inlines = [CriterionInline]
-    readonly_fields = ["public_token", "recommender_run", "created_by", "closed_at"]
+    # What the items were built from, and the status the site's close button keeps together
+    # with closed_at, change only through the site's services; the admin edits text fields.
+    readonly_fields = [
+        "public_token", "recommender_run", "created_by", "closed_at",
+        "generation_runs", "mode", "status", "sample", "sample_size", "seed", "overlap",
+    ]  # fmt: skip
 
 
 @admin.register(Participant)

@@ -7,7 +7,9 @@ constant memory. The CSV, JSONL and API exports all come from ``rating_export_ro
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import csv
+import re
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from annotation.models import Assignment, Campaign, CampaignItem, Rating
@@ -162,3 +164,42 @@ def campaign_preferences(
         winner = leaders[0] if len(leaders) == 1 else "tie"
         preferences.append({"recommendation": recommendation, "a": a, "b": b, "votes": votes, "winner": winner})
     return preferences
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+# A cell starting with one of these runs as a formula in spreadsheet programs (OWASP's list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+def csv_safe(value: Any) -> Any:
+    """A cell value a spreadsheet shows as written. Every CSV the site writes goes through this.
+
+    Dataset titles, generator names and LLM output are untrusted: a text cell starting with
+    a formula character gets a leading quote. Numbers, and text that is exactly a number
+    ("-0.12"), are left alone; "-2+3+cmd|' /C calc'!A0" is not a number.
+    """
+    if not isinstance(value, str) or not value.startswith(_FORMULA_STARTS) or _PLAIN_NUMBER.fullmatch(value):
+        return value
+    return f"'{value}"
+
+
+class _Echo:
+    """A file whose write returns the line, so csv.writer can feed a streaming response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_stream(fieldnames: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The header line, then one CSV line per row, each cell passed through ``csv_safe``."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(fieldnames)
+    for row in rows:
+        yield writer.writerow([csv_safe(row.get(name)) for name in fieldnames])
+
+
+def csv_text(header: list[str], rows: Iterable[list[Any]]) -> str:
+    """A whole CSV document, each cell passed through ``csv_safe``."""
+    return "".join(csv_stream(header, (dict(zip(header, row, strict=True)) for row in rows)))

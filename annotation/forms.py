@@ -5,10 +5,11 @@ from typing import Any
 
 from django import forms
 
-from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating
+from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating, validate_completion_url
 from explanations.forms import positive
 from explanations.judging import default_rubric
 from explanations.models import GenerationRun, Generator
+from recommendations.formfields import SMALL_INT_MAX, DbIntegerField
 from recommendations.models import RecommenderRun
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
@@ -24,20 +25,27 @@ class CampaignForm(forms.Form):
         help_text="Runs over the same recommender run. Pairwise compares every pair of them.",
     )
     sample = forms.ChoiceField(choices=Campaign.Sample.choices, initial=Campaign.Sample.ALL)
-    sample_size = forms.IntegerField(initial=50, min_value=1, label="Recommendations (N)")
-    seed = forms.IntegerField(initial=0)
-    overlap = forms.IntegerField(initial=3, min_value=1, max_value=50, label="Annotators per item (k)")
-    items_per_annotator = forms.IntegerField(initial=20, min_value=1)
-    lease_minutes = forms.IntegerField(initial=30, min_value=1, max_value=24 * 60, label="Lease (minutes)")
+    sample_size = DbIntegerField(initial=50, min_value=1, label="Recommendations (N)")
+    seed = DbIntegerField(initial=0, min_value=0)
+    overlap = DbIntegerField(initial=3, min_value=1, max_value=50, label="Annotators per item (k)")
+    items_per_annotator = DbIntegerField(initial=20, min_value=1)
+    lease_minutes = DbIntegerField(initial=30, min_value=1, max_value=24 * 60, label="Lease (minutes)")
     instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, help_text="Markdown.")
     consent_text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="Markdown; leave empty to skip consent."
     )
-    attention_checks = forms.IntegerField(initial=2, min_value=0, max_value=100)
-    check_every = forms.IntegerField(initial=4, min_value=1, label="A check after every N items")
-    max_check_failures = forms.IntegerField(initial=1, min_value=0, label="Flag after more failures than")
+    attention_checks = DbIntegerField(initial=2, min_value=0, max_value=100)
+    check_every = DbIntegerField(initial=4, min_value=1, max_value=SMALL_INT_MAX, label="A check after every N items")
+    max_check_failures = DbIntegerField(
+        initial=1, min_value=0, max_value=SMALL_INT_MAX, label="Flag after more failures than"
+    )
     completion_url = forms.CharField(
-        max_length=500, required=False, initial=Campaign._meta.get_field("completion_url").default
+        max_length=500,
+        required=False,
+        initial=Campaign._meta.get_field("completion_url").default,
+        validators=[validate_completion_url],
+        help_text="Prolific-style: workers are redirected here at the end. MTurk HITs (an external "
+        "question) need none: workers submit to MTurk from the last page.",
     )
     rubric = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}),
@@ -72,7 +80,7 @@ class ReferenceItemForm(forms.Form):
     kind = forms.ChoiceField(
         choices=[(CampaignItem.Kind.GOLD, "Gold item"), (CampaignItem.Kind.TRAINING, "Training item")]
     )
-    explanation_id = forms.IntegerField(min_value=1, label="Explanation id")
+    explanation_id = DbIntegerField(min_value=1, label="Explanation id")
     accepted = forms.CharField(
         label="Accepted ranges", help_text="e.g. reasonability=1-3, faithfulness=1-4", max_length=500
     )
@@ -96,7 +104,7 @@ class AnswerForm(forms.Form):
     """
 
     submission_id = forms.UUIDField(widget=forms.HiddenInput)
-    visible_ms = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+    visible_ms = DbIntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
     def __init__(self, *args: Any, assignment: Assignment, criteria: list[Criterion], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -168,7 +176,7 @@ class StudyForm(forms.Form):
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
         label="Generation runs",
     )
-    seed = forms.IntegerField(initial=0, required=False)
+    seed = DbIntegerField(initial=0, min_value=0, required=False)
     exclude_flagged = forms.BooleanField(required=False, label="Leave out flagged annotators")
     reference_run = forms.ModelChoiceField(
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
@@ -208,10 +216,10 @@ class JudgeTuningForm(forms.Form):
         widget=forms.CheckboxSelectMultiple, help_text="The answers that vote for a pair's winner."
     )
     include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
-    epochs = forms.IntegerField(initial=1, min_value=1, max_value=100)
+    epochs = DbIntegerField(initial=1, min_value=1, max_value=100)
     learning_rate = forms.FloatField(initial=2e-4, validators=[positive])
-    r = forms.IntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
-    seed = forms.IntegerField(initial=0)
+    r = DbIntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
+    seed = DbIntegerField(initial=0, min_value=0)
 
     def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

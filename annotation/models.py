@@ -12,6 +12,8 @@ import secrets
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 
@@ -20,6 +22,19 @@ from explanations.models import Explanation, GenerationRun
 from recommendations.models import DatasetUser, Recommendation, RecommenderRun
 
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+
+
+def validate_completion_url(value: str) -> None:
+    """An http(s) URL, ``{code}`` allowed anywhere. Crowd workers are redirected to it, so a
+    ``javascript:`` or ``data:`` URL would run in the site's origin or fail at the end."""
+    if not value:
+        return
+    try:
+        URLValidator(schemes=["http", "https"])(value.replace("{code}", "CODE"))
+    except ValidationError:
+        raise ValidationError(
+            "Give an http:// or https:// URL (use {code} where the completion code goes).", code="invalid"
+        ) from None
 
 
 def _token() -> str:
@@ -72,6 +87,7 @@ class Campaign(models.Model):
         max_length=500,
         blank=True,
         default=PROLIFIC_COMPLETION_URL,
+        validators=[validate_completion_url],
         help_text="Crowd annotators are sent here at the end; {code} is replaced by the completion code.",
     )
     completion_code = models.CharField(max_length=40, default=_completion_code)
@@ -86,7 +102,13 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("annotate", "Can take part in annotation campaigns")]
+        permissions = [
+            ("annotate", "Can take part in annotation campaigns"),
+            # The site's campaign pages check this, not add/change_campaign: a researcher runs
+            # campaigns through the services (which keep items, overlap and status consistent)
+            # but may not edit campaign rows in the admin.
+            ("run_campaign", "Can create, close and moderate campaigns from the site"),
+        ]
 
     def __str__(self) -> str:
         return self.name

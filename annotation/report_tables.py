@@ -6,11 +6,10 @@ strings; every estimate is written as ``estimate [low, high]``. The writers only
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Any
 
+from annotation.exports import csv_text
 from annotation.reports import TEXT_METRICS, dig
 
 MISSING = "n/a"
@@ -350,20 +349,8 @@ def _decisiveness_rows(report: dict[str, Any], labels: dict[int, str]) -> list[l
     ]  # fmt: skip
 
 
-def _csv_cell(cell: str) -> str:
-    # Dataset and generator names are untrusted text: never let a cell run as a formula in a
-    # spreadsheet. A negative number ("-0.12 [...]") is left alone.
-    risky = cell.startswith(("=", "+", "@", "\t", "\r")) or (cell.startswith("-") and not cell[1:2].isdigit())
-    return f"'{cell}" if risky else cell
-
-
 def to_csv(table: Table) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(table.header)
-    for row in table.rows:
-        writer.writerow([_csv_cell(cell) for cell in row])
-    return buffer.getvalue()
+    return csv_text(table.header, table.rows)
 
 
 def _markdown_cell(text: str) -> str:

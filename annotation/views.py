@@ -7,7 +7,6 @@ that names a generator, adapter, prompt or run reaches an annotator's page.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
 from annotation.agreement import campaign_monitor
-from annotation.exports import EXPORT_FIELDS, campaign_preferences, rating_export_rows
+from annotation.exports import EXPORT_FIELDS, campaign_preferences, csv_stream, rating_export_rows
 from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm, StudyForm
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant
@@ -65,7 +64,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required("annotation.add_campaign", raise_exception=True)
+@permission_required("annotation.run_campaign", raise_exception=True)
 def campaign_create_view(request: HttpRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -120,7 +119,7 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@permission_required("annotation.change_campaign", raise_exception=True)
+@permission_required("annotation.run_campaign", raise_exception=True)
 def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     campaign_close(campaign=campaign)
@@ -130,7 +129,7 @@ def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@permission_required("annotation.change_campaign", raise_exception=True)
+@permission_required("annotation.run_campaign", raise_exception=True)
 def reference_item_add(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     form = ReferenceItemForm(request.POST)
@@ -157,7 +156,7 @@ def reference_item_add(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@permission_required("annotation.change_campaign", raise_exception=True)
+@permission_required("annotation.run_campaign", raise_exception=True)
 def participant_exclude(request: HttpRequest, campaign_id: int, participant_id: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     participant = get_object_or_404(Participant, campaign=campaign, pk=participant_id)
@@ -172,7 +171,7 @@ def campaign_export(request: HttpRequest, campaign_id: int, fmt: str) -> Streami
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     rows = rating_export_rows(campaign, include_excluded=request.GET.get("include_excluded") == "1")
     if fmt == "csv":
-        body: Iterator[str] = _csv_lines(rows)
+        body: Iterator[str] = csv_stream(EXPORT_FIELDS, rows)
         content_type = "text/csv; charset=utf-8"
     else:
         body = (json.dumps(row, default=str) + "\n" for row in rows)
@@ -225,27 +224,6 @@ def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
         else:
             return redirect("explanations:adapter_detail", training_id=training.pk)
     return render(request, "annotation/judge_tuning_form.html", {"form": form, "campaign": campaign})
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-# A cell starting with one of these runs as a formula in spreadsheet programs.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_safe(value: Any) -> Any:
-    """Dataset text (titles, ids) is untrusted: prefix a quote so a spreadsheet shows it as text."""
-    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
-
-
-def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    writer = csv.DictWriter(_Echo(), fieldnames=EXPORT_FIELDS)
-    yield writer.writeheader() or ",".join(EXPORT_FIELDS) + "\r\n"
-    for row in rows:
-        yield writer.writerow({key: _csv_safe(value) for key, value in row.items()})
 
 
 # --- Annotators -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from django import forms
 from explanations.judging import default_rubric
 from explanations.models import AdapterTraining, AnswerMode, GenerationRun, Generator, JudgeRun, PromptTemplate
 from explanations.prompts import Controls
+from recommendations.formfields import SMALL_INT_MAX, DbIntegerField
 from recommendations.models import Item, RecommenderRun
 
 
@@ -26,21 +27,21 @@ class GenerationRunForm(forms.Form):
     )
     generator = forms.ModelChoiceField(queryset=Generator.objects.all())
     template = forms.ModelChoiceField(queryset=PromptTemplate.objects.all(), label="Prompt template")
-    depth = forms.IntegerField(initial=1, min_value=1, max_value=1000, help_text="Explain the top N of each list.")
+    depth = DbIntegerField(initial=1, min_value=1, max_value=1000, help_text="Explain the top N of each list.")
     sample = forms.ChoiceField(choices=GenerationRun.Sample.choices, initial=GenerationRun.Sample.RANDOM)
-    sample_size = forms.IntegerField(initial=50, min_value=1, label="Users")
-    seed = forms.IntegerField(initial=0)
-    history_length = forms.IntegerField(initial=10, min_value=0, max_value=200)
-    max_words = forms.IntegerField(initial=75, min_value=1, max_value=500)
+    sample_size = DbIntegerField(initial=50, min_value=1, label="Users")
+    seed = DbIntegerField(initial=0, min_value=0)
+    history_length = DbIntegerField(initial=10, min_value=0, max_value=200)
+    max_words = DbIntegerField(initial=75, min_value=1, max_value=500)
     aspects = forms.CharField(
         required=False, help_text="Item attributes to focus on, comma-separated, e.g. genres, year."
     )
     tone = forms.ChoiceField(choices=GenerationRun.Tone.choices, initial=GenerationRun.Tone.NEUTRAL)
     second_person = forms.BooleanField(required=False, initial=True, label="Address the user as “you”")
     include_profile = forms.BooleanField(required=False, initial=True, label="Include the user's profile")
-    chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256, help_text="Explanations per batched call.")
+    chunk_size = DbIntegerField(initial=8, min_value=1, max_value=256, help_text="Explanations per batched call.")
     preview_user = forms.CharField(required=False, label="Preview for user", help_text="A dataset user id.")
-    preview_rank = forms.IntegerField(required=False, initial=1, min_value=1, label="Preview rank")
+    preview_rank = DbIntegerField(required=False, initial=1, min_value=1, label="Preview rank")
 
     def clean_aspects(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a.strip() for a in self.cleaned_data.get("aspects", "").split(",") if a.strip()))
@@ -91,20 +92,22 @@ class AdapterTrainingForm(forms.Form):
         label="…or teacher examples (JSONL)",
         help_text='One object a line: {"messages": [{"role": "user", "content": "..."}], "response": "..."}',
     )
-    filter_max_words = forms.IntegerField(initial=75, min_value=1, label="Drop answers longer than (words)")
+    filter_max_words = DbIntegerField(
+        initial=75, min_value=1, max_value=SMALL_INT_MAX, label="Drop answers longer than (words)"
+    )
     filter_refusals = forms.BooleanField(required=False, initial=True, label="Drop refusals")
-    r = forms.IntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
-    alpha = forms.IntegerField(initial=16, min_value=1, label="LoRA alpha")
+    r = DbIntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
+    alpha = DbIntegerField(initial=16, min_value=1, max_value=SMALL_INT_MAX, label="LoRA alpha")
     dropout = forms.FloatField(initial=0.05, min_value=0, max_value=0.9)
     target_modules = forms.CharField(
         required=False, help_text="Comma-separated; empty = q, k, v, o, gate, up and down projections."
     )
-    epochs = forms.IntegerField(initial=1, min_value=1, max_value=100)
+    epochs = DbIntegerField(initial=1, min_value=1, max_value=100)
     learning_rate = forms.FloatField(initial=2e-4, validators=[positive])
-    batch_size = forms.IntegerField(initial=4, min_value=1, max_value=256)
-    max_length = forms.IntegerField(initial=512, min_value=16, max_value=8192)
+    batch_size = DbIntegerField(initial=4, min_value=1, max_value=256)
+    max_length = DbIntegerField(initial=512, min_value=16, max_value=8192)
     validation_fraction = forms.FloatField(initial=0.1, min_value=0, max_value=0.5)
-    seed = forms.IntegerField(initial=0)
+    seed = DbIntegerField(initial=0, min_value=0)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -141,10 +144,10 @@ class JudgeRunForm(forms.Form):
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
         help_text="Runs over the same recommender run; pairwise compares every pair, in both orders.",
     )
-    sample_size = forms.IntegerField(initial=0, min_value=0, help_text="Recommendations to judge; 0 = all.")
-    seed = forms.IntegerField(initial=0)
-    chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256)
-    max_new_tokens = forms.IntegerField(initial=40, min_value=1, max_value=1000)
+    sample_size = DbIntegerField(initial=0, min_value=0, help_text="Recommendations to judge; 0 = all.")
+    seed = DbIntegerField(initial=0, min_value=0)
+    chunk_size = DbIntegerField(initial=8, min_value=1, max_value=256)
+    max_new_tokens = DbIntegerField(initial=40, min_value=1, max_value=1000)
     rubric = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 10}),
         initial=json.dumps(default_rubric(), indent=1),
@@ -174,10 +177,10 @@ class ProbeForm(forms.Form):
         initial="gender",
         help_text="age (within 5 years), gender, occupation, popularity (quintile), or item:<attribute>, e.g. item:genres.",
     )
-    sample_size = forms.IntegerField(initial=0, min_value=0, help_text="Explanations to probe; 0 = all.")
-    seed = forms.IntegerField(initial=0)
-    chunk_size = forms.IntegerField(initial=8, min_value=1, max_value=256)
-    max_new_tokens = forms.IntegerField(initial=16, min_value=1, max_value=200)
+    sample_size = DbIntegerField(initial=0, min_value=0, help_text="Explanations to probe; 0 = all.")
+    seed = DbIntegerField(initial=0, min_value=0)
+    chunk_size = DbIntegerField(initial=8, min_value=1, max_value=256)
+    max_new_tokens = DbIntegerField(initial=16, min_value=1, max_value=200)
     answer_mode = AnswerModeField(
         help_text="Likelihood scores every option (age: bands of ±5 years); text parses free answers."
     )

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from recommendations.algorithms import ALGORITHMS, HyperparameterError
 from recommendations.algorithms import validate as validate_hyperparameters
+from recommendations.formfields import BIG_INT_MAX, BIG_INT_MIN, DbIntegerField
 from recommendations.importers import FORMATS, ImportFailed, parse_mapping
 from recommendations.importers.base import human_bytes
 from recommendations.models import Dataset, Split
@@ -100,17 +101,20 @@ class RecommenderRunForm(forms.Form):
         help_text='JSON, e.g. {"n_factors": 50, "n_epochs": 20}. Empty: Surprise\'s defaults.',
     )
     split_mode = forms.ChoiceField(choices=Split.Mode.choices, initial=Split.Mode.LEAVE_LAST_OUT, label="Split")
-    min_interactions = forms.IntegerField(
+    min_interactions = DbIntegerField(
         initial=5, min_value=2, help_text="Leave-last-out: users with fewer interactions stay in train only."
     )
     test_ratio = forms.FloatField(
         initial=0.2, min_value=0.0, max_value=1.0, help_text="Global cut-off and random: share in test."
     )
-    cutoff_timestamp = forms.IntegerField(
-        required=False, help_text="Global cut-off: a Unix time instead of the ratio (optional)."
+    cutoff_timestamp = DbIntegerField(
+        min_value=BIG_INT_MIN,
+        max_value=BIG_INT_MAX,
+        required=False,
+        help_text="Global cut-off: a Unix time instead of the ratio (optional).",
     )
-    seed = forms.IntegerField(initial=0)
-    k = forms.IntegerField(initial=10, min_value=1, max_value=1000, label="K")
+    seed = DbIntegerField(initial=0, min_value=0)
+    k = DbIntegerField(initial=10, min_value=1, max_value=1000, label="K")
     relevance_threshold = forms.FloatField(initial=4.0, help_text="Test ratings at or above this are relevant.")
 
     def clean_hyperparameters(self) -> dict[str, Any]:

@@ -372,7 +372,9 @@ class RecommenderRun(Job):
     objects: ClassVar[RecommenderRunQuerySet] = RecommenderRunQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta(Job.Meta):
-        pass
+        # The site's training form checks this, not add_recommenderrun: a researcher may train
+        # through the service (which validates and enqueues) but not write rows in the admin.
+        permissions = [("train_recommender", "Can train recommenders from the site")]
 
     def __str__(self) -> str:
         return f"run #{self.pk} {self.algorithm} on {self.dataset_id}"

@@ -98,7 +98,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required("recommendations.add_recommenderrun", raise_exception=True)
+@permission_required("recommendations.train_recommender", raise_exception=True)
 def run_create(request: HttpRequest) -> HttpResponse:
     form = RecommenderRunForm(request.POST or None, initial={"dataset": request.GET.get("dataset")})
     if request.method == "POST" and form.is_valid():
@@ -162,7 +162,7 @@ def _user_panel(run: RecommenderRun, external_id: str) -> dict[str, Any]:
 
 @require_POST
 @login_required
-@permission_required("recommendations.add_recommenderrun", raise_exception=True)
+@permission_required("recommendations.train_recommender", raise_exception=True)
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(RecommenderRun.objects.visible_to(request.user), pk=run_id)
     recommender_run_retry(run=run)

@@ -16,6 +16,8 @@ RESEARCHER = "researcher"
 ADMIN = "admin"
 ROLES = (ANNOTATOR, RESEARCHER, ADMIN)
 STAFF_ROLES = frozenset({RESEARCHER, ADMIN})
+# The roles an admin (who is not a superuser) may give or take away in the user admin.
+GRANTABLE_ROLES = (ANNOTATOR, RESEARCHER)
 
 _DATA_MODELS = (
     "dataset",
@@ -42,11 +44,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # Annotators only take part in campaigns; what they see is limited to their own work.
     ANNOTATOR: ["annotation.annotate"],
     # Researchers read everything, train recommenders and run campaigns; importing data is for admins.
+    # In the Django admin they only view: the site's own permissions (train_recommender,
+    # run_campaign) let them act through the services, which keep rows consistent.
     RESEARCHER: [f"recommendations.view_{model}" for model in _DATA_MODELS]
-    + ["recommendations.add_recommenderrun"]
+    + ["recommendations.train_recommender"]
     + [f"explanations.view_{model}" for model in _EXPLANATION_MODELS]
     + [f"annotation.view_{model}" for model in _ANNOTATION_MODELS]
-    + ["annotation.add_campaign", "annotation.change_campaign", "annotation.annotate"],
+    + ["annotation.run_campaign", "annotation.annotate"],
     ADMIN: [
         f"recommendations.{action}_{model}" for model in _DATA_MODELS for action in ("view", "add", "change", "delete")
     ]
@@ -57,8 +61,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         for action in ("view", "add", "change", "delete")
     ]
     + [f"annotation.{action}_{model}" for model in _ANNOTATION_MODELS for action in ("view", "add", "change", "delete")]
-    + ["annotation.annotate"]
-    # Admins manage site accounts and their roles in the Django admin.
+    + ["recommendations.train_recommender", "annotation.run_campaign", "annotation.annotate"]
+    # Admins manage annotator and researcher accounts in the Django admin; what they may
+    # change there is narrowed further by xrec_site.admin (no staff, superuser or admin grants).
     + ["auth.view_user", "auth.add_user", "auth.change_user", "auth.view_group"],
 }
 

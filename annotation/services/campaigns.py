@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from annotation.models import Campaign, CampaignItem, Criterion, Participant
+from annotation.models import Campaign, CampaignItem, Criterion, Participant, validate_completion_url
 from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
 from explanations.querysets import explanations_by_recommendation
@@ -129,6 +130,11 @@ def campaign_create(
         raise CampaignError("A pairwise campaign compares at least two generation runs.")
     if overlap < 1 or items_per_annotator < 1:
         raise CampaignError("Overlap and items per annotator must be at least 1.")
+    if completion_url:
+        try:
+            validate_completion_url(completion_url)
+        except ValidationError as exc:
+            raise CampaignError(exc.messages[0]) from None
     explained = explanations_by_recommendation(runs)
     if not explained:
         raise CampaignError("No recommendation has a finished explanation in every chosen run.")
