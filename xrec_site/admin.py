@@ -32,7 +32,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class RoleUserAdmin(UserAdmin):  # type: ignore[type-arg]
+class RoleUserAdmin(UserAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         users = super().get_queryset(request)
         if _is_superuser(request):
