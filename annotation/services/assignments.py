@@ -8,17 +8,26 @@ Guarantees:
 - a participant never gets the same item twice (unique participant + item) and never two
   consecutive items of the same recommendation or dataset user;
 - a submission id is stored once: a repeated POST changes nothing and returns the same result.
+
+Locks, on PostgreSQL, are taken in one order: participant, then assignment, then item, items in
+id order; and all are FOR NO KEY UPDATE. The key share locks that foreign-key checks take at
+commit (Django's constraints are deferred) never wait on those, so a transaction that inserts
+an assignment or a rating cannot wait at COMMIT on a sweep that waits on it. A transaction that
+still meets a deadlock or serialization failure is run again once (``_retried``).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,6 +43,31 @@ from annotation.models import (
 )
 
 SWEEP_LIMIT = 200
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# whole, so running it again is safe.
+_RETRYABLE = frozenset({"40P01", "40001"})
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _retried(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func`` (one transaction) again once if the database rolled it back for a
+    deadlock or a serialization failure. Inside an outer transaction the error propagates:
+    only the outermost block can be run again."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except OperationalError as exc:
+            if connection.in_atomic_block or getattr(exc.__cause__, "sqlstate", None) not in _RETRYABLE:
+                raise
+            logger.warning("%s: %s; running it again", func.__name__, str(exc).splitlines()[0])
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 class SubmitError(ValueError):
@@ -48,6 +82,7 @@ class SubmitResult:
     feedback: list[dict[str, Any]] = field(default_factory=list)
 
 
+@_retried
 def lease_sweep(*, campaign: Campaign) -> int:
     """Expire up to SWEEP_LIMIT unsubmitted assignments whose lease ran out and give their
     slots back to the pool. Returns how many expired. Safe to run concurrently: each
@@ -57,11 +92,12 @@ def lease_sweep(*, campaign: Campaign) -> int:
     expired = 0
     with transaction.atomic():
         stale = list(
-            Assignment.objects.select_for_update(skip_locked=True)
+            Assignment.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(campaign=campaign, status=Assignment.Status.ACTIVE, expires_at__lt=now)
             .values_list("pk", "item_id")[:SWEEP_LIMIT]
         )
-        for assignment_id, item_id in stale:
+        # Items in id order: two sweeps never wait on each other's items in a cycle.
+        for assignment_id, item_id in sorted(stale, key=lambda row: (row[1], row[0])):
             if Assignment.objects.filter(pk=assignment_id, status=Assignment.Status.ACTIVE).update(
                 status=Assignment.Status.EXPIRED
             ):
@@ -89,7 +125,7 @@ def _claim_regular(participant: Participant, previous: Assignment | None) -> Cam
     # order differs between annotators while every query stays on the pool index.
     start = random.Random(f"{campaign.seed}:{participant.pk}").randrange(2**31)  # noqa: S311 - ordering only
     for part in (pool.filter(shuffle_key__gte=start), pool.filter(shuffle_key__lt=start)):
-        item = part.select_for_update(skip_locked=True, of=("self",)).first()
+        item = part.select_for_update(skip_locked=True, of=("self",), no_key=True).first()
         if item is not None:
             CampaignItem.objects.filter(pk=item.pk).update(n_live=F("n_live") + 1)
             return item
@@ -132,6 +168,7 @@ def _recent(participant: Participant, count: int) -> list[Assignment]:
     )
 
 
+@_retried
 def campaign_assign_next(*, participant: Participant) -> Assignment | None:
     """The participant's current item, or a newly claimed one; None when they are done.
 
@@ -148,7 +185,9 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
         # The participant row lock (not the campaign's: ``of``) serialises one annotator's
         # tabs and leaves every other annotator free to claim at the same time.
         participant = (
-            Participant.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=participant.pk)
+            Participant.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("campaign")
+            .get(pk=participant.pk)
         )
         campaign = participant.campaign
         now = timezone.now()
@@ -210,7 +249,7 @@ def _retake_slot(assignment: Assignment) -> None:
     """An expired assignment answered late keeps its answer only if its slot is still free."""
     if assignment.item.kind != CampaignItem.Kind.REGULAR:
         return
-    item = CampaignItem.objects.select_for_update().get(pk=assignment.item_id)
+    item = CampaignItem.objects.select_for_update(no_key=True).get(pk=assignment.item_id)
     if item.n_live >= assignment.campaign.overlap:
         raise SubmitError(
             "Your time on this item ran out and it went to another annotator, so this answer was not needed."
@@ -228,6 +267,7 @@ def _participant_checks_update(participant: Participant, campaign: Campaign) -> 
     participant.save(update_fields=["checks_passed", "checks_failed", "flagged"])
 
 
+@_retried
 def rating_submit(
     *,
     assignment: Assignment,
@@ -249,8 +289,11 @@ def rating_submit(
     """
     try:
         with transaction.atomic():
+            # The participant first, as a claim does: the same annotator claiming in one tab
+            # (which renews this lease) and submitting in another take their locks in one order.
+            Participant.objects.select_for_update(no_key=True).filter(pk=assignment.participant_id).exists()
             locked = (
-                Assignment.objects.select_for_update(of=("self",))
+                Assignment.objects.select_for_update(of=("self",), no_key=True)
                 .select_related("campaign", "item", "participant")
                 .get(pk=assignment.pk)
             )
@@ -312,7 +355,7 @@ def _revise(assignment: Assignment, answers: dict[str, Any], check_passed: bool 
     if assignment.item.kind == CampaignItem.Kind.ATTENTION:
         assignment.check_answer = str(answers["fits_user"])
     else:
-        for rating in assignment.ratings.select_related("criterion").select_for_update():
+        for rating in assignment.ratings.select_related("criterion").select_for_update(of=("self",), no_key=True):
             new = _stored(answers[rating.criterion.name])
             if (rating.value, rating.choice) == (new["value"], new["choice"]):
                 continue
