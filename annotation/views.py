@@ -31,11 +31,14 @@ from annotation.report_tables import report_tables, to_csv, to_latex, to_markdow
 from annotation.reports import study_report_cached
 from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
+    MTURK_PREVIEW,
+    MTURK_SUBMIT_HOSTS,
     CampaignError,
     campaign_close,
     campaign_create,
     campaign_reference_item_add,
     crowd_participant_enter,
+    mturk_submit_url,
     participant_consent,
     participant_join,
     participant_set_excluded,
@@ -48,7 +51,7 @@ from recommendations.views import HtmxHttpRequest
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
 CROWD_PARAMETERS = {
     "prolific": ("PROLIFIC_PID", ("STUDY_ID", "SESSION_ID")),
-    "mturk": ("workerId", ("assignmentId", "hitId")),
+    "mturk": ("workerId", ("assignmentId", "hitId", "turkSubmitTo")),
 }
 
 
@@ -253,6 +256,25 @@ def crowd_entry(request: HttpRequest, token: str) -> HttpResponse:
     token), so a link embedded in another page cannot silently swap their session.
     """
     campaign = get_object_or_404(Campaign, public_token=token)
+    if request.GET.get("assignmentId") == MTURK_PREVIEW:
+        # An MTurk worker previewing the HIT: show what the task is, create nothing.
+        return _crowd_frameable(
+            render(
+                request,
+                "annotation/crowd_mturk.html",
+                {"campaign": campaign, "preview": True, "instructions_html": render_markdown(campaign.instructions)},
+            )
+        )
+    if "turkSubmitTo" in request.GET and request.GET.get("start") != "1":
+        # Inside MTurk's frame the site's cookies are third-party (refused by browsers), so
+        # the task opens in its own tab; the last page there submits the HIT.
+        return _crowd_frameable(
+            render(
+                request,
+                "annotation/crowd_mturk.html",
+                {"campaign": campaign, "preview": False, "start_url": f"{request.get_full_path()}&start=1"},
+            )
+        )
     user = request.user
     if (
         request.method == "GET"
@@ -272,6 +294,14 @@ def crowd_entry(request: HttpRequest, token: str) -> HttpResponse:
             login(request, participant.user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("annotation:next", campaign_id=campaign.pk)
     return render(request, "annotation/crowd_error.html", {"error": "The link lacks a participant id."}, status=400)
+
+
+def _crowd_frameable(response: HttpResponse) -> HttpResponse:
+    """MTurk shows an external question in a frame on its own pages: only these two pages
+    (preview and start, which sign no one in) may be framed, and only by MTurk."""
+    response.xframe_options_exempt = True
+    response["Content-Security-Policy"] = "frame-ancestors " + " ".join(sorted(MTURK_SUBMIT_HOSTS))
+    return response
 
 
 @login_required
@@ -315,7 +345,14 @@ def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
         return redirect("annotation:next", campaign_id=campaign.pk)
     # Only a finished crowd worker goes back to the platform with the completion code.
     finished = participant.completed_at is not None
-    if finished and participant.platform and campaign.completion_redirect_url() and request.GET.get("stay") != "1":
+    submit_url = mturk_submit_url(participant) if finished else ""
+    if (
+        finished
+        and participant.platform
+        and not submit_url
+        and campaign.completion_redirect_url()
+        and request.GET.get("stay") != "1"
+    ):
         return redirect(campaign.completion_redirect_url())
     answered = (
         Assignment.objects.of_user(request.user)
@@ -326,7 +363,13 @@ def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return render(
         request,
         "annotation/done.html",
-        {"participant": participant, "campaign": campaign, "answered": answered},
+        {
+            "participant": participant,
+            "campaign": campaign,
+            "answered": answered,
+            "mturk_submit_url": submit_url,
+            "mturk_assignment_id": participant.crowd_session.get("assignmentId", ""),
+        },
     )
 
 

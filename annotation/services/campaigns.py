@@ -38,6 +38,14 @@ class CampaignError(ValueError):
 # Matched with fullmatch: "$" alone would also accept a trailing newline.
 CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+# MTurk's external-question protocol: the HIT shows the link in a frame with ``assignmentId``,
+# ``hitId``, ``workerId`` and ``turkSubmitTo``; while a worker only previews the HIT,
+# ``assignmentId`` is this value and there is no worker id. A finished worker's browser POSTs
+# ``assignmentId`` to ``turkSubmitTo`` + "/mturk/externalSubmit". Only MTurk's own hosts are
+# accepted as ``turkSubmitTo``: a link may not make the site post a worker's data elsewhere.
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+MTURK_SUBMIT_HOSTS = frozenset({"https://www.mturk.com", "https://workersandbox.mturk.com"})
+
 
 def _stratified(recommendation_ids: list[int], size: int, rng: random.Random) -> list[int]:
     """Up to ``size`` recommendations spread over 3 x 3 strata of user activity and item
@@ -308,6 +316,28 @@ def crowd_hash(*, campaign: Campaign, platform: str, worker_id: str) -> str:
     return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def crowd_session_clean(session: dict[str, str]) -> dict[str, str]:
+    """The link's study/session ids worth keeping: well-formed ids, and an MTurk submit host.
+    Raises ``CampaignError`` for a ``turkSubmitTo`` that is not MTurk's."""
+    clean = {key: value for key, value in session.items() if CROWD_ID.fullmatch(value or "")}
+    if submit_to := session.get("turkSubmitTo"):
+        if submit_to.rstrip("/") not in MTURK_SUBMIT_HOSTS:
+            raise CampaignError("The link's turkSubmitTo is not an MTurk address.")
+        clean["turkSubmitTo"] = submit_to.rstrip("/")
+    return clean
+
+
+def mturk_submit_url(participant: Participant) -> str:
+    """Where the participant's browser posts the finished MTurk assignment, or "" when the
+    participant did not come from an MTurk HIT frame."""
+    submit_to = participant.crowd_session.get("turkSubmitTo", "")
+    if participant.platform != "mturk" or submit_to not in MTURK_SUBMIT_HOSTS:
+        return ""
+    if participant.crowd_session.get("assignmentId", MTURK_PREVIEW) == MTURK_PREVIEW:
+        return ""
+    return f"{submit_to}/mturk/externalSubmit"
+
+
 def crowd_participant_enter(
     *, campaign: Campaign, platform: str, worker_id: str, session: dict[str, str]
 ) -> Participant:
@@ -319,14 +349,19 @@ def crowd_participant_enter(
     """
     if not CROWD_ID.fullmatch(worker_id or ""):
         raise CampaignError("The link lacks a valid participant id.")
+    clean_session = crowd_session_clean(session)
     digest = crowd_hash(campaign=campaign, platform=platform, worker_id=worker_id)
     existing = Participant.objects.filter(campaign=campaign, crowd_hash=digest).select_related("user").first()
     if existing is not None:
+        if clean_session and existing.crowd_session != clean_session:
+            # A returning worker: the platform's newest ids (an MTurk assignment) are the ones
+            # the completion goes back with.
+            existing.crowd_session = clean_session
+            existing.save(update_fields=["crowd_session"])
         return existing
     if not campaign.is_open:
         raise CampaignError("This campaign is closed.")
     user_model = get_user_model()
-    clean_session = {key: value for key, value in session.items() if CROWD_ID.fullmatch(value or "")}
     try:
         with transaction.atomic():
             user = user_model.objects.create(username=f"crowd-{digest[:24]}")

@@ -188,6 +188,58 @@ def test_an_mturk_link_works_too_and_a_link_without_an_id_is_refused(client) -> 
     assert Participant.objects.get().platform == "mturk"
 
 
+MTURK_FRAME = {"hitId": "H1", "turkSubmitTo": "https://workersandbox.mturk.com"}
+
+
+def test_an_mturk_preview_shows_the_task_framed_by_mturk_only_and_creates_no_participant(client) -> None:
+    study = campaign(runs=explained_runs(n_users=3, n_runs=1), instructions="Rate *carefully*.")
+    link = reverse("annotation:crowd_entry", args=[study.public_token])
+
+    preview = client.get(link, {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE"} | MTURK_FRAME)
+
+    assert preview.status_code == 200
+    assert b'id="mturk-preview"' in preview.content and b"<em>carefully</em>" in preview.content
+    assert "X-Frame-Options" not in preview
+    assert "frame-ancestors https://workersandbox.mturk.com https://www.mturk.com" in preview["Content-Security-Policy"]
+    assert not Participant.objects.exists() and "_auth_user_id" not in client.session
+
+
+def test_an_mturk_worker_opens_the_task_in_a_tab_and_ends_by_submitting_the_hit(client) -> None:
+    study = campaign(runs=explained_runs(n_users=3, n_runs=1), items_per_annotator=1)
+    link = reverse("annotation:crowd_entry", args=[study.public_token])
+    frame = {"workerId": "A1B2C3", "assignmentId": "3AS1"} | MTURK_FRAME
+
+    start = client.get(link, frame)
+    assert start.status_code == 200 and not Participant.objects.exists()
+    opened = client.get(link, frame | {"start": "1"})
+    assert opened["Location"] == reverse("annotation:next", args=[study.pk])
+    client.get(opened["Location"])
+    client.post(reverse("annotation:submit", args=[Assignment.objects.get().pk]), answers_for(study))
+    done = client.get(reverse("annotation:done", args=[study.pk]))
+
+    # No redirect to the (Prolific) completion URL: a form that posts the assignment to MTurk.
+    assert done.status_code == 200
+    page = done.content.decode()
+    assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in page
+    assert 'name="assignmentId" value="3AS1"' in page
+    participant = Participant.objects.get()
+    assert participant.platform == "mturk" and participant.crowd_session["assignmentId"] == "3AS1"
+
+
+@pytest.mark.parametrize(
+    "submit_to", ["https://evil.example", "javascript:alert(1)", "https://www.mturk.com.evil.example"]
+)
+def test_an_mturk_link_that_submits_elsewhere_is_refused(submit_to: str, client) -> None:
+    study = campaign(runs=explained_runs(n_users=3, n_runs=1))
+    link = reverse("annotation:crowd_entry", args=[study.public_token])
+    query = {"workerId": "A1B2C3", "assignmentId": "3AS1", "hitId": "H1", "turkSubmitTo": submit_to, "start": "1"}
+
+    refused = client.get(link, query)
+
+    assert refused.status_code == 400 and b"not an MTurk address" in refused.content
+    assert not Participant.objects.exists()
+
+
 def test_annotator_home_lists_open_campaigns_to_join(annotator, study) -> None:
     client = client_for(annotator)
 
