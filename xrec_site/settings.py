@@ -6,12 +6,15 @@ See ``.env.example`` for every variable read here.
 """
 
 import os
-import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE, SELF
 from kombu import Queue
+
+from xrec_site.secret_key import secret_key_from_file
 
 # Lets classes such as ModelAdmin[Dataset] be subscripted at run time for type checking.
 django_stubs_ext.monkeypatch()
@@ -35,19 +38,9 @@ VAR_DIR = BASE_DIR / os.environ.get("XREC_VAR_DIR", "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key() -> str:
-    # An embedded install keeps a generated key in var/ so sessions survive restarts
-    # without anyone committing a key; servers pass DJANGO_SECRET_KEY.
-    if key := os.environ.get("DJANGO_SECRET_KEY"):
-        return key
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+# An embedded install keeps a generated key in var/ so sessions survive restarts without
+# anyone committing a key; servers pass DJANGO_SECRET_KEY.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_key_from_file(VAR_DIR / "secret_key")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -62,6 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",
+    "axes",
+    "csp",
     "django_htmx",
     "template_partials",
     "django_celery_results",
@@ -82,6 +78,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during authentication into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "xrec_site.urls"
@@ -164,18 +163,86 @@ CACHES = {
     }
 }
 
+# --- Transport security (manage.py check --deploy) ---------------------------------------
+# With DEBUG off every default is the production one: HTTPS only, HSTS, Secure cookies.
+# Serving plain HTTP on a local machine (make demo, the test suite) is the exception, and it
+# turns DJANGO_SECURE_SSL_REDIRECT and DJANGO_SECURE_COOKIES off explicitly.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Sent on HTTPS responses only. A year, subdomains included and preload asked for, is what
+# hstspreload.org requires; the preload directive does nothing until the domain is submitted.
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+# Behind a proxy that terminates TLS, the header the proxy sets to "https" (e.g.
+# X-Forwarded-Proto). Only set it when the proxy always sets or strips that header itself:
+# otherwise a client could claim HTTPS over plain HTTP.
+if proxy_ssl_header := os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip():
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + proxy_ssl_header.upper().replace("-", "_"), "https")
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# --- Content-Security-Policy (django-csp) -------------------------------------------------
+# No inline script or style anywhere: scripts and styles come from static files, htmx's
+# indicator style is in site.css (templates/base.html turns its injected <style> off), and
+# bars are SVG attributes, which CSP does not govern.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        # https: as well as 'self': a finished crowd worker's form POST ends in a redirect to the
+        # platform's completion URL (Prolific), and an MTurk task posts its form to MTurk's
+        # externalSubmit. Chromium applies form-action to a form's redirects, so 'self' alone
+        # would stop a worker without JavaScript at the very end.
+        "form-action": [SELF, "https:"],
+    }
+}
+
+# --- Login throttling (django-axes) -------------------------------------------------------
+# After XREC_LOGIN_FAILURE_LIMIT failed logins for one username from one IP address, that
+# pair is refused (the right password included) for XREC_LOGIN_COOLOFF_MINUTES, on the site's
+# login form and the admin's alike. Behind a proxy, REMOTE_ADDR is the proxy's address, so the
+# lockout is then per username.
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out pair is refused before a password is hashed.
+    "xrec_site.auth_backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("XREC_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("XREC_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # no start-up banner in the output of every manage.py command
+
+# --- REST framework -----------------------------------------------------------------------
+# Session for the browser, tokens for scripts (`manage.py drf_create_token <user>`, or the
+# admin's Tokens page); no Basic auth, which would be a second, unthrottled password form.
+# Throttle rates: per signed-in user and per anonymous IP, e.g. "1200/minute".
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("XREC_API_ANON_RATE", "60/minute"),
+        "user": os.environ.get("XREC_API_USER_RATE", "1200/minute"),
+    },
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
@@ -233,9 +300,24 @@ XREC_IMPORT_MAX_BYTES = int(os.environ.get("XREC_IMPORT_MAX_BYTES", str(1024**3)
 FILE_UPLOAD_TEMP_DIR = None
 DATA_UPLOAD_MAX_NUMBER_FILES = 10
 
+# Crowd links carry the platform's worker id in their query string: every handler drops the
+# query of a crowd link, including runserver's request lines (django.server). gunicorn's own
+# access log is redacted by xrec_site.gunicorn_config.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_crowd_ids": {"()": "xrec_site.log_redaction.RedactCrowdIds"}},
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_crowd_ids"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_crowd_ids"],
+        },
+    },
+    "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
     "root": {"handlers": ["console"], "level": os.environ.get("XREC_LOG_LEVEL", "INFO")},
 }

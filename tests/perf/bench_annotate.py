@@ -516,6 +516,7 @@ def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.P
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "xrec_site.wsgi",
+        "--config=python:xrec_site.gunicorn_config",
         f"--bind=127.0.0.1:{port}",
         f"--workers={GUNICORN_WORKERS}",
         "--preload",
@@ -800,7 +801,12 @@ def main() -> None:
         connections.close_all()
 
         port = free_port()
-        env = os.environ | {"DATABASE_CONN_MAX_AGE": "600", "XREC_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0"}
+        env = os.environ | {
+            "DATABASE_CONN_MAX_AGE": "600",
+            "XREC_LOG_LEVEL": "WARNING",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+        }
         server = start_server(port, env, work / "gunicorn.log")
         log(
             f"gunicorn: {GUNICORN_WORKERS} sync workers on port {port}; {options.annotators} annotators, "

@@ -403,11 +403,14 @@ class Command(BaseCommand):
                 "-m",
                 "gunicorn",
                 "xrec_site.wsgi",
+                "--config=python:xrec_site.gunicorn_config",
                 f"--bind={host}:{port}",
                 "--workers=2",
                 "--access-logfile=-",
                 "--log-level=warning",
-            ]
+            ],
+            # The demo serves plain HTTP: no redirect to HTTPS, and cookies a browser sends over HTTP.
+            env=os.environ | {"DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0"},
         )
         self.stdout.write(f"\nxrec is running at {summary['urls']['home']} (Ctrl-C stops it)")
         self.stdout.write(f"  worker log: {worker_log}")

@@ -1,0 +1,101 @@
+"""Login throttling (django-axes through xrec_site.auth_backends): a username guessed at from one
+address is locked out, right password included, on the site's login form and the admin's."""
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from axes.utils import reset
+from django.contrib.auth import authenticate
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import PASSWORD, UserFactory
+from xrec_site.roles import ADMIN
+
+pytestmark = pytest.mark.django_db
+
+LOGIN_FORMS = ["login", "admin:login"]
+
+
+def _log_in(client: Client, url_name: str, username: str, password: str, address: str = "10.0.0.1"):
+    return client.post(reverse(url_name), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def _signed_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+@pytest.mark.parametrize("url_name", LOGIN_FORMS)
+def test_thirty_wrong_passwords_then_the_right_one_is_refused_with_the_lockout_page(url_name: str) -> None:
+    UserFactory(username="adm", role=ADMIN)  # staff, so the admin's form would accept the password
+    client = Client()
+
+    statuses = [_log_in(client, url_name, "adm", f"guess-{n}").status_code for n in range(30)]
+    right = _log_in(client, url_name, "adm", PASSWORD)
+
+    # The first four failures show the form again; from the fifth on every attempt is refused.
+    assert statuses[:4] == [200] * 4 and set(statuses[4:]) == {429}
+    assert right.status_code == 429
+    assert "Too many failed logins" in right.content.decode()
+    assert not _signed_in(client)
+
+
+def test_the_lock_holds_for_that_username_and_address_only() -> None:
+    UserFactory(username="ann")
+    UserFactory(username="other")
+    for n in range(5):
+        _log_in(Client(), "login", "ann", f"guess-{n}")
+
+    assert _log_in(Client(), "login", "ann", PASSWORD).status_code == 429
+    assert _log_in(Client(), "login", "other", PASSWORD).status_code == 302  # another account
+    assert _log_in(Client(), "login", "ann", PASSWORD, address="10.0.0.2").status_code == 302  # another address
+
+
+def test_after_the_cool_off_the_right_password_is_accepted_again() -> None:
+    UserFactory(username="ann")
+    for n in range(5):
+        _log_in(Client(), "login", "ann", f"guess-{n}")
+    assert _log_in(Client(), "login", "ann", PASSWORD).status_code == 429
+
+    # Sixteen minutes pass (the cool-off is fifteen).
+    for attempt in AccessAttempt.objects.all():
+        attempt.attempt_time -= timedelta(minutes=16)
+        attempt.save()
+    client = Client()
+
+    assert _log_in(client, "login", "ann", PASSWORD).status_code == 302
+    assert _signed_in(client)
+
+
+def test_an_administrator_reset_lifts_the_lock_at_once() -> None:
+    UserFactory(username="ann")
+    for n in range(5):
+        _log_in(Client(), "login", "ann", f"guess-{n}")
+
+    reset(username="ann")
+
+    assert _log_in(Client(), "login", "ann", PASSWORD).status_code == 302
+
+
+def test_a_success_before_the_limit_clears_the_count() -> None:
+    UserFactory(username="ann")
+    for n in range(4):
+        _log_in(Client(), "login", "ann", f"guess-{n}")
+    assert _log_in(Client(), "login", "ann", PASSWORD).status_code == 302
+
+    for n in range(4):
+        _log_in(Client(), "login", "ann", f"again-{n}")
+
+    assert _log_in(Client(), "login", "ann", PASSWORD).status_code == 302
+
+
+def test_code_on_the_server_authenticates_without_a_request_and_is_not_throttled() -> None:
+    user = UserFactory(username="ann")
+    for n in range(5):
+        _log_in(Client(), "login", "ann", f"guess-{n}")
+
+    # Client.login and a shell call authenticate() with no request: no client to lock out.
+    assert authenticate(username="ann", password=PASSWORD) == user
+    assert authenticate(username="ann", password="wrong") is None
+    assert Client().login(username="ann", password=PASSWORD)

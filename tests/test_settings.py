@@ -1,0 +1,132 @@
+"""The production configuration, read the way a server reads it: settings are evaluated at
+import, so each case runs ``manage.py`` in a fresh process with a controlled environment."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+ENV_EXAMPLE = Path(settings.BASE_DIR) / ".env.example"
+SECRET_KEY_PLACEHOLDER = "replace-with-50-or-more-random-characters"
+
+
+def production_section() -> dict[str, str]:
+    """Every ``# NAME=value`` line between the Production markers of .env.example."""
+    text = ENV_EXAMPLE.read_text()
+    section = text.split("# --- Production ", 1)[1].split("# --- end of Production", 1)[0]
+    return dict(re.findall(r"^# ([A-Z][A-Z0-9_]*)=(\S*)$", section, flags=re.MULTILINE))
+
+
+def run_manage(tmp_path: Path, variables: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    # Only what a process needs to start: none of the test run's own DJANGO_*, XREC_* or
+    # DATABASE_URL variables (pytest-env turns the HTTPS redirect off for the test client).
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    env |= {"XREC_VAR_DIR": str(tmp_path / "var")} | variables
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def deploy_check(tmp_path: Path, variables: dict[str, str]) -> str:
+    done = run_manage(tmp_path, variables, "check", "--deploy", "--fail-level=WARNING")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
+def printed_settings(tmp_path: Path, variables: dict[str, str], *names: str) -> list[str]:
+    code = "from django.conf import settings\n" + "".join(f"print(repr(settings.{name}))\n" for name in names)
+    done = run_manage(tmp_path, variables, "shell", "--no-startup", "-c", code)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[-len(names) :]
+
+
+def test_env_example_production_section_names_every_transport_security_variable() -> None:
+    section = production_section()
+    assert {
+        "DJANGO_DEBUG",
+        "DJANGO_SECRET_KEY",
+        "DJANGO_ALLOWED_HOSTS",
+        "DJANGO_SECURE_SSL_REDIRECT",
+        "DJANGO_SECURE_COOKIES",
+        "DJANGO_SECURE_HSTS_SECONDS",
+        "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "DJANGO_SECURE_HSTS_PRELOAD",
+        "DJANGO_SECURE_PROXY_SSL_HEADER",
+    } <= set(section)
+    assert section["DJANGO_DEBUG"] == "0"
+
+
+def test_check_deploy_reports_nothing_with_the_production_section_of_env_example(tmp_path: Path) -> None:
+    variables = production_section()
+    # The example's key is a placeholder that nobody may deploy: a real key stands in for it.
+    assert variables["DJANGO_SECRET_KEY"] == SECRET_KEY_PLACEHOLDER
+    variables["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+
+    assert "System check identified no issues" in deploy_check(tmp_path, variables)
+
+
+def test_check_deploy_reports_nothing_with_only_debug_off_a_secret_key_and_hosts(tmp_path: Path) -> None:
+    minimal = {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "xrec.example.org",
+    }
+
+    assert "System check identified no issues" in deploy_check(tmp_path, minimal)
+    assert printed_settings(
+        tmp_path, minimal, "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS"
+    ) == ["True", "True", "True", "31536000"]
+
+
+def test_plain_http_serving_turns_the_redirect_and_secure_cookies_off_explicitly(tmp_path: Path) -> None:
+    local = {"DJANGO_DEBUG": "0", "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0"}
+
+    assert printed_settings(tmp_path, local, "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE") == [
+        "False",
+        "False",
+        "False",
+    ]
+    # ... and that is what check --deploy then warns about.
+    done = run_manage(tmp_path, local | {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}, "check", "--deploy")
+    assert {"security.W008", "security.W012", "security.W016"} <= set(re.findall(r"security\.W\d+", done.stderr))
+
+
+def test_debug_leaves_https_off_and_keeps_the_browsable_api(tmp_path: Path) -> None:
+    assert printed_settings(
+        tmp_path,
+        {"DJANGO_DEBUG": "1"},
+        "SECURE_SSL_REDIRECT",
+        "SESSION_COOKIE_SECURE",
+        "SECURE_HSTS_SECONDS",
+        "REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES']",
+    ) == [
+        "False",
+        "False",
+        "0",
+        "['rest_framework.renderers.JSONRenderer', 'rest_framework.renderers.BrowsableAPIRenderer']",
+    ]
+
+
+def test_proxy_ssl_header_names_the_header_the_proxy_sets(tmp_path: Path) -> None:
+    assert printed_settings(
+        tmp_path, {"DJANGO_SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "SECURE_PROXY_SSL_HEADER"
+    ) == ["('HTTP_X_FORWARDED_PROTO', 'https')"]
+    unset = run_manage(
+        tmp_path,
+        {},
+        "shell",
+        "--no-startup",
+        "-c",
+        "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)",
+    )
+    assert unset.stdout.strip().splitlines()[-1] == "None"
