@@ -205,3 +205,112 @@ def test_the_migration_backfills_older_runs_from_their_generator(started) -> Non
     assert run.lineage["recorded"] == "backfilled"
     assert run.lineage["generator"]["model"] == generator.model and run.lineage["seed"] == 11
     assert run.lineage["split"]["name"] == str(run.recommender_run.split)
+
+
+# A used generator is read-only for its lineage fields.
+
+
+def test_a_used_generator_refuses_a_new_model_or_decoding_but_takes_a_new_name(started, tmp_path) -> None:
+    from django.core.exceptions import ValidationError
+
+    _, generator = started
+    generator.model, generator.temperature = str(tmp_path / "other"), 0.1
+
+    with pytest.raises(ValidationError, match=r"used by 1 run.*model, temperature.*make a new generator"):
+        generator.full_clean()
+
+    generator.refresh_from_db()
+    generator.name = "tiny, renamed"
+    generator.full_clean()  # the name may change
+
+
+def test_an_unused_generator_can_still_be_changed(tiny_model_dir, tmp_path) -> None:
+    generator = tiny_generator(tiny_model_dir)
+    generator.model, generator.max_new_tokens = str(tmp_path / "other"), 64
+
+    generator.full_clean()
+
+
+def test_a_model_form_of_a_used_generator_refuses_a_changed_adapter(started) -> None:
+    from django import forms
+
+    _, generator = started
+
+    class GeneratorForm(forms.ModelForm):
+        class Meta:
+            model = Generator
+            fields = ["name", "adapter_path", "seed"]
+
+    form = GeneratorForm({"name": generator.name, "adapter_path": "/srv/adapters/x", "seed": 5}, instance=generator)
+
+    assert not form.is_valid() and "adapter_path cannot change" in str(form.non_field_errors())
+
+
+def test_registering_a_model_again_under_a_used_generators_name_is_refused(started, tmp_path) -> None:
+    from explanations.services.generators import GenerationError, generator_register
+
+    _, generator = started
+    (tmp_path / "new").mkdir()
+
+    with pytest.raises(GenerationError, match="used by 1 run"):
+        generator_register(name=generator.name, model_dir=tmp_path / "new")
+
+    generator.refresh_from_db()
+    assert generator.model != str(tmp_path / "new")
+
+
+def test_the_admin_shows_a_used_generators_lineage_fields_read_only(started, tmp_path) -> None:
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+    from tests.factories import UserFactory
+
+    _, generator = started
+    admin = UserFactory(username="boss", role="admin")
+    client = client_for(admin)
+    url = reverse("admin:explanations_generator_change", args=[generator.pk])
+    original = Generator.objects.filter(pk=generator.pk).values().get()
+
+    page = client.get(url)
+    response = client.post(
+        url,
+        {
+            "name": "tiny-renamed",
+            "backend": "openai",
+            "model": str(tmp_path / "other"),
+            "quantization": "nf4",
+            "base_url": "http://elsewhere/v1",
+            "api_key_env": "XREC_TEST_KEY",
+            "max_new_tokens": 99,
+            "temperature": 1.5,
+            "top_p": 0.5,
+            "repetition_penalty": 1.2,
+            "seed": 3,
+        },
+    )
+
+    assert page.status_code == 200 and "Used by 1 run" in page.content.decode()
+    assert 'name="model"' not in page.content.decode() and 'name="temperature"' not in page.content.decode()
+    assert response.status_code == 302
+    changed = Generator.objects.filter(pk=generator.pk).values().get()
+    assert changed == original | {"name": "tiny-renamed"}
+
+
+def test_the_admin_duplicates_a_used_generator_as_a_new_editable_one(started) -> None:
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+    from tests.factories import UserFactory
+
+    _, generator = started
+    client = client_for(UserFactory(username="boss", role="admin"))
+
+    client.post(
+        reverse("admin:explanations_generator_changelist"),
+        {"action": "duplicate", "_selected_action": [generator.pk]},
+    )
+
+    copy = Generator.objects.get(name="tiny (copy 1)")
+    assert (copy.model, copy.temperature, copy.seed, copy.usage_count()) == (generator.model, 0.7, 5, 0)
+    page = client.get(reverse("admin:explanations_generator_change", args=[copy.pk])).content.decode()
+    assert 'name="model"' in page and 'name="temperature"' in page
