@@ -135,6 +135,10 @@ class Generator(models.Model):
                 f"{', '.join(changed)} cannot change: make a new generator (Duplicate as new generator)."
             )
 
+    def public_model(self) -> str:
+        """``model`` as shown (``public_model_name``)."""
+        return public_model_name(self.model)
+
     def adapter_name(self) -> str:
         """The adapter as shown: its folder's name, never its path (empty without one)."""
         return PureWindowsPath(self.adapter_path).name if self.adapter_path else ""
@@ -333,7 +337,7 @@ class GenerationRun(Job):
                 recommender_run=self.recommender_run,
                 seed=self.seed,
                 template=self.template,
-                sample={"kind": self.sample, "size": self.sample_size},
+                sample={"kind": self.sample, "size": None if self.sample == self.Sample.ALL else self.sample_size},
                 recorded="not recorded",
             ),
         )
@@ -445,6 +449,10 @@ class AdapterTraining(Job):
 
     def __str__(self) -> str:
         return f"adapter training #{self.pk} on {self.base_generator}"
+
+    def adapter_name(self) -> str:
+        """The trained adapter as shown: its folder's name, never its path (empty until trained)."""
+        return PureWindowsPath(self.adapter_path).name if self.adapter_path else ""
 
     def mark_succeeded(self) -> None:
         self.status, self.finished_at, self.phase = self.Status.SUCCEEDED, timezone.now(), "done"

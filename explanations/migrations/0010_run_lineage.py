@@ -106,7 +106,7 @@ def backfill(apps, schema_editor) -> None:
             run.recommender_run,
             run.seed,
             template=run.template,
-            sample={"kind": run.sample, "size": run.sample_size},
+            sample={"kind": run.sample, "size": None if run.sample == "all" else run.sample_size},
         )
         run.save(update_fields=["lineage"])
     for judge in JudgeRun.objects.select_related("judge__adapter_training"):

@@ -106,7 +106,7 @@ def generation_run_start(
         recommender_run=recommender_run,
         seed=seed,
         template=template,
-        sample={"kind": sample, "size": sample_size},
+        sample={"kind": sample, "size": None if sample == GenerationRun.Sample.ALL else sample_size},
     )
     with transaction.atomic():
         run = GenerationRun.objects.create(

@@ -14,7 +14,15 @@ from django.db import transaction
 from django.db.models import Max
 
 from explanations.llm.base import BackendSpec, DecodingParams, Messages
-from explanations.models import AttributeProbe, GenerationRun, Generator, JudgeRun, PromptTemplate, run_lineage
+from explanations.models import (
+    AttributeProbe,
+    GenerationRun,
+    Generator,
+    JudgeRun,
+    PromptTemplate,
+    public_model_name,
+    run_lineage,
+)
 from explanations.prompts import BUILTIN_TEMPLATES, Controls, prompt_context, render
 from explanations.texts import token_budget
 from recommendations.models import Recommendation, RecommenderRun
@@ -238,10 +246,11 @@ def generator_spec(generator: Generator) -> BackendSpec:
     model = bundled_model_dir() if generator.model == Generator.BUNDLED else Path(generator.model)
     if not (model / "config.json").is_file():
         hint = " (run `python manage.py prepare_model smollm2`)" if generator.model == Generator.BUNDLED else ""
-        raise GenerationError(f"generator {generator.name}: no model at {model}{hint}")
+        # Messages end up on rows and pages: the folder's name, not its path on the server.
+        raise GenerationError(f"generator {generator.name}: no model at {public_model_name(str(model))}{hint}")
     adapter = generator.adapter_path
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise GenerationError(f"generator {generator.name}: no LoRA adapter at {adapter}")
+        raise GenerationError(f"generator {generator.name}: no LoRA adapter at {generator.adapter_name()}")
     return BackendSpec(kind="hf", model=str(model), quantization=generator.quantization, adapter=adapter)
 
 

@@ -314,3 +314,15 @@ def test_the_admin_duplicates_a_used_generator_as_a_new_editable_one(started) ->
     assert (copy.model, copy.temperature, copy.seed, copy.usage_count()) == (generator.model, 0.7, 5, 0)
     page = client.get(reverse("admin:explanations_generator_change", args=[copy.pk])).content.decode()
     assert 'name="model"' in page and 'name="temperature"' in page
+
+
+def test_a_chunk_whose_recorded_model_is_gone_names_its_folder_not_its_server_path(started, tmp_path) -> None:
+    run, _ = started
+    gone = tmp_path / "removed" / "old-model"
+    lineage = run.lineage | {"generator": run.lineage["generator"] | {"model": str(gone)}}
+    GenerationRun.objects.filter(pk=run.pk).update(lineage=lineage)
+
+    generation_chunk_run(run_id=run.pk, chunk=0)
+
+    error = Explanation.objects.filter(generation_run=run, status=Explanation.Status.FAILED).first().error  # type: ignore[union-attr]
+    assert "no model at old-model" in error and str(tmp_path) not in error
