@@ -1,5 +1,7 @@
 """Rating exports: one flat row per answer, with the annotator's pseudonym, timing, side
-order and the full lineage of what was rated (recommender run, generator, adapter, prompt).
+order and the full lineage of what was rated (recommender run and split, generator, adapter
+and its checksum, prompt, the generation's seed and sample), as each generation run recorded
+it when it started; never a path on the server.
 
 Read-only; rows stream from the database in chunks, so an export of any size runs in
 constant memory. The CSV, JSONL and API exports all come from ``rating_export_rows``.
@@ -20,10 +22,13 @@ EXPORT_FIELDS = [
     "criterion", "value", "choice", "left_side", "swapped", "revisions", "check_passed",
     "served_at", "submitted_at", "seconds_on_task", "visible_seconds",
     "dataset", "dataset_user", "item_external_id", "item_title", "rank",
-    "recommender_run_id", "algorithm",
-    "explanation_a_id", "generation_run_a", "generator_a", "adapter_a", "prompt_a",
-    "explanation_b_id", "generation_run_b", "generator_b", "adapter_b", "prompt_b",
+    "recommender_run_id", "algorithm", "split_id", "split", "split_seed",
+    "explanation_a_id", "generation_run_a", "generator_a", "adapter_a", "adapter_sha256_a", "prompt_a",
+    "seed_a", "sample_a",
+    "explanation_b_id", "generation_run_b", "generator_b", "adapter_b", "adapter_sha256_b", "prompt_b",
+    "seed_b", "sample_b",
 ]  # fmt: skip
+_SIDE_LINEAGE = ("generator", "adapter", "adapter_sha256", "prompt", "seed", "sample")
 
 _ASSIGNMENT_VALUES = {
     "assignment_id": "pk",
@@ -57,20 +62,24 @@ _ASSIGNMENT_VALUES = {
 
 
 def run_lineage(campaign: Campaign) -> dict[int, dict[str, Any]]:
-    """Generation run id → generator, adapter and prompt version, for the campaign's runs."""
+    """Generation run id → what it recorded when it started (``GenerationRun.public_lineage``):
+    generator, adapter name and sha256, prompt version, split, seed and sample."""
     lineage = {}
     for run in campaign.generation_runs.select_related("generator__adapter_training", "template"):
-        generator = run.generator
-        adapter = generator.adapter_path or ""
-        if generator.adapter_training_id:
-            adapter = f"adapter training #{generator.adapter_training_id}: {adapter}"
+        recorded = run.public_lineage()
         lineage[run.pk] = {
             "generation_run": run.pk,
             # The precision the workers actually used (an ``auto`` generator's choice), once known.
-            "generator": f"{generator.name} ({generator.backend}:{generator.model}, "
-            f"{run.precision or generator.quantization})",
-            "adapter": adapter,
-            "prompt": f"{run.template.name} v{run.template.version}",
+            "generator": f"{recorded['generator']} ({recorded['backend']}:{recorded['model']}, "
+            f"{recorded['precision'] or recorded['quantization']})",
+            "adapter": recorded["adapter"],
+            "adapter_sha256": recorded["adapter_sha256"],
+            "prompt": recorded["prompt"],
+            "seed": run.seed,
+            "sample": " ".join(str(p) for p in (recorded["sample"], recorded["sample_size"]) if p),
+            "split_id": recorded["split"],
+            "split": recorded["split_name"],
+            "split_seed": recorded["split_seed"],
         }
     return lineage
 
@@ -119,9 +128,11 @@ def _emit(
         for side, run_key in (("a", "run_a"), ("b", "run_b")):
             run = lineage.get(row[run_key]) if row[run_key] else None
             base[f"generation_run_{side}"] = run["generation_run"] if run else None
-            base[f"generator_{side}"] = run["generator"] if run else ""
-            base[f"adapter_{side}"] = run["adapter"] if run else ""
-            base[f"prompt_{side}"] = run["prompt"] if run else ""
+            for key in _SIDE_LINEAGE:
+                base[f"{key}_{side}"] = run[key] if run else ""
+        # Both sides explain the same recommendation, so they share its recommender run's split.
+        first = lineage.get(row["run_a"]) or {}
+        base |= {key: first.get(key) for key in ("split_id", "split", "split_seed")}
         if row["item_kind"] == CampaignItem.Kind.ATTENTION:
             yield base | {"criterion": "fits_user", "value": None, "choice": row["check_answer"]}
             continue

@@ -48,14 +48,17 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         Table(
             "runs",
             "Generation runs compared, with their lineage.",
-            ["run", "generator", "model", "adapter", "prompt", "explanations"],
+            ["run", "generator", "model", "adapter", "prompt", "split", "seed", "sample", "explanations"],
             [
                 [
                     r["label"],
                     r["generator"],
                     f"{r['model']} ({r.get('precision') or r['quantization']})",
-                    r["adapter"] or MISSING,
+                    f"{r['adapter']} (sha256 {r['adapter_sha256'][:12] or MISSING})" if r["adapter"] else MISSING,
                     r["prompt"],
+                    f"#{r['split']} {r['split_name']}" if r.get("split") else MISSING,
+                    str(r["seed"]),
+                    " ".join(str(part) for part in (r.get("sample"), r.get("sample_size")) if part) or MISSING,
                     str(r["explanations"]),
                 ]
                 for r in report["runs"]

@@ -73,21 +73,34 @@ def _label(run: GenerationRun) -> str:
 
 
 def run_lineage(run: GenerationRun) -> dict[str, Any]:
-    generator = run.generator
+    """What the run used, as it recorded when it started (``GenerationRun.public_lineage``):
+    never the generator as it is now, and never a path on the server (the adapter by its
+    name and sha256, a local model by its folder's name)."""
+    lineage = run.public_lineage()
     return {
         "generation_run": run.pk,
         "label": _label(run),
-        "generator": generator.name,
-        "backend": generator.backend,
-        "model": generator.model,
-        "quantization": generator.quantization,
-        "precision": run.precision,
-        "adapter": generator.adapter_path,
-        "adapter_training": generator.adapter_training_id,
-        "prompt": f"{run.template.name} v{run.template.version}",
+        "recorded": lineage["recorded"],
+        "generator": lineage["generator"],
+        "backend": lineage["backend"],
+        "model": lineage["model"],
+        "quantization": lineage["quantization"],
+        "precision": lineage["precision"],
+        "adapter": lineage["adapter"],
+        "adapter_sha256": lineage["adapter_sha256"],
+        "adapter_training": lineage["adapter_training"],
+        "base_url": lineage["base_url"],
+        "decoding": lineage["decoding"],
+        "prompt": lineage["prompt"],
+        "prompt_sha256": lineage["prompt_sha256"],
+        "split": lineage["split"],
+        "split_name": lineage["split_name"],
+        "split_seed": lineage["split_seed"],
         "max_words": run.max_words,
         "history_length": run.history_length,
         "seed": run.seed,
+        "sample": lineage["sample"],
+        "sample_size": lineage["sample_size"],
         "explanations": run.n_total,
     }
 

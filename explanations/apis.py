@@ -70,7 +70,16 @@ class GenerationRunDetailApi(APIView):
         require_permission(request, "explanations.view_generationrun")
         run = get_object_or_404(GenerationRun, pk=run_id)
         stats = generation_run_stats(run)
-        return Response({"id": run.pk, "status": run.status, "cancel_requested": run.cancel_requested} | stats)
+        return Response(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "cancel_requested": run.cancel_requested,
+                # As recorded when the run started; names and checksums, never server paths.
+                "lineage": run.public_lineage(),
+            }
+            | stats
+        )
 
 
 class ExplanationListApi(APIView):
@@ -115,6 +124,7 @@ class JudgeRunDetailApi(APIView):
                 "judge": run.judge_id,
                 "generation_runs": runs,
                 "held_out_recommendations": run.n_held_out,
+                "lineage": run.public_lineage(),
             }
             | judge_run_stats(run)
         )

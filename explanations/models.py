@@ -8,8 +8,11 @@ it is shown.
 from __future__ import annotations
 
 import hashlib
+from pathlib import PureWindowsPath
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -21,8 +24,46 @@ def precision_field(example: str) -> models.CharField:
     return models.CharField(max_length=200, blank=True, help_text=f"What the model actually ran in, e.g. {example}.")
 
 
+def public_model_name(model: str) -> str:
+    """A generator's ``model`` as pages, exports and the API show it: a local folder's name,
+    never its path on the server; a hub id, a served model's name or ``bundled:...`` as is."""
+    path = PureWindowsPath(model)  # reads both / and \\ separators
+    if path.drive or model.startswith(("/", "\\", "~", ".")):
+        return path.name or "(local folder)"
+    return model
+
+
+def public_base_url(url: str) -> str:
+    """An OpenAI-compatible endpoint as shown: without any user or password in the URL."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return url
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
+
+
 class Generator(models.Model):
-    """A model to generate with: backend, model, quantisation, optional adapter, decoding defaults."""
+    """A model to generate with: backend, model, quantisation, optional adapter, decoding defaults.
+
+    Once a run, judge run, probe or adapter training has used a generator, its
+    ``LINEAGE_FIELDS`` are frozen (``clean``; the admin shows them read-only): a different model,
+    adapter or decoding setting is a new generator, so that what a run's lineage names is what
+    the generator still says. Its name and API key variable may still change.
+    """
+
+    LINEAGE_FIELDS = (
+        "backend",
+        "model",
+        "quantization",
+        "adapter_path",
+        "adapter_training",
+        "base_url",
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "repetition_penalty",
+        "seed",
+    )
 
     class Backend(models.TextChoices):
         HF = "hf", "Local model (transformers + bitsandbytes)"
@@ -69,6 +110,65 @@ class Generator(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def usage_count(self) -> int:
+        """How many generation runs, judge runs, probes and adapter trainings used it."""
+        if self.pk is None:
+            return 0
+        return self.runs.count() + self.judge_runs.count() + self.probes.count() + self.adapter_trainings.count()
+
+    def lineage_changes(self) -> list[str]:
+        """The ``LINEAGE_FIELDS`` whose value here differs from the stored row (none if unsaved)."""
+        if self.pk is None:
+            return []
+        attnames = {name: f"{name}_id" if name == "adapter_training" else name for name in self.LINEAGE_FIELDS}
+        stored = type(self)._default_manager.filter(pk=self.pk).values(*attnames.values()).first()
+        if stored is None:
+            return []
+        return [name for name, attname in attnames.items() if getattr(self, attname) != stored[attname]]
+
+    def clean(self) -> None:
+        """Refuse a change to a lineage field of a generator that runs have used."""
+        changed = self.lineage_changes()
+        if changed and (uses := self.usage_count()):
+            raise ValidationError(
+                f"{self.name} is used by {uses} run{'s' if uses != 1 else ''}, so its "
+                f"{', '.join(changed)} cannot change: make a new generator (Duplicate as new generator)."
+            )
+
+    def public_model(self) -> str:
+        """``model`` as shown (``public_model_name``)."""
+        return public_model_name(self.model)
+
+    def adapter_name(self) -> str:
+        """The adapter as shown: its folder's name, never its path (empty without one)."""
+        return PureWindowsPath(self.adapter_path).name if self.adapter_path else ""
+
+    def snapshot(self, *, adapter_sha256: str) -> dict[str, Any]:
+        """What a run records of this generator (``run_lineage``): every lineage field as it is
+        now, the adapter's name and ``adapter_sha256``. ``model``, ``adapter_path`` and
+        ``api_key_env`` are kept so that chunks can load the model from the record
+        (``generators.lineage_generator``); ``public_lineage`` never shows them."""
+        return {
+            "id": self.pk,
+            "name": self.name,
+            "backend": self.backend,
+            "model": self.model,
+            "quantization": self.quantization,
+            "adapter_path": self.adapter_path,
+            "adapter": {"name": self.adapter_name(), "sha256": adapter_sha256, "training": self.adapter_training_id}
+            if self.adapter_path
+            else None,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "decoding": {
+                "max_new_tokens": self.max_new_tokens,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "repetition_penalty": self.repetition_penalty,
+                "seed": self.seed,
+            },
+        }
+
 
 class PromptTemplate(models.Model):
     """A versioned prompt: a system and a user part in Django's template language.
@@ -96,6 +196,96 @@ class PromptTemplate(models.Model):
     @staticmethod
     def digest(system_text: str, user_text: str) -> str:
         return hashlib.sha256(f"{system_text}\x00{user_text}".encode()).hexdigest()
+
+
+LINEAGE_VERSION = 1
+
+
+def lineage_field() -> models.JSONField:
+    """A run's record of what it used (``run_lineage``), written once when it starts."""
+    return models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="What the run used, recorded when it started; its chunks load the model from it.",
+    )
+
+
+def run_lineage(
+    *,
+    generator: Generator,
+    adapter_sha256: str,
+    recommender_run: RecommenderRun | None,
+    seed: int,
+    template: PromptTemplate | None = None,
+    sample: dict[str, Any] | None = None,
+    recorded: str = "at start",
+) -> dict[str, Any]:
+    """The lineage a run records: its generator (``Generator.snapshot``), prompt template
+    (generation runs), recommender run and split, its own seed and sample. ``recorded`` says
+    when: "at start", "backfilled" (a run older than the record, filled from its generator as
+    it then was) or "not recorded" (shown for a row made without a start service)."""
+    split = recommender_run.split if recommender_run is not None else None
+    return {
+        "version": LINEAGE_VERSION,
+        "recorded": recorded,
+        "generator": generator.snapshot(adapter_sha256=adapter_sha256),
+        "prompt": {"id": template.pk, "name": template.name, "version": template.version, "sha256": template.sha256}
+        if template is not None
+        else None,
+        "recommender_run": recommender_run.pk if recommender_run is not None else None,
+        "split": {"id": split.pk, "name": str(split), "mode": split.mode, "seed": split.seed}
+        if split is not None
+        else None,
+        "seed": seed,
+        "sample": sample,
+    }
+
+
+def public_lineage(lineage: dict[str, Any], *, precision: str = "") -> dict[str, Any]:
+    """``lineage`` as pages, exports and the API show it: flat, with the precision the
+    workers ran in, and without a server path, an API key variable or URL credentials."""
+    generator = lineage.get("generator") or {}
+    adapter = generator.get("adapter") or {}
+    prompt = lineage.get("prompt") or {}
+    split = lineage.get("split") or {}
+    sample = lineage.get("sample") or {}
+    return {
+        "recorded": lineage.get("recorded", "not recorded"),
+        "generator": generator.get("name", ""),
+        "generator_id": generator.get("id"),
+        "backend": generator.get("backend", ""),
+        "model": public_model_name(generator.get("model", "")),
+        "quantization": generator.get("quantization", ""),
+        "precision": precision,
+        "adapter": adapter.get("name", ""),
+        "adapter_sha256": adapter.get("sha256", ""),
+        "adapter_training": adapter.get("training"),
+        "base_url": public_base_url(generator.get("base_url", "")),
+        "decoding": dict(generator.get("decoding") or {}),
+        "prompt": f"{prompt['name']} v{prompt['version']}" if prompt else "",
+        "prompt_sha256": prompt.get("sha256", ""),
+        "recommender_run": lineage.get("recommender_run"),
+        "split": split.get("id"),
+        "split_name": split.get("name", ""),
+        "split_seed": split.get("seed"),
+        "seed": lineage.get("seed"),
+        "sample": sample.get("kind", ""),
+        "sample_size": sample.get("size"),
+    }
+
+
+def _recorded_or_live(job: GenerationRun | JudgeRun | AttributeProbe, live: Any) -> dict[str, Any]:
+    # Runs started by a service always carry their record (older ones were backfilled by
+    # migration 0010); only a row written directly has none, and is labelled "not recorded".
+    if job.lineage:
+        return public_lineage(job.lineage, precision=job.precision)
+    return public_lineage(live(), precision=job.precision)
+
+
+def _training_sha256(generator: Generator) -> str:
+    training = generator.adapter_training
+    return training.adapter_sha256 if training is not None and training.adapter_path == generator.adapter_path else ""
 
 
 class GenerationRun(Job):
@@ -129,12 +319,28 @@ class GenerationRun(Job):
     cancel_requested = models.BooleanField(default=False)
     n_total = models.PositiveIntegerField(default=0)
     precision = precision_field("float32 on cpu (set by workers)")
+    lineage = lineage_field()
 
     class Meta(Job.Meta):
         pass
 
     def __str__(self) -> str:
         return f"generation #{self.pk} ({self.generator} on run {self.recommender_run_id})"
+
+    def public_lineage(self) -> dict[str, Any]:
+        """The recorded lineage as shown (``public_lineage``)."""
+        return _recorded_or_live(
+            self,
+            lambda: run_lineage(
+                generator=self.generator,
+                adapter_sha256=_training_sha256(self.generator),
+                recommender_run=self.recommender_run,
+                seed=self.seed,
+                template=self.template,
+                sample={"kind": self.sample, "size": None if self.sample == self.Sample.ALL else self.sample_size},
+                recorded="not recorded",
+            ),
+        )
 
     def controls(self) -> dict[str, Any]:
         return {
@@ -244,6 +450,10 @@ class AdapterTraining(Job):
     def __str__(self) -> str:
         return f"adapter training #{self.pk} on {self.base_generator}"
 
+    def adapter_name(self) -> str:
+        """The trained adapter as shown: its folder's name, never its path (empty until trained)."""
+        return PureWindowsPath(self.adapter_path).name if self.adapter_path else ""
+
     def mark_succeeded(self) -> None:
         self.status, self.finished_at, self.phase = self.Status.SUCCEEDED, timezone.now(), "done"
         self.save(update_fields=["status", "finished_at", "phase"])
@@ -287,12 +497,29 @@ class JudgeRun(Job):
     )
     n_total = models.PositiveIntegerField(default=0)
     precision = precision_field("float32 on cpu (set by workers)")
+    lineage = lineage_field()
 
     class Meta(Job.Meta):
         pass
 
     def __str__(self) -> str:
         return f"judge run #{self.pk} ({self.judge}, {self.mode})"
+
+    def public_lineage(self) -> dict[str, Any]:
+        """The recorded lineage of the judge as shown (``public_lineage``)."""
+
+        def live() -> dict[str, Any]:
+            first = self.generation_runs.select_related("recommender_run__split").order_by("pk").first()
+            return run_lineage(
+                generator=self.judge,
+                adapter_sha256=_training_sha256(self.judge),
+                recommender_run=first.recommender_run if first else None,
+                seed=self.seed,
+                sample={"kind": "random" if self.sample_size else "all", "size": self.sample_size or None},
+                recorded="not recorded",
+            )
+
+        return _recorded_or_live(self, live)
 
 
 class JudgeVerdict(models.Model):
@@ -368,9 +595,24 @@ class AttributeProbe(Job):
     cancel_requested = models.BooleanField(default=False)
     n_total = models.PositiveIntegerField(default=0)
     precision = precision_field("float32 on cpu (set by workers)")
+    lineage = lineage_field()
 
     class Meta(Job.Meta):
         pass
+
+    def public_lineage(self) -> dict[str, Any]:
+        """The recorded lineage of the prober as shown (``public_lineage``)."""
+        return _recorded_or_live(
+            self,
+            lambda: run_lineage(
+                generator=self.prober,
+                adapter_sha256=_training_sha256(self.prober),
+                recommender_run=self.generation_run.recommender_run,
+                seed=self.seed,
+                sample={"kind": "random" if self.sample_size else "all", "size": self.sample_size or None},
+                recorded="not recorded",
+            ),
+        )
 
     def __str__(self) -> str:
         return f"probe #{self.pk} ({self.target} on generation #{self.generation_run_id})"

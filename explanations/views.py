@@ -201,7 +201,6 @@ def adapter_training_detail(request: HtmxHttpRequest, training_id: int) -> HttpR
 def generator_list(request: HttpRequest) -> HttpResponse:
     context = {
         "generators": Generator.objects.select_related("adapter_training"),
-        "bundled_dir": bundled_model_dir(),
         "bundled_ready": (bundled_model_dir() / "config.json").is_file(),
     }
     return render(request, "explanations/generator_list.html", context)

@@ -1,6 +1,7 @@
 """What the chunked LLM jobs (generation, judge runs, attribute probes) share: rows that fail
 together, the chunks that still have work, the precision their model ran in, and the fallback
-from likelihood to text answers."""
+from likelihood to text answers. A chunk's model is the one its job recorded when it started
+(``lineage_generator``), never the generator row as it is now."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from explanations.llm import (
     load_backend,
 )
 from explanations.models import AnswerMode, AttributeProbe, Generator, JudgeRun
-from explanations.services.generators import GenerationError, generator_spec
+from explanations.services.generators import GenerationError, generator_spec, lineage_generator
 
 T = TypeVar("T")
 
@@ -55,21 +56,22 @@ def pending_chunks(rows: models.QuerySet[Any]) -> list[int]:
 
 
 def _call_or_fail(
-    job: models.Model,
+    job: JudgeRun | AttributeProbe,
     model: type[models.Model],
     rows: list[Any],
     prompts: list[Messages],
-    generator: Generator,
-    call: Callable[[Backend], T],
+    call: Callable[[Backend, Generator], T],
     after_failure: Callable[[], None],
 ) -> T | None:
-    """``call`` on ``generator``'s backend; the precision it ran in is recorded on ``job``.
-    ``ScoringUnavailable`` passes through with nothing changed. On any other backend failure
-    the rows are FAILED, ``after_failure`` runs and None is returned; anything unexpected does
-    the same and is re-raised."""
+    """``call`` on the backend of the generator ``job`` recorded (``lineage_generator``), with
+    that generator; the precision it ran in is recorded on ``job``. ``ScoringUnavailable``
+    passes through with nothing changed. On any other backend failure (a job without a
+    record too) the rows are FAILED, ``after_failure`` runs and None is returned; anything
+    unexpected does the same and is re-raised."""
     try:
+        generator = lineage_generator(job)
         backend = load_backend(generator_spec(generator))
-        result = call(backend)
+        result = call(backend, generator)
     except ScoringUnavailable:
         raise
     except (BackendError, GenerationError) as exc:
@@ -85,28 +87,29 @@ def _call_or_fail(
 
 
 def generate_or_fail(
-    job: models.Model,
+    job: JudgeRun | AttributeProbe,
     model: type[models.Model],
     rows: list[Any],
     prompts: list[Messages],
-    generator: Generator,
     *,
     max_new_tokens: int,
     seed: int,
     after_failure: Callable[[], None],
 ) -> list[Completion] | None:
-    """One batched call of ``generator`` for ``prompts`` (its sampling settings, the job's
-    token cap and seed); failures as in ``_call_or_fail``."""
-    params = DecodingParams(
-        max_new_tokens=max_new_tokens,
-        temperature=generator.temperature,
-        top_p=generator.top_p,
-        seed=seed,
-        repetition_penalty=generator.repetition_penalty,
-    )
-    return _call_or_fail(
-        job, model, rows, prompts, generator, lambda backend: backend.generate(prompts, params), after_failure
-    )
+    """One batched call of the job's recorded generator for ``prompts`` (its sampling
+    settings, the job's token cap and seed); failures as in ``_call_or_fail``."""
+
+    def generate(backend: Backend, generator: Generator) -> list[Completion]:
+        params = DecodingParams(
+            max_new_tokens=max_new_tokens,
+            temperature=generator.temperature,
+            top_p=generator.top_p,
+            seed=seed,
+            repetition_penalty=generator.repetition_penalty,
+        )
+        return backend.generate(prompts, params)
+
+    return _call_or_fail(job, model, rows, prompts, generate, after_failure)
 
 
 TEXT_FALLBACK = "the server returned no log-probabilities; answers were parsed as text"
@@ -138,21 +141,20 @@ def answer_in_mode(
 
 
 def score_or_fail(
-    job: models.Model,
+    job: JudgeRun | AttributeProbe,
     model: type[models.Model],
     rows: list[Any],
     prompts: list[Messages],
-    generator: Generator,
     *,
     questions: list[tuple[Messages, str, list[str]]],
     after_failure: Callable[[], None],
 ) -> list[OptionScores] | None:
-    """Score ``questions`` ((prompt, answer prefix, options), any number per row) with
-    ``generator`` in one call, in order. Raises ``ScoringUnavailable`` and changes nothing when
+    """Score ``questions`` ((prompt, answer prefix, options), any number per row) with the
+    job's recorded generator in one call, in order. Raises ``ScoringUnavailable`` and changes nothing when
     the backend cannot score, so the caller can answer the same rows as text; other failures as
     in ``_call_or_fail``."""
 
-    def score(backend: Backend) -> list[OptionScores]:
+    def score(backend: Backend, generator: Generator) -> list[OptionScores]:
         return backend.score([q[0] for q in questions], [q[1] for q in questions], [q[2] for q in questions])
 
-    return _call_or_fail(job, model, rows, prompts, generator, score, after_failure)
+    return _call_or_fail(job, model, rows, prompts, score, after_failure)

@@ -25,7 +25,13 @@ from explanations.llm import BackendError, load_backend
 from explanations.models import Explanation, GenerationRun, Generator, PromptTemplate
 from explanations.prompts import Controls, prompt_context, render
 from explanations.services.chunks import precision_record
-from explanations.services.generators import GenerationError, decoding_params, generator_spec
+from explanations.services.generators import (
+    GenerationError,
+    decoding_params,
+    generator_spec,
+    lineage_generator,
+    run_lineage_record,
+)
 from explanations.texts import limit_words
 from recommendations.bulk import insert_rows
 from recommendations.models import Interaction, Recommendation, RecommenderRun
@@ -74,6 +80,9 @@ def generation_run_start(
 ) -> GenerationRun:
     """Create the run and its PENDING explanations, and enqueue one task per chunk after commit.
 
+    The run records its lineage (``run_lineage_record``: the generator's settings, adapter
+    checksum, prompt version, split and seed) as they are now; every chunk loads from that.
+
     With ``enqueue=False`` nothing is sent to a broker: the caller runs the chunks itself
     (``generation_chunk_run``), as the demo and benchmarks do in one process.
 
@@ -92,6 +101,13 @@ def generation_run_start(
     if not 1 <= controls.max_words <= 500 or not 0 <= controls.history_length <= 200:
         raise GenerationError("max words must be 1 to 500 and history length 0 to 200")
     generator_spec(generator)  # fail now, not in the worker, if the model is missing
+    lineage = run_lineage_record(
+        generator=generator,
+        recommender_run=recommender_run,
+        seed=seed,
+        template=template,
+        sample={"kind": sample, "size": None if sample == GenerationRun.Sample.ALL else sample_size},
+    )
     with transaction.atomic():
         run = GenerationRun.objects.create(
             created_by=created_by,
@@ -111,6 +127,7 @@ def generation_run_start(
             chunk_size=chunk_size,
             status=GenerationRun.Status.RUNNING,
             started_at=timezone.now(),
+            lineage=lineage,
         )
         users = _sample_users(recommender_run, sample, sample_size, seed)
         recommendation_ids = list(
@@ -174,15 +191,13 @@ def generation_chunk_run(*, run_id: int, chunk: int) -> None:
     """Generate the still-PENDING explanations of one chunk in one batched call.
 
     Idempotent and safe to run twice at once: rows are written only while still PENDING.
+    The model and decoding come from the run's recorded lineage (``lineage_generator``), not
+    from the generator row, so a retried or requeued chunk uses what the run started with.
     Returns quietly for a missing, cancelled or finished run. A backend failure marks the
     chunk's rows FAILED with the error (retryable); anything unexpected is recorded the same
     way and re-raised.
     """
-    run = (
-        GenerationRun.objects.select_related("generator", "template", "recommender_run__split")
-        .filter(pk=run_id)
-        .first()
-    )
+    run = GenerationRun.objects.select_related("template", "recommender_run__split").filter(pk=run_id).first()
     if run is None or run.status != GenerationRun.Status.RUNNING or run.cancel_requested:
         return
     rows = list(
@@ -201,9 +216,10 @@ def generation_chunk_run(*, run_id: int, chunk: int) -> None:
         for row in rows
     ]
     try:
-        backend = load_backend(generator_spec(run.generator))
+        generator = lineage_generator(run)
+        backend = load_backend(generator_spec(generator))
         started = time.perf_counter()
-        completions = backend.generate(prompts, decoding_params(run.generator, seed=run.seed, max_words=run.max_words))
+        completions = backend.generate(prompts, decoding_params(generator, seed=run.seed, max_words=run.max_words))
         elapsed_ms = 1000 * (time.perf_counter() - started)
         precision_record(run, backend)
     except (BackendError, GenerationError) as exc:

@@ -1,19 +1,31 @@
-"""Generators, the bundled model, prompt templates and prompt previews."""
+"""Generators, the bundled model, prompt templates and prompt previews, and the lineage a run
+records of its generator (``run_lineage_record``) and loads it from (``lineage_generator``)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
 from explanations.llm.base import BackendSpec, DecodingParams, Messages
-from explanations.models import Generator, PromptTemplate
+from explanations.models import (
+    AttributeProbe,
+    GenerationRun,
+    Generator,
+    JudgeRun,
+    PromptTemplate,
+    public_model_name,
+    run_lineage,
+)
 from explanations.prompts import BUILTIN_TEMPLATES, Controls, prompt_context, render
 from explanations.texts import token_budget
-from recommendations.models import Recommendation
+from recommendations.models import Recommendation, RecommenderRun
 
 BUNDLED_GENERATOR = "smollm2-135m"
 
@@ -114,11 +126,114 @@ def generator_register(*, name: str, model_dir: Path, quantization: str = Genera
         raise GenerationError(
             f"unknown quantization {quantization!r}; choose one of {', '.join(Generator.Quantization.values)}"
         )
-    generator, _ = Generator.objects.update_or_create(
-        name=name,
-        defaults={"backend": Generator.Backend.HF, "model": str(model_dir), "quantization": quantization},
-    )
+    with transaction.atomic():
+        generator = Generator.objects.select_for_update().filter(name=name).first() or Generator(name=name)
+        generator.backend, generator.model, generator.quantization = Generator.Backend.HF, str(model_dir), quantization
+        generator_check_editable(generator)
+        generator.save()
     return generator
+
+
+def generator_check_editable(generator: Generator) -> None:
+    """Raise GenerationError if ``generator`` (unsaved changes in hand) changes a lineage field
+    that runs have used (``Generator.clean``): such a change must be a new generator."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        generator.clean()
+    except ValidationError as exc:
+        raise GenerationError(" ".join(exc.messages)) from None
+
+
+def generator_duplicate(*, generator: Generator, name: str = "") -> Generator:
+    """A new, unused generator with every setting of ``generator``, named ``name`` or
+    "<name> (copy N)": how a used generator is "edited"."""
+    with transaction.atomic():
+        if not name:
+            number = 1
+            while Generator.objects.filter(name=(name := f"{generator.name[:88]} (copy {number})")).exists():
+                number += 1
+        if Generator.objects.filter(name=name).exists():
+            raise GenerationError(f"a generator named {name} exists already")
+        fields = {
+            field.attname: getattr(generator, field.attname)
+            for field in Generator._meta.concrete_fields
+            if field.attname not in {"id", "name", "created_at"}
+        }
+        return Generator.objects.create(name=name, **fields)
+
+
+def adapter_folder_sha256(folder: str | Path) -> str:
+    """One checksum of every file in an adapter folder (relative path and content, in path
+    order); empty if there is no such folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode() + b"\n")
+    return digest.hexdigest()
+
+
+def generator_adapter_sha256(generator: Generator) -> str:
+    """The checksum of ``generator``'s adapter: its training's (of the LoRA weights) when the
+    adapter is that training's, else computed over the folder's files; empty without one."""
+    if not generator.adapter_path:
+        return ""
+    training = generator.adapter_training
+    if training is not None and training.adapter_path == generator.adapter_path and training.adapter_sha256:
+        return training.adapter_sha256
+    return adapter_folder_sha256(generator.adapter_path)
+
+
+def run_lineage_record(
+    *,
+    generator: Generator,
+    recommender_run: RecommenderRun | None,
+    seed: int,
+    template: PromptTemplate | None = None,
+    sample: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The lineage a start service stores on its run (``models.run_lineage``), the adapter's
+    checksum computed now, once."""
+    return run_lineage(
+        generator=generator,
+        adapter_sha256=generator_adapter_sha256(generator),
+        recommender_run=recommender_run,
+        seed=seed,
+        template=template,
+        sample=sample,
+    )
+
+
+def generator_from_snapshot(snapshot: Mapping[str, Any]) -> Generator:
+    """An unsaved Generator with the settings of a recorded ``Generator.snapshot``."""
+    decoding = snapshot["decoding"]
+    return Generator(
+        name=snapshot["name"],
+        backend=snapshot["backend"],
+        model=snapshot["model"],
+        quantization=snapshot["quantization"],
+        adapter_path=snapshot.get("adapter_path", ""),
+        base_url=snapshot.get("base_url", ""),
+        api_key_env=snapshot.get("api_key_env", ""),
+        max_new_tokens=decoding["max_new_tokens"],
+        temperature=decoding["temperature"],
+        top_p=decoding["top_p"],
+        repetition_penalty=decoding["repetition_penalty"],
+        seed=decoding["seed"],
+    )
+
+
+def lineage_generator(job: GenerationRun | JudgeRun | AttributeProbe) -> Generator:
+    """The generator ``job`` recorded when it started, as an unsaved Generator: what its chunks
+    (retried and requeued ones too) load and decode with, whatever the row says now.
+    Raises GenerationError for a job without a record."""
+    snapshot = (job.lineage or {}).get("generator")
+    if not snapshot:
+        raise GenerationError(f"{job} has no recorded lineage to load its model from")
+    return generator_from_snapshot(snapshot)
 
 
 def generator_spec(generator: Generator) -> BackendSpec:
@@ -131,10 +246,11 @@ def generator_spec(generator: Generator) -> BackendSpec:
     model = bundled_model_dir() if generator.model == Generator.BUNDLED else Path(generator.model)
     if not (model / "config.json").is_file():
         hint = " (run `python manage.py prepare_model smollm2`)" if generator.model == Generator.BUNDLED else ""
-        raise GenerationError(f"generator {generator.name}: no model at {model}{hint}")
+        # Messages end up on rows and pages: the folder's name, not its path on the server.
+        raise GenerationError(f"generator {generator.name}: no model at {public_model_name(str(model))}{hint}")
     adapter = generator.adapter_path
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise GenerationError(f"generator {generator.name}: no LoRA adapter at {adapter}")
+        raise GenerationError(f"generator {generator.name}: no LoRA adapter at {generator.adapter_name()}")
     return BackendSpec(kind="hf", model=str(model), quantization=generator.quantization, adapter=adapter)
 
 

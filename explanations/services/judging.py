@@ -48,7 +48,7 @@ from explanations.services.chunks import (
     pending_chunks,
     score_or_fail,
 )
-from explanations.services.generators import GenerationError, generator_spec
+from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
 from recommendations.bulk import insert_rows
 
 
@@ -82,7 +82,8 @@ def judge_run_start(
     of ``sample_size`` of them, or all), less those whose human preferences tuned the judge
     (``trained_recommendations``; counted in ``n_held_out``). Pairwise: for each pair of runs, two verdict rows per
     recommendation, one per order. Likert: one row per explanation. With ``enqueue=False`` the
-    caller runs the chunks itself (``judge_chunk_run``). Raises GenerationError, storing
+    caller runs the chunks itself (``judge_chunk_run``). The run records the judge's settings
+    as they are now (``run_lineage_record``) and its chunks judge with those. Raises GenerationError, storing
     nothing, for runs over different recommender runs, too few runs, an unknown mode or answer
     mode, a bad rubric or a judge that cannot load.
     """
@@ -121,10 +122,17 @@ def judge_run_start(
                     (recommendation_id, by_run[a.pk], by_run[b.pk]),
                     (recommendation_id, by_run[b.pk], by_run[a.pk]),
                 ]
+    lineage = run_lineage_record(
+        generator=judge,
+        recommender_run=runs[0].recommender_run,
+        seed=seed,
+        sample={"kind": "random" if sample_size else "all", "size": sample_size or None},
+    )
     with transaction.atomic():
         run = JudgeRun.objects.create(
             created_by=created_by,
             judge=judge,
+            lineage=lineage,
             mode=mode,
             answer_mode=answer_mode,
             rubric=rubric,
@@ -197,7 +205,7 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
     chunk's rows FAILED with the error; anything unexpected is recorded the same way and
     re-raised.
     """
-    run = JudgeRun.objects.select_related("judge").filter(pk=run_id).first()
+    run = JudgeRun.objects.filter(pk=run_id).first()
     if run is None or run.status != JudgeRun.Status.RUNNING or run.cancel_requested:
         return
     rows = list(
@@ -245,7 +253,6 @@ def _judge_by_likelihood(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[
         JudgeVerdict,
         rows,
         prompts,
-        run.judge,
         questions=questions,
         after_failure=lambda: _finish_if_done(run),
     )
@@ -285,7 +292,6 @@ def _judge_by_text(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[Messag
         JudgeVerdict,
         rows,
         prompts,
-        run.judge,
         max_new_tokens=run.max_new_tokens,
         seed=run.seed,
         after_failure=lambda: _finish_if_done(run),

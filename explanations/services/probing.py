@@ -42,7 +42,7 @@ from explanations.services.chunks import (
     pending_chunks,
     score_or_fail,
 )
-from explanations.services.generators import GenerationError, generator_spec
+from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
 from recommendations.bulk import insert_rows
 from recommendations.models import DatasetUser, Interaction, Item
 
@@ -119,7 +119,8 @@ def probe_start(
 ) -> AttributeProbe:
     """Create the probe and its PENDING answers; enqueue one task per chunk after commit.
 
-    Explanations whose user or item lacks the target are left out. Raises GenerationError,
+    Explanations whose user or item lacks the target are left out. The probe records the
+    prober's settings as they are now (``run_lineage_record``); its chunks answer with those. Raises GenerationError,
     storing nothing, for an unknown target, a target no sampled explanation has, a
     categorical target with too many values, an unknown answer mode, or a prober that cannot
     load.
@@ -148,10 +149,17 @@ def probe_start(
     if not truths:
         raise GenerationError(f"no sampled explanation's user or item has a value for {target}")
     rows = [(pk, flag, truths[pk]) for pk in sorted(truths) for flag in (False, True)]
+    lineage = run_lineage_record(
+        generator=prober,
+        recommender_run=generation_run.recommender_run,
+        seed=seed,
+        sample={"kind": "random" if sample_size else "all", "size": sample_size or None},
+    )
     with transaction.atomic():
         probe = AttributeProbe.objects.create(
             created_by=created_by,
             prober=prober,
+            lineage=lineage,
             generation_run=generation_run,
             target=target,
             options=options,
@@ -205,7 +213,7 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
     """
     probe = (
         AttributeProbe.objects.select_related(
-            "prober", "generation_run__recommender_run__split", "generation_run__recommender_run__dataset"
+            "generation_run__recommender_run__split", "generation_run__recommender_run__dataset"
         )
         .filter(pk=probe_id)
         .first()
@@ -263,7 +271,6 @@ def _answer_by_likelihood(probe: AttributeProbe, rows: list[ProbeAnswer], prompt
         ProbeAnswer,
         rows,
         prompts,
-        probe.prober,
         questions=[(prompt, ANSWER_PREFIX, [f" {label}" for label in labels]) for prompt in prompts],
         after_failure=lambda: _finish_if_done(probe),
     )
@@ -294,7 +301,6 @@ def _answer_by_text(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: lis
         ProbeAnswer,
         rows,
         prompts,
-        probe.prober,
         max_new_tokens=probe.max_new_tokens,
         seed=probe.seed,
         after_failure=lambda: _finish_if_done(probe),
