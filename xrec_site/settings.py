@@ -41,6 +41,12 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 # An embedded install keeps a generated key in var/ so sessions survive restarts without
 # anyone committing a key; servers pass DJANGO_SECRET_KEY.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_key_from_file(VAR_DIR / "secret_key")
+# The key of the hash a crowd worker's platform id is stored as (annotation.services.campaigns).
+# Not SECRET_KEY: rotating that (or a host generating its own) must not stop a campaign from
+# recognising its returning workers. Never change it while a campaign runs.
+XREC_CROWD_SECRET = os.environ.get("XREC_CROWD_SECRET") or secret_key_from_file(
+    VAR_DIR / "crowd_secret", variable="XREC_CROWD_SECRET"
+)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")

@@ -311,8 +311,9 @@ def participant_join(*, campaign: Campaign, user: Any) -> Participant:
 
 def crowd_hash(*, campaign: Campaign, platform: str, worker_id: str) -> str:
     """The keyed hash a crowd id is stored as. Keyed per campaign, so the same worker in two
-    campaigns cannot be linked from the database."""
-    key = hashlib.sha256(f"xrec-crowd:{settings.SECRET_KEY}:{campaign.public_token}".encode()).digest()
+    campaigns cannot be linked from the database, and on XREC_CROWD_SECRET, which outlives a
+    rotation of SECRET_KEY."""
+    key = hashlib.sha256(f"xrec-crowd:{settings.XREC_CROWD_SECRET}:{campaign.public_token}".encode()).digest()
     return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
 
 

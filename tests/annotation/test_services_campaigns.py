@@ -7,6 +7,7 @@ from annotation.services.campaigns import (
     CampaignError,
     campaign_create,
     campaign_reference_item_add,
+    crowd_hash,
     crowd_participant_enter,
     participant_join,
 )
@@ -163,6 +164,19 @@ def test_crowd_worker_is_stored_as_a_keyed_hash_and_resumes(annotator) -> None:
     assert first.crowd_hash != elsewhere.crowd_hash  # unlinkable across campaigns
     assert not first.user.has_usable_password() and not first.user.has_perm("annotation.annotate")
     assert first.crowd_session == {"STUDY_ID": "s"}
+
+
+def test_a_returning_worker_is_recognised_after_secret_key_rotation_but_not_after_a_new_crowd_secret(settings) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    first = crowd_participant_enter(campaign=study, platform="prolific", worker_id="PID123abc", session={})
+
+    settings.SECRET_KEY = "a-rotated-secret-key-" + "x" * 40
+    rotated = crowd_participant_enter(campaign=study, platform="prolific", worker_id="PID123abc", session={})
+    settings.XREC_CROWD_SECRET = "another-crowd-secret"
+    rekeyed = crowd_hash(campaign=study, platform="prolific", worker_id="PID123abc")
+
+    assert rotated.pk == first.pk
+    assert rekeyed != first.crowd_hash
 
 
 @pytest.mark.parametrize("worker_id", ["", "<script>", "x" * 65, "a b"])
