@@ -187,3 +187,19 @@ class UserRecommendationsApi(APIView):
                 "recommendations": self.OutputSerializer(recommendations, many=True).data,
             }
         )
+
+
+def schema_path_parameters(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: path parameters say what their URL converter
+    matches (``<int:>`` digits only, ``<str:>`` no slash), so a client that keeps to the
+    schema always reaches the view and never Django's HTML 404 for an unmatched URL."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "path":
+                    continue
+                if parameter["schema"].get("type") == "integer":
+                    parameter["schema"]["minimum"] = 0
+                elif parameter["schema"].get("type") == "string":
+                    parameter["schema"]["pattern"] = "^[^/]+$"
+    return result

@@ -40,7 +40,7 @@ class SiteObjects:
     import_job: ImportJob
     recommender_run: RecommenderRun
     generation_runs: list[GenerationRun]
-    generator: Generator
+    generator: Generator  # one a generation run can start with (an endpoint, never called)
     template: PromptTemplate
     adapter_training: AdapterTraining
     judge_run: JudgeRun
@@ -94,6 +94,10 @@ def site_objects() -> SiteObjects:
         status=JudgeVerdict.Status.DONE,
         judged_at=now,
     )
+    # Nothing calls this endpoint: runs started in tests are never enqueued.
+    endpoint = Generator.objects.create(
+        name="walk-endpoint", backend=Generator.Backend.OPENAI, model="walk-model", base_url="http://127.0.0.1:9/v1"
+    )
     adapter_training = AdapterTraining.objects.create(base_generator=runs[0].generator, source_run=runs[0])
     probe = AttributeProbe.objects.create(
         prober=judge, generation_run=runs[0], target="gender", options=["F", "M"], status=AttributeProbe.Status.PENDING
@@ -115,7 +119,7 @@ def site_objects() -> SiteObjects:
         import_job=import_job,
         recommender_run=recommender_run,
         generation_runs=runs,
-        generator=runs[0].generator,
+        generator=endpoint,
         template=runs[0].template,
         adapter_training=adapter_training,
         judge_run=judge_run,

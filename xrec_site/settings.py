@@ -194,6 +194,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recommendations.apis.schema_path_parameters",
+    ],
     # Several models have ``status`` and ``mode`` fields; each choice set gets one stable enum name.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "recommendations.models.Job.Status",
