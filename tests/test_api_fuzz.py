@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.site_objects import ROLES, SiteObjects, site_objects
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = {"random ids": 4, "existing objects": 6, "invalid input": 4}
+EXAMPLES = {"random ids": 4, "existing objects": 6, "invalid input": 12}
 
 
 def known_values(objects: SiteObjects, path: str) -> dict[str, Any]:
