@@ -3,6 +3,8 @@
 from itertools import islice
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,14 +12,15 @@ from rest_framework.views import APIView
 
 from annotation.exports import rating_export_rows
 from annotation.forms import StudyForm
-from annotation.models import Assignment, Campaign
+from annotation.models import Assignment, Campaign, CampaignItem
 from annotation.reports import study_report_cached
-from recommendations.apis import require_permission
+from recommendations.apis import MAX_ID, api_responses, require_permission
 
 MAX_LIMIT = 5000
 
 
 class CampaignListApi(APIView):
+    @extend_schema_serializer(component_name="Campaign")
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = Campaign
@@ -26,10 +29,55 @@ class CampaignListApi(APIView):
                 "seed", "overlap", "items_per_annotator", "lease_minutes", "created_at", "closed_at",
             ]  # fmt: skip
 
+    @extend_schema(operation_id="campaigns_list", responses=api_responses(OutputSerializer(many=True)))
     def get(self, request: Request) -> Response:
         require_permission(request, "annotation.view_campaign")
         campaigns = Campaign.objects.visible_to(request.user).prefetch_related("generation_runs")
         return Response(self.OutputSerializer(campaigns, many=True).data)
+
+
+@extend_schema_serializer(component_name="RatingRow")
+class RatingRowOutputSerializer(serializers.Serializer):
+    """One answer of the rating export (``annotation.exports.EXPORT_FIELDS``)."""
+
+    campaign_id = serializers.IntegerField()
+    campaign_mode = serializers.ChoiceField(choices=Campaign.Mode.choices)
+    item_id = serializers.IntegerField()
+    item_kind = serializers.ChoiceField(choices=CampaignItem.Kind.choices)
+    assignment_id = serializers.IntegerField()
+    position = serializers.IntegerField()
+    annotator = serializers.CharField(help_text="The participant's pseudonym.")
+    annotator_platform = serializers.CharField()
+    annotator_flagged = serializers.BooleanField()
+    annotator_excluded = serializers.BooleanField()
+    criterion = serializers.CharField()
+    value = serializers.IntegerField(allow_null=True, help_text="Likert answers.")
+    choice = serializers.CharField(help_text="Pairwise answers (a, b, tie); attention checks (yes, no).")
+    left_side = serializers.CharField(help_text="Pairwise: the explanation shown on the left (a or b).")
+    swapped = serializers.BooleanField()
+    revisions = serializers.IntegerField()
+    check_passed = serializers.BooleanField(allow_null=True)
+    served_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    seconds_on_task = serializers.FloatField(allow_null=True)
+    visible_seconds = serializers.FloatField(allow_null=True)
+    dataset = serializers.CharField()
+    dataset_user = serializers.CharField()
+    item_external_id = serializers.CharField()
+    item_title = serializers.CharField()
+    rank = serializers.IntegerField()
+    recommender_run_id = serializers.IntegerField()
+    algorithm = serializers.CharField()
+    explanation_a_id = serializers.IntegerField()
+    generation_run_a = serializers.IntegerField(allow_null=True)
+    generator_a = serializers.CharField()
+    adapter_a = serializers.CharField()
+    prompt_a = serializers.CharField()
+    explanation_b_id = serializers.IntegerField(allow_null=True)
+    generation_run_b = serializers.IntegerField(allow_null=True)
+    generator_b = serializers.CharField()
+    adapter_b = serializers.CharField()
+    prompt_b = serializers.CharField()
 
 
 class CampaignRatingListApi(APIView):
@@ -40,6 +88,20 @@ class CampaignRatingListApi(APIView):
         limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=500)
         include_excluded = serializers.BooleanField(default=False)
 
+    @extend_schema_serializer(component_name="RatingPage")
+    class OutputSerializer(serializers.Serializer):
+        # Describes the response for the schema; the rows themselves are the export's dicts,
+        # passed through unchanged so that the API and the CSV cannot disagree.
+        offset = serializers.IntegerField()
+        limit = serializers.IntegerField()
+        has_more = serializers.BooleanField()
+        results = RatingRowOutputSerializer(many=True)
+
+    @extend_schema(
+        operation_id="campaigns_ratings_list",
+        parameters=[FilterSerializer],
+        responses=api_responses(OutputSerializer, 400, 404),
+    )
     def get(self, request: Request, campaign_id: int) -> Response:
         require_permission(request, "annotation.view_campaign")
         campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
@@ -51,21 +113,34 @@ class CampaignRatingListApi(APIView):
         return Response({"offset": offset, "limit": limit, "has_more": len(page) > limit, "results": page[:limit]})
 
 
+@extend_schema_serializer(component_name="Assignment")
 class AssignmentOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assignment
         fields = ["id", "campaign", "position", "status", "served_at", "submitted_at", "revisions"]
 
 
+@extend_schema_serializer(component_name="AssignmentDetail")
+class AssignmentDetailOutputSerializer(AssignmentOutputSerializer):
+    answers = serializers.DictField(
+        help_text="Criterion name → the answer: a Likert value (integer) or a pairwise choice (a, b, tie)."
+    )
+
+    class Meta(AssignmentOutputSerializer.Meta):
+        fields = [*AssignmentOutputSerializer.Meta.fields, "answers"]
+
+
 class AssignmentListApi(APIView):
     """The signed-in annotator's own assignments; never anyone else's."""
 
+    @extend_schema(operation_id="assignments_list", responses=api_responses(AssignmentOutputSerializer(many=True)))
     def get(self, request: Request) -> Response:
         assignments = Assignment.objects.of_user(request.user).order_by("campaign_id", "position")
         return Response(AssignmentOutputSerializer(assignments, many=True).data)
 
 
 class AssignmentDetailApi(APIView):
+    @extend_schema(operation_id="assignments_retrieve", responses=api_responses(AssignmentDetailOutputSerializer, 404))
     def get(self, request: Request, assignment_id: int) -> Response:
         assignment = get_object_or_404(Assignment.objects.of_user(request.user), pk=assignment_id)
         data = AssignmentOutputSerializer(assignment).data
@@ -79,8 +154,39 @@ class StudyReportApi(APIView):
     """The study report as JSON:
     ``?recommender_run=<id>&runs=<id>&runs=<id>[&seed=&exclude_flagged=1&reference_run=<id>]``."""
 
+    class FilterSerializer(serializers.Serializer):
+        # Checked before the form: ids beyond what the database stores (an OverflowError on
+        # SQLite inside the form's ``pk__in``) and seeds numpy refuses are a 400 here.
+        recommender_run = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, help_text="A succeeded recommender run."
+        )
+        runs = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+            min_length=1,
+            help_text="Succeeded generation runs of that recommender run (repeat the parameter).",
+        )
+        seed = serializers.IntegerField(
+            required=False, min_value=0, max_value=2**32 - 1, help_text="Seed of the bootstrap and permutation tests."
+        )
+        exclude_flagged = serializers.BooleanField(required=False, help_text="Leave out flagged annotators.")
+        reference_run = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=MAX_ID,
+            help_text="A generation run for BLEU, ROUGE-L and embedding similarity.",
+        )
+
+    @extend_schema(
+        operation_id="study_report_retrieve",
+        parameters=[FilterSerializer],
+        responses=api_responses(
+            OpenApiResponse(OpenApiTypes.OBJECT, description="The study report: every table of the study page."),
+            400,
+        ),
+    )
     def get(self, request: Request) -> Response:
         require_permission(request, "annotation.view_campaign")
+        self.FilterSerializer(data=request.query_params).is_valid(raise_exception=True)
         form = StudyForm(request.query_params)
         if not form.is_valid():
             return Response(form.errors.get_json_data(), status=400)

@@ -58,6 +58,7 @@ CROWD_PARAMETERS = {
 # --- Researchers ----------------------------------------------------------------------------
 
 
+@require_GET
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_list(request: HttpRequest) -> HttpResponse:
@@ -99,6 +100,7 @@ def campaign_create_view(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/campaign_form.html", {"form": form})
 
 
+@require_GET
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
@@ -305,6 +307,7 @@ def _crowd_frameable(response: HttpResponse) -> HttpResponse:
     return response
 
 
+@require_GET
 @login_required
 def annotate_next(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Where the participant goes next: consent, their current item, or the end."""
@@ -338,6 +341,7 @@ def consent(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
+@require_GET
 @login_required
 def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
     participant = _participant(request, campaign_id)
@@ -393,6 +397,7 @@ def _page_context(assignment: Assignment, criteria: list[Criterion], form: Answe
     } | task_context(assignment)
 
 
+@require_GET
 @login_required
 def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
@@ -465,6 +470,7 @@ def _study(request: HttpRequest) -> tuple[StudyForm, dict[str, Any] | None]:
     return form, report
 
 
+@require_GET
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def study_report_view(request: HttpRequest) -> HttpResponse:

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from explanations.forms import AdapterTrainingForm, GenerationRunForm, JudgeRunForm, ProbeForm, PromptTemplateForm
@@ -51,6 +51,7 @@ from recommendations.views import HtmxHttpRequest
 PAGE_SIZE = 10
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_generationrun", raise_exception=True)
 def generation_run_list(request: HttpRequest) -> HttpResponse:
@@ -109,6 +110,7 @@ def _preview(form: GenerationRunForm) -> dict[str, Any]:
     return {"preview": messages, "preview_recommendation": recommendation}
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_generationrun", raise_exception=True)
 def generation_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
@@ -182,6 +184,7 @@ def adapter_training_create(request: HttpRequest) -> HttpResponse:
     return render(request, "explanations/adapter_form.html", {"form": form})
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_adaptertraining", raise_exception=True)
 def adapter_training_detail(request: HtmxHttpRequest, training_id: int) -> HttpResponse:
@@ -196,6 +199,7 @@ def adapter_training_detail(request: HtmxHttpRequest, training_id: int) -> HttpR
     return render(request, "explanations/adapter_detail.html", context)
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_generator", raise_exception=True)
 def generator_list(request: HttpRequest) -> HttpResponse:
@@ -214,6 +218,7 @@ def bundled_model_prepare_view(request: HttpRequest) -> HttpResponse:
     return redirect("explanations:generator_list")
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_prompttemplate", raise_exception=True)
 def template_list(request: HttpRequest) -> HttpResponse:
@@ -243,6 +248,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     return render(request, "explanations/template_edit.html", {"form": form, "template": template})
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_judgerun", raise_exception=True)
 def judge_run_list(request: HttpRequest) -> HttpResponse:
@@ -277,6 +283,7 @@ def judge_run_create(request: HttpRequest) -> HttpResponse:
     return render(request, "explanations/judge_form.html", {"form": form})
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_judgerun", raise_exception=True)
 def judge_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
@@ -307,6 +314,7 @@ def judge_run_retry_view(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("explanations:judge_detail", run_id=run.pk)
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_attributeprobe", raise_exception=True)
 def probe_list(request: HttpRequest) -> HttpResponse:
@@ -329,6 +337,7 @@ def probe_create(request: HttpRequest) -> HttpResponse:
     return render(request, "explanations/probe_form.html", {"form": form})
 
 
+@require_GET
 @login_required
 @permission_required("explanations.view_attributeprobe", raise_exception=True)
 def probe_detail(request: HtmxHttpRequest, probe_id: int) -> HttpResponse:

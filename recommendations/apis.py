@@ -1,6 +1,20 @@
-"""Read-only JSON endpoints for datasets and import jobs (DRF)."""
+"""Read-only JSON endpoints for datasets and import jobs (DRF).
+
+Every endpoint is described for the OpenAPI schema (``/api/schema/``) with ``extend_schema``:
+its response serializer, its query parameters and every error status it can answer.
+"""
+
+from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import LimitOffsetPagination
@@ -10,6 +24,49 @@ from rest_framework.views import APIView
 
 from recommendations.models import Dataset, DatasetUser, ImportJob, Recommendation, RecommenderRun
 
+# The largest id either database stores (a 64-bit signed integer): a bigger one in a query
+# parameter is a 400, not an OverflowError from SQLite.
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_serializer(component_name="Error")
+class ErrorOutputSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+_ERRORS = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: each field's error messages."),
+    401: OpenApiResponse(ErrorOutputSerializer, description="Not signed in (token authentication)."),
+    403: OpenApiResponse(ErrorOutputSerializer, description="Not signed in, or the role lacks the permission."),
+    404: OpenApiResponse(ErrorOutputSerializer, description="No such object, or not visible to this account."),
+    429: OpenApiResponse(ErrorOutputSerializer, description="Too many requests: throttled."),
+}
+
+
+def api_responses(ok: Any, *errors: int, status_code: int = 200) -> dict[int, Any]:
+    """``extend_schema(responses=...)``: ``ok`` under ``status_code``, then 401, 403, 429 and
+    the listed ``errors`` (400, 404), which every endpoint shares with the same bodies."""
+    return {status_code: ok} | {code: _ERRORS[code] for code in (*errors, 401, 403, 429)}
+
+
+def paginated(serializer: type[serializers.Serializer], name: str) -> serializers.Serializer:
+    """The schema of a ``LimitOffsetPagination`` page of ``serializer`` rows."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer(many=True),
+        },
+    )
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Rows per page (default 50)."),
+    OpenApiParameter("offset", int, description="Rows to skip."),
+]
+
 
 def require_permission(request: Request, permission: str) -> None:
     """403 unless the signed-in account has ``permission`` (shared by every app's APIs)."""
@@ -17,6 +74,7 @@ def require_permission(request: Request, permission: str) -> None:
         raise PermissionDenied()
 
 
+@extend_schema_serializer(component_name="Dataset")
 class DatasetOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
@@ -27,6 +85,7 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
 
 
 class DatasetListApi(APIView):
+    @extend_schema(operation_id="datasets_list", responses=api_responses(DatasetOutputSerializer(many=True)))
     def get(self, request: Request) -> Response:
         require_permission(request, "recommendations.view_dataset")
         datasets = Dataset.objects.visible_to(request.user)
@@ -34,6 +93,7 @@ class DatasetListApi(APIView):
 
 
 class DatasetDetailApi(APIView):
+    @extend_schema(operation_id="datasets_retrieve", responses=api_responses(DatasetOutputSerializer, 404))
     def get(self, request: Request, dataset_id: int) -> Response:
         require_permission(request, "recommendations.view_dataset")
         dataset = get_object_or_404(Dataset.objects.visible_to(request.user), pk=dataset_id)
@@ -41,7 +101,10 @@ class DatasetDetailApi(APIView):
 
 
 class ImportJobDetailApi(APIView):
+    @extend_schema_serializer(component_name="ImportJob")
     class OutputSerializer(serializers.ModelSerializer):
+        percent = serializers.IntegerField(read_only=True)
+
         class Meta:
             model = ImportJob
             fields = [
@@ -49,6 +112,7 @@ class ImportJobDetailApi(APIView):
                 "error", "dataset", "created_at", "started_at", "finished_at",
             ]  # fmt: skip
 
+    @extend_schema(operation_id="import_jobs_retrieve", responses=api_responses(OutputSerializer, 404))
     def get(self, request: Request, job_id: int) -> Response:
         require_permission(request, "recommendations.view_importjob")
         job = get_object_or_404(ImportJob, pk=job_id)
@@ -56,6 +120,10 @@ class ImportJobDetailApi(APIView):
 
 
 class RecommenderRunListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        dataset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+    @extend_schema_serializer(component_name="RecommenderRun")
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = RecommenderRun
@@ -64,11 +132,20 @@ class RecommenderRunListApi(APIView):
                 "status", "error", "metrics", "fit_seconds", "topk_seconds", "model_sha256", "created_at", "finished_at",
             ]  # fmt: skip
 
+    @extend_schema(
+        operation_id="recommender_runs_list",
+        parameters=[
+            OpenApiParameter("dataset", int, description="Only runs on this dataset (its id)."),
+            *PAGE_PARAMETERS,
+        ],
+        responses=api_responses(paginated(OutputSerializer, "PaginatedRecommenderRunList"), 400),
+    )
     def get(self, request: Request) -> Response:
         require_permission(request, "recommendations.view_recommenderrun")
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         runs = RecommenderRun.objects.visible_to(request.user).order_by("-created_at", "-id")
-        dataset = request.query_params.get("dataset")
-        if dataset is not None:
+        if (dataset := filters.validated_data.get("dataset")) is not None:
             runs = runs.filter(dataset_id=dataset)
         page = LimitOffsetPagination()
         rows = page.paginate_queryset(runs, request, view=self)
@@ -76,6 +153,7 @@ class RecommenderRunListApi(APIView):
 
 
 class UserRecommendationsApi(APIView):
+    @extend_schema_serializer(component_name="Recommendation")
     class OutputSerializer(serializers.Serializer):
         rank = serializers.IntegerField()
         score = serializers.FloatField()
@@ -83,6 +161,20 @@ class UserRecommendationsApi(APIView):
         title = serializers.CharField(source="item.title")
         attributes = serializers.JSONField(source="item.attributes")
 
+    @extend_schema(
+        operation_id="recommender_runs_user_recommendations",
+        responses=api_responses(
+            inline_serializer(
+                name="UserRecommendations",
+                fields={
+                    "run": serializers.IntegerField(),
+                    "user": serializers.CharField(),
+                    "recommendations": OutputSerializer(many=True),
+                },
+            ),
+            404,
+        ),
+    )
     def get(self, request: Request, run_id: int, external_id: str) -> Response:
         require_permission(request, "recommendations.view_recommenderrun")
         run = get_object_or_404(RecommenderRun.objects.visible_to(request.user), pk=run_id)
@@ -95,3 +187,19 @@ class UserRecommendationsApi(APIView):
                 "recommendations": self.OutputSerializer(recommendations, many=True).data,
             }
         )
+
+
+def schema_path_parameters(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: path parameters say what their URL converter
+    matches (``<int:>`` digits only, ``<str:>`` no slash), so a client that keeps to the
+    schema always reaches the view and never Django's HTML 404 for an unmatched URL."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "path":
+                    continue
+                if parameter["schema"].get("type") == "integer":
+                    parameter["schema"]["minimum"] = 0
+                elif parameter["schema"].get("type") == "string":
+                    parameter["schema"]["pattern"] = "^[^/]+$"
+    return result

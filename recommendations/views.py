@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
@@ -25,6 +25,7 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+@require_GET
 @login_required
 @permission_required("recommendations.view_dataset", raise_exception=True)
 def dataset_list(request: HttpRequest) -> HttpResponse:
@@ -32,6 +33,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     return render(request, "recommendations/dataset_list.html", {"datasets": datasets})
 
 
+@require_GET
 @login_required
 @permission_required("recommendations.view_dataset", raise_exception=True)
 def dataset_detail(request: HtmxHttpRequest, dataset_id: int) -> HttpResponse:
@@ -78,6 +80,7 @@ def dataset_import(request: HttpRequest) -> HttpResponse:
     return render(request, "recommendations/import.html", {"form": form, "jobs": jobs})
 
 
+@require_GET
 @login_required
 @permission_required("recommendations.view_importjob", raise_exception=True)
 def import_job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
@@ -89,6 +92,7 @@ def import_job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     return render(request, "recommendations/import_job.html", {"job": job})
 
 
+@require_GET
 @login_required
 @permission_required("recommendations.view_recommenderrun", raise_exception=True)
 def run_list(request: HttpRequest) -> HttpResponse:
@@ -122,6 +126,7 @@ def run_create(request: HttpRequest) -> HttpResponse:
     return render(request, "recommendations/run_form.html", {"form": form, "defaults": defaults})
 
 
+@require_GET
 @login_required
 @permission_required("recommendations.view_recommenderrun", raise_exception=True)
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:

@@ -8,6 +8,7 @@ from annotation.models import Campaign, Participant
 from recommendations.models import Dataset
 
 
+@require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Each role's starting page: what it may use, and nothing it may not."""
