@@ -9,7 +9,7 @@ from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rat
 from explanations.forms import positive
 from explanations.judging import default_rubric
 from explanations.models import GenerationRun, Generator
-from recommendations.formfields import SMALL_INT_MAX, DbIntegerField
+from recommendations.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 from recommendations.models import RecommenderRun
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
@@ -20,7 +20,7 @@ FIT_CHOICES = [("yes", "Yes, it fits this user"), ("no", "No, it does not fit")]
 class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
     mode = forms.ChoiceField(choices=Campaign.Mode.choices, initial=Campaign.Mode.LIKERT)
-    generation_runs = forms.ModelMultipleChoiceField(
+    generation_runs = DbModelMultipleChoiceField(
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
         help_text="Runs over the same recommender run. Pairwise compares every pair of them.",
     )
@@ -172,7 +172,7 @@ class StudyForm(forms.Form):
     recommender_run = forms.ModelChoiceField(
         queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset")
     )
-    runs = forms.ModelMultipleChoiceField(
+    runs = DbModelMultipleChoiceField(
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
         label="Generation runs",
     )

@@ -6,7 +6,7 @@ from django import forms
 from explanations.judging import default_rubric
 from explanations.models import AdapterTraining, AnswerMode, GenerationRun, Generator, JudgeRun, PromptTemplate
 from explanations.prompts import Controls
-from recommendations.formfields import SMALL_INT_MAX, DbIntegerField
+from recommendations.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 from recommendations.models import Item, RecommenderRun
 
 
@@ -140,7 +140,7 @@ class JudgeRunForm(forms.Form):
     answer_mode = AnswerModeField(
         help_text="Likelihood scores every option after the answer prefix (every answer parses); text parses free answers."
     )
-    generation_runs = forms.ModelMultipleChoiceField(
+    generation_runs = DbModelMultipleChoiceField(
         queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
         help_text="Runs over the same recommender run; pairwise compares every pair, in both orders.",
     )

@@ -250,6 +250,20 @@ def test_other_forms_bound_their_integers(url_name: str, data: dict[str, str], a
     assert not RecommenderRun.objects.exists() and not GenerationRun.objects.exists()
 
 
+@pytest.mark.parametrize("query", ["runs", "recommender_run", "reference_run", "seed"])
+def test_the_study_page_answers_an_id_past_64_bits_with_a_form_error(query: str, researcher) -> None:
+    response = client_for(researcher).get(reverse("annotation:study"), {query: str(10**25)})
+
+    assert response.status_code == 200
+    assert query in response.context["form"].errors
+
+
+def test_a_campaign_of_runs_past_64_bits_is_a_form_error(researcher) -> None:
+    response = client_for(researcher).post(reverse("annotation:campaign_create"), {"generation_runs": [str(10**25)]})
+
+    assert response.status_code == 200 and "generation_runs" in response.context["form"].errors
+
+
 # --- CSV --------------------------------------------------------------------------------------
 
 
