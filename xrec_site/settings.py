@@ -220,6 +220,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False  # no start-up banner in the output of every manage.py command
+# No row per successful login: every crowd link signs its worker in, and axes' access log would
+# keep each worker's IP address and user agent for good. The lockout needs failed attempts only.
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- REST framework -----------------------------------------------------------------------
 # Session for the browser, tokens for scripts (`manage.py drf_create_token <user>`, or the
