@@ -14,7 +14,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF
 from kombu import Queue
 
-from xrec_site.secret_key import secret_key_from_file
+from xrec_site.secret_files import secret_file
 
 # Lets classes such as ModelAdmin[Dataset] be subscripted at run time for type checking.
 django_stubs_ext.monkeypatch()
@@ -40,7 +40,7 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # An embedded install keeps a generated key in var/ so sessions survive restarts without
 # anyone committing a key; servers pass DJANGO_SECRET_KEY.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_key_from_file(VAR_DIR / "secret_key")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_file(VAR_DIR / "secret_key")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
