@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.test import Client
+from django.urls import reverse
 
 ENV_EXAMPLE = Path(settings.BASE_DIR) / ".env.example"
 SECRET_KEY_PLACEHOLDER = "replace-with-50-or-more-random-characters"
@@ -140,3 +142,11 @@ def test_without_a_secret_key_variable_the_key_is_generated_once_into_a_private_
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert first == [repr(key_file.read_text())]
     assert printed_settings(tmp_path, {}, "SECRET_KEY") == first  # the next start reads it back
+
+
+def test_with_the_https_redirect_on_pages_redirect_but_the_health_check_answers_over_http(db, settings) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert Client().get("/accounts/login/").headers["Location"] == "https://testserver/accounts/login/"
+    health = Client().get(reverse("healthz"))
+    assert health.status_code == 200 and health.json() == {"ok": True}

@@ -168,6 +168,9 @@ CACHES = {
 # Serving plain HTTP on a local machine (make demo, the test suite) is the exception, and it
 # turns DJANGO_SECURE_SSL_REDIRECT and DJANGO_SECURE_COOKIES off explicitly.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Process managers probe /healthz on the server's own port over plain HTTP: a redirect would
+# answer them without asking the database. It sets no cookie and shows nothing private.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Sent on HTTPS responses only. A year, subdomains included and preload asked for, is what
 # hstspreload.org requires; the preload directive does nothing until the domain is submitted.
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
