@@ -190,12 +190,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # --- Content-Security-Policy (django-csp) -------------------------------------------------
 # No inline script or style anywhere: scripts and styles come from static files, htmx's
 # indicator style is in site.css (templates/base.html turns its injected <style> off), and
-# bars are SVG attributes, which CSP does not govern.
+# bars are SVG attributes, which CSP does not govern. drf-spectacular's docs page has its inline
+# <style> moved to static/css/swagger_ui.css by templates/drf_spectacular/swagger_ui.html.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
+        # data: for images only: the API docs' Swagger UI draws its icons as data: SVG in its CSS.
+        # An image cannot run script, so this opens nothing that script-src keeps shut.
+        "img-src": [SELF, "data:"],
         "object-src": [NONE],
         "base-uri": [SELF],
         "frame-ancestors": [NONE],
