@@ -117,3 +117,30 @@ def test_a_crowd_worker_entering_leaves_no_address_or_browser_in_the_access_log(
     # address or browser kept: axes' lockout needs failed attempts only.
     assert response.status_code == 302 and _signed_in(client)
     assert not AccessLog.objects.exists()
+
+
+def test_behind_a_trusted_proxy_each_client_is_locked_out_by_its_own_address(settings) -> None:
+    settings.XREC_TRUSTED_PROXIES = 1
+    UserFactory(username="ann")
+
+    def through_proxy(client_address: str, password: str, claimed: str = "") -> int:
+        forwarded = f"{claimed}, {client_address}" if claimed else client_address
+        return (
+            Client()
+            .post(
+                reverse("login"),
+                {"username": "ann", "password": password},
+                REMOTE_ADDR="10.0.0.1",  # the proxy, the same for everyone
+                HTTP_X_FORWARDED_FOR=forwarded,
+            )
+            .status_code
+        )
+
+    for n in range(5):
+        through_proxy("203.0.113.7", f"guess-{n}")
+
+    assert through_proxy("203.0.113.7", PASSWORD) == 429
+    # Claiming another address in front of the proxy's entry changes nothing.
+    assert through_proxy("203.0.113.7", PASSWORD, claimed="198.51.100.1") == 429
+    # Another client behind the same proxy is not locked out by the first one's guesses.
+    assert through_proxy("203.0.113.8", PASSWORD) == 302

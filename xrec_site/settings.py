@@ -214,8 +214,10 @@ CONTENT_SECURITY_POLICY = {
 # --- Login throttling (django-axes) -------------------------------------------------------
 # After XREC_LOGIN_FAILURE_LIMIT failed logins for one username from one IP address, that
 # pair is refused (the right password included) for XREC_LOGIN_COOLOFF_MINUTES, on the site's
-# login form and the admin's alike. Behind a proxy, REMOTE_ADDR is the proxy's address, so the
-# lockout is then per username.
+# login form and the admin's alike. Behind proxies REMOTE_ADDR is the nearest proxy's address,
+# the same for everyone: XREC_TRUSTED_PROXIES says how many proxies in front of gunicorn append
+# to X-Forwarded-For, and the client's address is read from there (xrec_site.client_address).
+# 0, the default, trusts no header: a client could otherwise claim any address per attempt.
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out pair is refused before a password is hashed.
     "xrec_site.auth_backends.LoginThrottleBackend",
@@ -224,6 +226,8 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = int(os.environ.get("XREC_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("XREC_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+XREC_TRUSTED_PROXIES = int(os.environ.get("XREC_TRUSTED_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "xrec_site.client_address.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False  # no start-up banner in the output of every manage.py command
@@ -249,6 +253,10 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
     ],
+    # The anonymous throttle's key: without this DRF keys on the whole X-Forwarded-For header,
+    # which a client writes as it likes (a fresh allowance per request); the same trusted proxy
+    # count as the login lockout's.
+    "NUM_PROXIES": XREC_TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("XREC_API_ANON_RATE", "60/minute"),
         "user": os.environ.get("XREC_API_USER_RATE", "1200/minute"),
