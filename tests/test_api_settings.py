@@ -3,10 +3,13 @@
 import base64
 
 import pytest
-from django.test import Client
+from django.conf import settings
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
 from tests.conftest import client_for
 from tests.factories import PASSWORD
@@ -58,3 +61,21 @@ def test_with_debug_off_a_browser_gets_json_not_the_browsable_api(researcher, ac
     assert not response.content.lstrip().startswith(b"<")
     # A browser's Accept (*/* at the end) gets the data; text/html alone is not acceptable.
     assert response.status_code == (406 if accept == "text/html" else 200)
+
+
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "ident"),
+    [(0, "198.51.100.1", "10.0.0.1"), (1, "198.51.100.1, 203.0.113.7", "203.0.113.7")],
+)
+def test_the_anonymous_throttle_counts_the_address_a_trusted_proxy_saw_not_one_the_client_claims(
+    monkeypatch, trusted: int, forwarded: str, ident: str
+) -> None:
+    monkeypatch.setattr(api_settings, "NUM_PROXIES", trusted)
+    request = Request(RequestFactory().get(_campaigns_url(), REMOTE_ADDR="10.0.0.1"))
+    request.META["HTTP_X_FORWARDED_FOR"] = forwarded
+
+    assert AnonRateThrottle().get_ident(request) == ident
+
+
+def test_the_api_trusts_as_many_proxies_as_the_login_lockout() -> None:
+    assert api_settings.NUM_PROXIES == settings.XREC_TRUSTED_PROXIES == 0

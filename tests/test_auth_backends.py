@@ -4,12 +4,13 @@ address is locked out, right password included, on the site's login form and the
 from datetime import timedelta
 
 import pytest
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessLog
 from axes.utils import reset
 from django.contrib.auth import authenticate
 from django.test import Client
 from django.urls import reverse
 
+from tests.annotation.factories import campaign
 from tests.factories import PASSWORD, UserFactory
 from xrec_site.roles import ADMIN
 
@@ -99,3 +100,47 @@ def test_code_on_the_server_authenticates_without_a_request_and_is_not_throttled
     assert authenticate(username="ann", password=PASSWORD) == user
     assert authenticate(username="ann", password="wrong") is None
     assert Client().login(username="ann", password=PASSWORD)
+
+
+def test_a_crowd_worker_entering_leaves_no_address_or_browser_in_the_access_log() -> None:
+    study = campaign()
+    client = Client()
+
+    response = client.get(
+        reverse("annotation:crowd_entry", args=[study.public_token]),
+        {"PROLIFIC_PID": "5f1a2b3c4d5e6f7a8b9c0d1e", "STUDY_ID": "s", "SESSION_ID": "t"},
+        REMOTE_ADDR="203.0.113.7",
+        HTTP_USER_AGENT="Mozilla/5.0 (worker's browser)",
+    )
+
+    # Signed in (the crowd entry logs the pseudonymous user in), and nothing about the worker's
+    # address or browser kept: axes' lockout needs failed attempts only.
+    assert response.status_code == 302 and _signed_in(client)
+    assert not AccessLog.objects.exists()
+
+
+def test_behind_a_trusted_proxy_each_client_is_locked_out_by_its_own_address(settings) -> None:
+    settings.XREC_TRUSTED_PROXIES = 1
+    UserFactory(username="ann")
+
+    def through_proxy(client_address: str, password: str, claimed: str = "") -> int:
+        forwarded = f"{claimed}, {client_address}" if claimed else client_address
+        return (
+            Client()
+            .post(
+                reverse("login"),
+                {"username": "ann", "password": password},
+                REMOTE_ADDR="10.0.0.1",  # the proxy, the same for everyone
+                HTTP_X_FORWARDED_FOR=forwarded,
+            )
+            .status_code
+        )
+
+    for n in range(5):
+        through_proxy("203.0.113.7", f"guess-{n}")
+
+    assert through_proxy("203.0.113.7", PASSWORD) == 429
+    # Claiming another address in front of the proxy's entry changes nothing.
+    assert through_proxy("203.0.113.7", PASSWORD, claimed="198.51.100.1") == 429
+    # Another client behind the same proxy is not locked out by the first one's guesses.
+    assert through_proxy("203.0.113.8", PASSWORD) == 302

@@ -4,11 +4,14 @@ import, so each case runs ``manage.py`` in a fresh process with a controlled env
 import os
 import re
 import secrets
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.test import Client
+from django.urls import reverse
 
 ENV_EXAMPLE = Path(settings.BASE_DIR) / ".env.example"
 SECRET_KEY_PLACEHOLDER = "replace-with-50-or-more-random-characters"
@@ -130,3 +133,20 @@ def test_proxy_ssl_header_names_the_header_the_proxy_sets(tmp_path: Path) -> Non
         "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)",
     )
     assert unset.stdout.strip().splitlines()[-1] == "None"
+
+
+def test_without_a_secret_key_variable_the_key_is_generated_once_into_a_private_file(tmp_path: Path) -> None:
+    first = printed_settings(tmp_path, {}, "SECRET_KEY")
+    key_file = tmp_path / "var" / "secret_key"
+
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert first == [repr(key_file.read_text())]
+    assert printed_settings(tmp_path, {}, "SECRET_KEY") == first  # the next start reads it back
+
+
+def test_with_the_https_redirect_on_pages_redirect_but_the_health_check_answers_over_http(db, settings) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert Client().get("/accounts/login/").headers["Location"] == "https://testserver/accounts/login/"
+    health = Client().get(reverse("healthz"))
+    assert health.status_code == 200 and health.json() == {"ok": True}

@@ -14,7 +14,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF
 from kombu import Queue
 
-from xrec_site.secret_key import secret_key_from_file
+from xrec_site.secret_files import secret_file
 
 # Lets classes such as ModelAdmin[Dataset] be subscripted at run time for type checking.
 django_stubs_ext.monkeypatch()
@@ -40,13 +40,11 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # An embedded install keeps a generated key in var/ so sessions survive restarts without
 # anyone committing a key; servers pass DJANGO_SECRET_KEY.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_key_from_file(VAR_DIR / "secret_key")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_file(VAR_DIR / "secret_key")
 # The key of the hash a crowd worker's platform id is stored as (annotation.services.campaigns).
 # Not SECRET_KEY: rotating that (or a host generating its own) must not stop a campaign from
 # recognising its returning workers. Never change it while a campaign runs.
-XREC_CROWD_SECRET = os.environ.get("XREC_CROWD_SECRET") or secret_key_from_file(
-    VAR_DIR / "crowd_secret", variable="XREC_CROWD_SECRET"
-)
+XREC_CROWD_SECRET = os.environ.get("XREC_CROWD_SECRET") or secret_file(VAR_DIR / "crowd_secret")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -176,6 +174,9 @@ CACHES = {
 # Serving plain HTTP on a local machine (make demo, the test suite) is the exception, and it
 # turns DJANGO_SECURE_SSL_REDIRECT and DJANGO_SECURE_COOKIES off explicitly.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Process managers probe /healthz on the server's own port over plain HTTP: a redirect would
+# answer them without asking the database. It sets no cookie and shows nothing private.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Sent on HTTPS responses only. A year, subdomains included and preload asked for, is what
 # hstspreload.org requires; the preload directive does nothing until the domain is submitted.
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
@@ -195,12 +196,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # --- Content-Security-Policy (django-csp) -------------------------------------------------
 # No inline script or style anywhere: scripts and styles come from static files, htmx's
 # indicator style is in site.css (templates/base.html turns its injected <style> off), and
-# bars are SVG attributes, which CSP does not govern.
+# bars are SVG attributes, which CSP does not govern. drf-spectacular's docs page has its inline
+# <style> moved to static/css/swagger_ui.css by templates/drf_spectacular/swagger_ui.html.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
+        # data: for images only: the API docs' Swagger UI draws its icons as data: SVG in its CSS.
+        # An image cannot run script, so this opens nothing that script-src keeps shut.
+        "img-src": [SELF, "data:"],
         "object-src": [NONE],
         "base-uri": [SELF],
         "frame-ancestors": [NONE],
@@ -215,8 +220,10 @@ CONTENT_SECURITY_POLICY = {
 # --- Login throttling (django-axes) -------------------------------------------------------
 # After XREC_LOGIN_FAILURE_LIMIT failed logins for one username from one IP address, that
 # pair is refused (the right password included) for XREC_LOGIN_COOLOFF_MINUTES, on the site's
-# login form and the admin's alike. Behind a proxy, REMOTE_ADDR is the proxy's address, so the
-# lockout is then per username.
+# login form and the admin's alike. Behind proxies REMOTE_ADDR is the nearest proxy's address,
+# the same for everyone: XREC_TRUSTED_PROXIES says how many proxies in front of gunicorn append
+# to X-Forwarded-For, and the client's address is read from there (xrec_site.client_address).
+# 0, the default, trusts no header: a client could otherwise claim any address per attempt.
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out pair is refused before a password is hashed.
     "xrec_site.auth_backends.LoginThrottleBackend",
@@ -225,9 +232,14 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = int(os.environ.get("XREC_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("XREC_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+XREC_TRUSTED_PROXIES = int(os.environ.get("XREC_TRUSTED_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "xrec_site.client_address.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False  # no start-up banner in the output of every manage.py command
+# No row per successful login: every crowd link signs its worker in, and axes' access log would
+# keep each worker's IP address and user agent for good. The lockout needs failed attempts only.
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- REST framework -----------------------------------------------------------------------
 # Session for the browser, tokens for scripts (`manage.py drf_create_token <user>`, or the
@@ -247,6 +259,10 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
     ],
+    # The anonymous throttle's key: without this DRF keys on the whole X-Forwarded-For header,
+    # which a client writes as it likes (a fresh allowance per request); the same trusted proxy
+    # count as the login lockout's.
+    "NUM_PROXIES": XREC_TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("XREC_API_ANON_RATE", "60/minute"),
         "user": os.environ.get("XREC_API_USER_RATE", "1200/minute"),

@@ -101,3 +101,46 @@ def test_a_researcher_reads_the_study_report_and_a_dataset_page_with_nothing_ref
     assert page.locator(".bars svg.bar rect").count() > 0
 
     assert violations.of_this_page() == []
+
+
+def test_a_worker_without_javascript_is_still_sent_on_to_the_completion_url(browser, live_server) -> None:
+    # Without htmx the last answer is a plain form POST whose redirects end at Prolific, and
+    # Chromium holds a form's redirects to form-action: with 'self' alone this request is refused
+    # ("Sending form data to ... violates ... form-action 'self'") and the worker never gets paid.
+    study = campaign(runs=explained_runs(n_users=4), items_per_annotator=1, overlap=1)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    refusals: list[str] = []
+    page.on("console", lambda message: refusals.extend([message.text] * ("Content Security Policy" in message.text)))
+    try:
+        page.goto(f"{live_server.url}/c/{study.public_token}/?PROLIFIC_PID=no-js-worker&STUDY_ID=s&SESSION_ID=t")
+        for fieldset in page.locator("fieldset.criterion").all():
+            fieldset.locator("input[type=radio]").first.check()
+        with page.expect_request(lambda request: request.url.startswith("https://app.prolific.com/")) as completion:
+            page.get_by_role("button", name="Submit and next").click()
+
+        assert completion.value.url.endswith(f"cc={study.completion_code}")
+        assert refusals == []
+    finally:
+        context.close()
+
+
+def test_the_api_docs_render_every_operation_with_nothing_refused(page, live_server) -> None:
+    from django.urls import NoReverseMatch
+
+    try:
+        docs = reverse("api_docs")
+    except NoReverseMatch:
+        pytest.skip("no API docs page in this checkout (drf-spectacular's Swagger UI at /api/docs/)")
+    UserFactory(username="res", role=RESEARCHER)
+    violations = Violations(page)
+
+    log_in(page, live_server, "res")
+    page.goto(live_server.url + docs)
+    # Swagger UI builds the page from the schema in script: operations shown means it ran.
+    page.locator(".opblock").first.wait_for()
+    page.locator(".opblock-summary").first.click()  # an operation opened draws its icons too
+    page.locator(".opblock-body").first.wait_for()
+
+    assert violations.of_this_page() == []
