@@ -6,7 +6,6 @@ Roles mean what they say in the Django admin, bad numbers get a form error rathe
 
 import csv
 import io
-import json
 from typing import Any
 
 import pytest
@@ -18,10 +17,9 @@ from annotation.exports import csv_safe, csv_text
 from annotation.models import Campaign
 from annotation.report_tables import Table, to_csv
 from annotation.services.campaigns import CampaignError, campaign_create
-from explanations.judging import default_rubric
 from explanations.models import GenerationRun
 from recommendations.models import RecommenderRun
-from tests.annotation.factories import campaign, explained_runs
+from tests.annotation.factories import campaign, campaign_form_data, explained_runs
 from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
 from xrec_site.roles import ADMIN, ANNOTATOR, RESEARCHER
@@ -170,26 +168,6 @@ def test_a_superuser_keeps_the_whole_user_admin(annotator) -> None:
 # --- Bad input --------------------------------------------------------------------------------
 
 
-def _campaign_form(runs: list, **changes: Any) -> dict[str, Any]:
-    data = {
-        "name": "bounds",
-        "mode": Campaign.Mode.LIKERT,
-        "generation_runs": [run.pk for run in runs],
-        "sample": Campaign.Sample.ALL,
-        "sample_size": 50,
-        "seed": 0,
-        "overlap": 2,
-        "items_per_annotator": 5,
-        "lease_minutes": 30,
-        "attention_checks": 0,
-        "check_every": 4,
-        "max_check_failures": 1,
-        "completion_url": "",
-        "rubric": json.dumps(default_rubric()),
-    }
-    return data | changes
-
-
 @pytest.mark.parametrize(
     "changes",
     [
@@ -208,7 +186,9 @@ def _campaign_form(runs: list, **changes: Any) -> dict[str, Any]:
 def test_out_of_range_numbers_and_non_http_urls_get_a_form_error_and_write_nothing(changes, researcher) -> None:
     runs = explained_runs(n_users=3, n_runs=1)
 
-    response = client_for(researcher).post(reverse("annotation:campaign_create"), _campaign_form(runs, **changes))
+    response = client_for(researcher).post(
+        reverse("annotation:campaign_create"), campaign_form_data(runs, name="bounds", **changes)
+    )
 
     assert response.status_code == 200
     assert set(response.context["form"].errors) == set(changes)
@@ -220,7 +200,7 @@ def test_an_https_completion_url_is_kept(researcher) -> None:
     url = "https://example.org/done?cc={code}"
 
     response = client_for(researcher).post(
-        reverse("annotation:campaign_create"), _campaign_form(runs, completion_url=url)
+        reverse("annotation:campaign_create"), campaign_form_data(runs, name="bounds", completion_url=url)
     )
 
     assert response.status_code == 302

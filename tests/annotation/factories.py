@@ -1,5 +1,6 @@
 """Campaign fixtures: generation runs with finished explanations, written without a model."""
 
+import json
 from typing import Any
 
 from django.utils import timezone
@@ -7,6 +8,7 @@ from django.utils import timezone
 from annotation.models import Assignment, Campaign, Participant
 from annotation.services.assignments import campaign_assign_next
 from annotation.services.campaigns import campaign_create
+from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun, Generator
 from recommendations.models import Interaction, Recommendation, RecommenderRun
 from tests.explanations.factories import template, trained_run
@@ -70,3 +72,26 @@ def campaign(*, runs: list[GenerationRun] | None = None, **options: Any) -> Camp
     runs = runs or explained_runs()
     options = {"name": "study", "attention_checks": 0, "overlap": 2, "items_per_annotator": 5} | options
     return campaign_create(created_by=None, generation_runs=runs, **options)  # type: ignore[arg-type]
+
+
+def campaign_form_data(runs: list[GenerationRun], **changes: Any) -> dict[str, Any]:
+    """The campaign form's POST data for a small Likert campaign over ``runs``, with ``changes``."""
+    data = {
+        "name": "made through the form",
+        "mode": Campaign.Mode.LIKERT,
+        "generation_runs": [run.pk for run in runs],
+        "sample": Campaign.Sample.ALL,
+        "sample_size": 50,
+        "seed": 0,
+        "overlap": 2,
+        "items_per_annotator": 5,
+        "lease_minutes": 30,
+        "instructions": "",
+        "consent_text": "",
+        "attention_checks": 0,
+        "check_every": 4,
+        "max_check_failures": 1,
+        "completion_url": "",
+        "rubric": json.dumps(default_rubric()),
+    }
+    return data | changes

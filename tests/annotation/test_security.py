@@ -8,7 +8,6 @@ worker id, dataset text and researcher Markdown cannot run script, the rating pa
 blind to the systems compared, and a closed campaign takes no more answers.
 """
 
-import json
 import uuid
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -25,10 +24,9 @@ from annotation.models import Assignment, Campaign, CampaignItem, Participant, R
 from annotation.querysets import task_context
 from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import campaign_close, participant_consent, participant_join
-from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
 from recommendations.models import DatasetUser, Item
-from tests.annotation.factories import campaign, explained_runs
+from tests.annotation.factories import campaign, campaign_form_data, explained_runs
 from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
 from xrec_site.roles import ANNOTATOR
@@ -278,33 +276,12 @@ RESEARCHER_PAGES = [
 RESEARCHER_READS = [page for page in RESEARCHER_PAGES if page not in CHANGES]
 
 
-def _campaign_form(runs: list[GenerationRun], name: str = "made through the form") -> dict[str, Any]:
-    return {
-        "name": name,
-        "mode": Campaign.Mode.LIKERT,
-        "generation_runs": [run.pk for run in runs],
-        "sample": Campaign.Sample.ALL,
-        "sample_size": 50,
-        "seed": 0,
-        "overlap": 2,
-        "items_per_annotator": 5,
-        "lease_minutes": 30,
-        "instructions": "",
-        "consent_text": "",
-        "attention_checks": 0,
-        "check_every": 4,
-        "max_check_failures": 1,
-        "completion_url": "",
-        "rubric": json.dumps(default_rubric()),
-    }
-
-
 def _researcher_requests(world: World, runs: list[GenerationRun]) -> dict[str, tuple[str, str, dict[str, Any]]]:
     shared = world.shared.pk
     return {
         "campaign list": ("get", reverse("annotation:campaign_list"), {}),
         "new campaign form": ("get", reverse("annotation:campaign_create"), {}),
-        "create campaign": ("post", reverse("annotation:campaign_create"), _campaign_form(runs)),
+        "create campaign": ("post", reverse("annotation:campaign_create"), campaign_form_data(runs)),
         "campaign page": ("get", reverse("annotation:campaign_detail", args=[shared]), {}),
         "close campaign": ("post", reverse("annotation:campaign_close", args=[shared]), {}),
         "add reference item": (
@@ -367,7 +344,7 @@ def test_researcher_reads_every_campaign_page(page: str, world: World, runs, res
 
 
 def test_researcher_creates_a_campaign(runs, researcher) -> None:
-    response = client_for(researcher).post(reverse("annotation:campaign_create"), _campaign_form(runs, "mine"))
+    response = client_for(researcher).post(reverse("annotation:campaign_create"), campaign_form_data(runs, name="mine"))
 
     created = Campaign.objects.get(name="mine")
     assert response.status_code == 302
