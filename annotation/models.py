@@ -25,15 +25,16 @@ PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={cod
 
 
 def validate_completion_url(value: str) -> None:
-    """An http(s) URL, ``{code}`` allowed anywhere. Crowd workers are redirected to it, so a
-    ``javascript:`` or ``data:`` URL would run in the site's origin or fail at the end."""
+    """An https URL, ``{code}`` allowed anywhere. Crowd workers are redirected to it after
+    their last answer: a ``javascript:`` or ``data:`` URL would run in the site's origin, and
+    the Content-Security-Policy (form-action 'self' https:) would stop a plain http one."""
     if not value:
         return
     try:
-        URLValidator(schemes=["http", "https"])(value.replace("{code}", "CODE"))
+        URLValidator(schemes=["https"])(value.replace("{code}", "CODE"))
     except ValidationError:
         raise ValidationError(
-            "Give an http:// or https:// URL (use {code} where the completion code goes).", code="invalid"
+            "Give an https:// URL (use {code} where the completion code goes).", code="invalid"
         ) from None
 
 

@@ -739,7 +739,9 @@ def study_report_cached(
     ]
     version = (_inputs_version(runs), [(job.pk, str(job.status)) for job in jobs])
     key = (
-        "study-report:"
+        # v2: runs carry their recorded lineage (adapter name and checksum, no server path);
+        # a report cached before that change must not be served.
+        "study-report:v2:"
         + hashlib.sha256(
             f"{recommender_run.pk}|{[r.pk for r in runs]}|{seed}|{include_flagged}|{version}".encode()
         ).hexdigest()

@@ -31,8 +31,8 @@ from annotation.report_tables import report_tables, to_csv, to_latex, to_markdow
 from annotation.reports import study_report_cached
 from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
+    MTURK_FRAME_HOSTS,
     MTURK_PREVIEW,
-    MTURK_SUBMIT_HOSTS,
     CampaignError,
     campaign_close,
     campaign_create,
@@ -303,7 +303,7 @@ def _crowd_frameable(response: HttpResponse) -> HttpResponse:
     (preview and start, which sign no one in) may be framed, and only by MTurk."""
     response.xframe_options_exempt = True
     # django-csp builds the site's policy with this one directive replaced.
-    response._csp_replace = {"frame-ancestors": sorted(MTURK_SUBMIT_HOSTS)}  # type: ignore[attr-defined]
+    response._csp_replace = {"frame-ancestors": sorted(MTURK_FRAME_HOSTS)}  # type: ignore[attr-defined]
     return response
 
 

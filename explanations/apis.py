@@ -4,7 +4,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +23,7 @@ from explanations.services.generation import generation_run_start
 from explanations.services.generators import GenerationError
 from recommendations.apis import PAGE_PARAMETERS, api_responses, paginated, require_permission
 from recommendations.models import RecommenderRun
+from recommendations.pagination import ApiPagination
 
 
 class GenerationRunStartApi(APIView):
@@ -160,7 +160,7 @@ class ExplanationListApi(APIView):
         )
         if wanted := filters.validated_data.get("status"):
             rows = rows.filter(status=wanted)
-        paginator = LimitOffsetPagination()
+        paginator = ApiPagination()
         page = paginator.paginate_queryset(rows.order_by("id"), request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
@@ -232,6 +232,6 @@ class JudgeVerdictListApi(APIView):
         require_permission(request, "explanations.view_judgerun")
         run = get_object_or_404(JudgeRun, pk=run_id)
         verdicts = JudgeVerdict.objects.filter(judge_run=run).select_related("first", "second").order_by("id")
-        paginator = LimitOffsetPagination()
+        paginator = ApiPagination()
         page = paginator.paginate_queryset(verdicts, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

@@ -17,12 +17,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recommendations.models import Dataset, DatasetUser, ImportJob, Recommendation, RecommenderRun
+from recommendations.pagination import ApiPagination
 
 # The largest id either database stores (a 64-bit signed integer): a bigger one in a query
 # parameter is a 400, not an OverflowError from SQLite.
@@ -50,7 +50,7 @@ def api_responses(ok: Any, *errors: int, status_code: int = 200) -> dict[int, An
 
 
 def paginated(serializer: type[serializers.Serializer], name: str) -> serializers.Serializer:
-    """The schema of a ``LimitOffsetPagination`` page of ``serializer`` rows."""
+    """The schema of an ``ApiPagination`` page of ``serializer`` rows."""
     return inline_serializer(
         name=name,
         fields={
@@ -63,7 +63,7 @@ def paginated(serializer: type[serializers.Serializer], name: str) -> serializer
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Rows per page (default 50)."),
+    OpenApiParameter("limit", int, description="Rows per page (default 50, at most 1000)."),
     OpenApiParameter("offset", int, description="Rows to skip."),
 ]
 
@@ -147,7 +147,7 @@ class RecommenderRunListApi(APIView):
         runs = RecommenderRun.objects.visible_to(request.user).order_by("-created_at", "-id")
         if (dataset := filters.validated_data.get("dataset")) is not None:
             runs = runs.filter(dataset_id=dataset)
-        page = LimitOffsetPagination()
+        page = ApiPagination()
         rows = page.paginate_queryset(runs, request, view=self)
         return page.get_paginated_response(self.OutputSerializer(rows, many=True).data)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from annotation.exports import csv_safe, csv_text
@@ -158,6 +158,24 @@ def test_the_admin_role_cannot_touch_other_admins_or_superusers(admin_user, othe
     assert "adm2" not in listed and ">root<" not in listed
 
 
+def test_the_admin_role_cannot_reach_accounts_with_single_permissions_or_other_groups(admin_user) -> None:
+    carol = UserFactory(username="carol", role=RESEARCHER)
+    carol.user_permissions.add(Permission.objects.get(codename="add_token"))
+    auditor = UserFactory(username="dave")
+    auditor.groups.add(Group.objects.create(name="auditors"))
+    reset = {"password1": "x-Long-pass-1", "password2": "x-Long-pass-1", "usable_password": "true"}
+    as_admin = client_for(admin_user)
+
+    for target in (carol, auditor):
+        assert as_admin.post(reverse("admin:auth_user_password_change", args=[target.pk]), reset).status_code == 404
+        assert as_admin.post(
+            reverse("admin:auth_user_change", args=[target.pk]), _user_change_form(target)
+        ).status_code in (302, 404)
+        target.refresh_from_db()
+        assert target.check_password(PASSWORD)
+    assert auditor.groups.filter(name="auditors").exists()
+
+
 def test_a_superuser_keeps_the_whole_user_admin(annotator) -> None:
     root = User.objects.create_superuser("root", "root@example.org", PASSWORD)
     url = reverse("admin:auth_user_change", args=[annotator.pk])
@@ -180,6 +198,7 @@ def test_a_superuser_keeps_the_whole_user_admin(annotator) -> None:
         {"completion_url": "javascript:alert(document.cookie)//{code}"},
         {"completion_url": "data:text/html,<script>alert(1)</script>"},
         {"completion_url": "ftp://example.org/{code}"},
+        {"completion_url": "http://example.org/done?cc={code}"},
     ],
     ids=lambda changes: next(iter(changes)) + "=" + next(iter(changes.values()))[:12],
 )
@@ -210,7 +229,7 @@ def test_an_https_completion_url_is_kept(researcher) -> None:
 def test_the_service_refuses_a_javascript_completion_url() -> None:
     runs = explained_runs(n_users=3, n_runs=1)
 
-    with pytest.raises(CampaignError, match="http:// or https://"):
+    with pytest.raises(CampaignError, match="https://"):
         campaign_create(created_by=None, name="x", generation_runs=runs, completion_url="javascript:alert(1)")
     assert not Campaign.objects.exists()
 
@@ -242,6 +261,16 @@ def test_a_campaign_of_runs_past_64_bits_is_a_form_error(researcher) -> None:
     response = client_for(researcher).post(reverse("annotation:campaign_create"), {"generation_runs": [str(10**25)]})
 
     assert response.status_code == 200 and "generation_runs" in response.context["form"].errors
+
+
+@pytest.mark.parametrize("query", [{"limit": str(2**63)}, {"offset": str(2**63)}, {"limit": "5000"}])
+def test_api_lists_cap_limit_and_offset_instead_of_failing(query: dict[str, str], researcher) -> None:
+    explained_runs(n_users=3, n_runs=1)
+
+    response = client_for(researcher).get("/api/runs/", query)
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 1 and len(response.json()["results"]) <= 1000
 
 
 # --- CSV --------------------------------------------------------------------------------------

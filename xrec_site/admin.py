@@ -15,7 +15,7 @@ from django.db.models import ManyToManyField, Q, QuerySet
 from django.forms import ModelForm, ModelMultipleChoiceField
 from django.http import HttpRequest
 
-from xrec_site.roles import GRANTABLE_ROLES, RESEARCHER, ROLES, STAFF_ROLES
+from xrec_site.roles import GRANTABLE_ROLES, RESEARCHER, STAFF_ROLES
 
 User = get_user_model()
 
@@ -39,10 +39,13 @@ class RoleUserAdmin(UserAdmin):
             return users
         # Superusers and staff outside the grantable roles (other admins) are out of reach:
         # not listed, not editable, and their password cannot be reset from here.
+        # So are accounts a superuser gave single permissions or a group outside the roles:
+        # resetting their password would hand those over, and saving them would drop the group.
         researchers = User.objects.filter(groups__name=RESEARCHER).values("pk")
         return (
             users.exclude(is_superuser=True)
-            .exclude(groups__name__in=[role for role in ROLES if role not in GRANTABLE_ROLES])
+            .exclude(groups__in=Group.objects.exclude(name__in=GRANTABLE_ROLES))
+            .exclude(user_permissions__isnull=False)
             .exclude(Q(is_staff=True) & ~Q(pk__in=researchers))
         )
 

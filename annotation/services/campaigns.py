@@ -45,6 +45,8 @@ CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # accepted as ``turkSubmitTo``: a link may not make the site post a worker's data elsewhere.
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MTURK_SUBMIT_HOSTS = frozenset({"https://www.mturk.com", "https://workersandbox.mturk.com"})
+# The pages that show a HIT's frame: the worker site and the sandbox (and the older www site).
+MTURK_FRAME_HOSTS = frozenset({"https://worker.mturk.com", "https://workersandbox.mturk.com", "https://www.mturk.com"})
 
 
 def _stratified(recommendation_ids: list[int], size: int, rng: random.Random) -> list[int]:
@@ -317,6 +319,13 @@ def crowd_hash(*, campaign: Campaign, platform: str, worker_id: str) -> str:
     return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def _crowd_hash_before_crowd_secret(*, campaign: Campaign, platform: str, worker_id: str) -> str:
+    """The hash as stored before XREC_CROWD_SECRET existed (keyed on SECRET_KEY): a worker who
+    joined a campaign before the upgrade is still recognised, once, and re-keyed."""
+    key = hashlib.sha256(f"xrec-crowd:{settings.SECRET_KEY}:{campaign.public_token}".encode()).digest()
+    return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
+
+
 def crowd_session_clean(session: dict[str, str]) -> dict[str, str]:
     """The link's study/session ids worth keeping: well-formed ids, and an MTurk submit host.
     Raises ``CampaignError`` for a ``turkSubmitTo`` that is not MTurk's."""
@@ -353,6 +362,12 @@ def crowd_participant_enter(
     clean_session = crowd_session_clean(session)
     digest = crowd_hash(campaign=campaign, platform=platform, worker_id=worker_id)
     existing = Participant.objects.filter(campaign=campaign, crowd_hash=digest).select_related("user").first()
+    if existing is None:
+        legacy = _crowd_hash_before_crowd_secret(campaign=campaign, platform=platform, worker_id=worker_id)
+        existing = Participant.objects.filter(campaign=campaign, crowd_hash=legacy).select_related("user").first()
+        if existing is not None:
+            existing.crowd_hash = digest
+            existing.save(update_fields=["crowd_hash"])
     if existing is not None:
         if clean_session and existing.crowd_session != clean_session:
             # A returning worker: the platform's newest ids (an MTurk assignment) are the ones

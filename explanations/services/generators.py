@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
@@ -137,8 +138,6 @@ def generator_register(*, name: str, model_dir: Path, quantization: str = Genera
 def generator_check_editable(generator: Generator) -> None:
     """Raise GenerationError if ``generator`` (unsaved changes in hand) changes a lineage field
     that runs have used (``Generator.clean``): such a change must be a new generator."""
-    from django.core.exceptions import ValidationError
-
     try:
         generator.clean()
     except ValidationError as exc:

@@ -216,10 +216,12 @@ def _late_answer(assignment: Assignment) -> str:
 
 
 @postgresql_only
-def test_claims_submits_late_answers_and_sweeps_together_never_deadlock(transactional_db) -> None:
+def test_claims_submits_late_answers_and_sweeps_together_never_deadlock(transactional_db, monkeypatch) -> None:
     # Claimers take and answer items while others answer items whose lease ran out (which
     # re-takes a slot) and sweeps expire leases: the three paths lock items, assignments and
-    # participants at the same time. Any deadlock or serialization failure fails a thread.
+    # participants at the same time. With the retry off, any deadlock or serialization
+    # failure fails a thread: the lock order alone must hold.
+    monkeypatch.setattr(assignments, "_RETRYABLE", frozenset())
     study = campaign(runs=explained_runs(n_users=40, depth=2, n_runs=2), overlap=OVERLAP, items_per_annotator=1_000)
     claimers = _participants(study, 20)
     late = [

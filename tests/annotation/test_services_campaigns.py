@@ -1,5 +1,8 @@
 """campaign_create and the participant services: sampling, items, rubric, crowd entry."""
 
+import hashlib
+import hmac
+
 import pytest
 
 from annotation.models import Campaign, CampaignItem, Participant
@@ -177,6 +180,19 @@ def test_a_returning_worker_is_recognised_after_secret_key_rotation_but_not_afte
 
     assert rotated.pk == first.pk
     assert rekeyed != first.crowd_hash
+
+
+def test_a_worker_who_joined_before_the_crowd_secret_is_recognised_once_and_rekeyed(settings) -> None:
+    study = campaign(runs=explained_runs(n_users=2, n_runs=1))
+    first = crowd_participant_enter(campaign=study, platform="prolific", worker_id="PID123abc", session={})
+    key = hashlib.sha256(f"xrec-crowd:{settings.SECRET_KEY}:{study.public_token}".encode()).digest()
+    legacy = hmac.new(key, b"prolific:PID123abc", hashlib.sha256).hexdigest()
+    Participant.objects.filter(pk=first.pk).update(crowd_hash=legacy)  # as stored before the upgrade
+
+    again = crowd_participant_enter(campaign=study, platform="prolific", worker_id="PID123abc", session={})
+
+    assert again.pk == first.pk
+    assert Participant.objects.get(pk=first.pk).crowd_hash == first.crowd_hash != legacy
 
 
 @pytest.mark.parametrize("worker_id", ["", "<script>", "x" * 65, "a b"])

@@ -201,7 +201,7 @@ def test_an_mturk_preview_shows_the_task_framed_by_mturk_only_and_creates_no_par
     assert b'id="mturk-preview"' in preview.content and b"<em>carefully</em>" in preview.content
     assert "X-Frame-Options" not in preview
     policy = preview["Content-Security-Policy"]
-    assert "frame-ancestors https://workersandbox.mturk.com https://www.mturk.com" in policy
+    assert "frame-ancestors https://worker.mturk.com https://workersandbox.mturk.com https://www.mturk.com" in policy
     assert "script-src 'self'" in policy  # the rest of the site's policy still holds
     assert not Participant.objects.exists() and "_auth_user_id" not in client.session
 
