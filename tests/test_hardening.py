@@ -263,6 +263,14 @@ def test_a_campaign_of_runs_past_64_bits_is_a_form_error(researcher) -> None:
     assert response.status_code == 200 and "generation_runs" in response.context["form"].errors
 
 
+@pytest.mark.parametrize("dataset", ["abc", "true", str(10**25), "-1"])
+def test_a_runs_filter_that_is_not_a_dataset_id_is_a_400_with_a_message(dataset: str, researcher) -> None:
+    response = client_for(researcher).get("/api/runs/", {"dataset": dataset})
+
+    assert response.status_code == 400
+    assert "dataset" in response.json()
+
+
 @pytest.mark.parametrize("query", [{"limit": str(2**63)}, {"offset": str(2**63)}, {"limit": "5000"}])
 def test_api_lists_cap_limit_and_offset_instead_of_failing(query: dict[str, str], researcher) -> None:
     explained_runs(n_users=3, n_runs=1)
