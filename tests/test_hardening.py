@@ -159,9 +159,9 @@ def test_the_admin_role_cannot_touch_other_admins_or_superusers(admin_user, othe
 
 
 def test_the_admin_role_cannot_reach_accounts_with_single_permissions_or_other_groups(admin_user) -> None:
-    carol = UserFactory(username="carol", role=RESEARCHER)
+    carol: Any = UserFactory(username="carol", role=RESEARCHER)
     carol.user_permissions.add(Permission.objects.get(codename="add_token"))
-    auditor = UserFactory(username="dave")
+    auditor: Any = UserFactory(username="dave")
     auditor.groups.add(Group.objects.create(name="auditors"))
     reset = {"password1": "x-Long-pass-1", "password2": "x-Long-pass-1", "usable_password": "true"}
     as_admin = client_for(admin_user)
