@@ -203,14 +203,18 @@ class _Echo:
         return value
 
 
+def _csv_lines(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([csv_safe(cell) for cell in row])
+
+
 def csv_stream(fieldnames: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The header line, then one CSV line per row, each cell passed through ``csv_safe``."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(fieldnames)
-    for row in rows:
-        yield writer.writerow([csv_safe(row.get(name)) for name in fieldnames])
+    return _csv_lines(fieldnames, ([row.get(name) for name in fieldnames] for row in rows))
 
 
 def csv_text(header: list[str], rows: Iterable[list[Any]]) -> str:
     """A whole CSV document, each cell passed through ``csv_safe``."""
-    return "".join(csv_stream(header, (dict(zip(header, row, strict=True)) for row in rows)))
+    return "".join(_csv_lines(header, rows))

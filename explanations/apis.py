@@ -22,6 +22,7 @@ from explanations.querysets import generation_run_stats, judge_run_stats
 from explanations.services.generation import generation_run_start
 from explanations.services.generators import GenerationError
 from recommendations.apis import PAGE_PARAMETERS, api_responses, paginated, require_permission
+from recommendations.formfields import INT_MAX, INT_MIN, SMALL_INT_MAX
 from recommendations.models import RecommenderRun
 from recommendations.pagination import ApiPagination
 
@@ -33,10 +34,10 @@ class GenerationRunStartApi(APIView):
         generator = serializers.PrimaryKeyRelatedField(queryset=Generator.objects.all())
         template = serializers.PrimaryKeyRelatedField(queryset=PromptTemplate.objects.all())
         # Bounds are the columns' (small / 32-bit integers on PostgreSQL): anything outside is a 400.
-        depth = serializers.IntegerField(default=1, min_value=1, max_value=2**15 - 1)
+        depth = serializers.IntegerField(default=1, min_value=1, max_value=SMALL_INT_MAX)
         sample = serializers.ChoiceField(choices=GenerationRun.Sample.choices, default=GenerationRun.Sample.RANDOM)
-        sample_size = serializers.IntegerField(default=50, min_value=1, max_value=2**31 - 1)
-        seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1)
+        sample_size = serializers.IntegerField(default=50, min_value=1, max_value=INT_MAX)
+        seed = serializers.IntegerField(default=0, min_value=INT_MIN, max_value=INT_MAX)
         history_length = serializers.IntegerField(default=10, min_value=0, max_value=200)
         max_words = serializers.IntegerField(default=75, min_value=1, max_value=500)
         aspects = serializers.ListField(child=serializers.CharField(), default=list)

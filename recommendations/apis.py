@@ -21,12 +21,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recommendations.formfields import BIG_INT_MAX
 from recommendations.models import Dataset, DatasetUser, ImportJob, Recommendation, RecommenderRun
 from recommendations.pagination import ApiPagination
 
 # The largest id either database stores (a 64-bit signed integer): a bigger one in a query
 # parameter is a 400, not an OverflowError from SQLite.
-MAX_ID = 2**63 - 1
+MAX_ID = BIG_INT_MAX
 
 
 @extend_schema_serializer(component_name="Error")
