@@ -242,6 +242,16 @@ def run_lineage(
     }
 
 
+def sample_record(kind: str, size: int) -> dict[str, Any]:
+    """A run's sample as its lineage records it: the kind and, unless it is all, the size."""
+    return {"kind": kind, "size": None if kind == "all" else size}
+
+
+def subsample_record(size: int) -> dict[str, Any]:
+    """``sample_record`` of a judge run or probe, whose sample size 0 means all."""
+    return sample_record("random" if size else "all", size)
+
+
 def public_lineage(lineage: dict[str, Any], *, precision: str = "") -> dict[str, Any]:
     """``lineage`` as pages, exports and the API show it: flat, with the precision the
     workers ran in, and without a server path, an API key variable or URL credentials."""
@@ -337,7 +347,7 @@ class GenerationRun(Job):
                 recommender_run=self.recommender_run,
                 seed=self.seed,
                 template=self.template,
-                sample={"kind": self.sample, "size": None if self.sample == self.Sample.ALL else self.sample_size},
+                sample=sample_record(self.sample, self.sample_size),
                 recorded="not recorded",
             ),
         )
@@ -515,7 +525,7 @@ class JudgeRun(Job):
                 adapter_sha256=_training_sha256(self.judge),
                 recommender_run=first.recommender_run if first else None,
                 seed=self.seed,
-                sample={"kind": "random" if self.sample_size else "all", "size": self.sample_size or None},
+                sample=subsample_record(self.sample_size),
                 recorded="not recorded",
             )
 
@@ -609,7 +619,7 @@ class AttributeProbe(Job):
                 adapter_sha256=_training_sha256(self.prober),
                 recommender_run=self.generation_run.recommender_run,
                 seed=self.seed,
-                sample={"kind": "random" if self.sample_size else "all", "size": self.sample_size or None},
+                sample=subsample_record(self.sample_size),
                 recorded="not recorded",
             ),
         )

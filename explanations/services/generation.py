@@ -22,7 +22,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from explanations.llm import BackendError, load_backend
-from explanations.models import Explanation, GenerationRun, Generator, PromptTemplate
+from explanations.models import Explanation, GenerationRun, Generator, PromptTemplate, sample_record
 from explanations.prompts import Controls, prompt_context, render
 from explanations.services.chunks import precision_record
 from explanations.services.generators import (
@@ -106,7 +106,7 @@ def generation_run_start(
         recommender_run=recommender_run,
         seed=seed,
         template=template,
-        sample={"kind": sample, "size": None if sample == GenerationRun.Sample.ALL else sample_size},
+        sample=sample_record(sample, sample_size),
     )
     with transaction.atomic():
         run = GenerationRun.objects.create(

@@ -37,7 +37,7 @@ from explanations.judging import (
     parse_pairwise,
 )
 from explanations.llm import Messages
-from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict
+from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict, subsample_record
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
 from explanations.services.adapters import trained_recommendations
@@ -126,7 +126,7 @@ def judge_run_start(
         generator=judge,
         recommender_run=runs[0].recommender_run,
         seed=seed,
-        sample={"kind": "random" if sample_size else "all", "size": sample_size or None},
+        sample=subsample_record(sample_size),
     )
     with transaction.atomic():
         run = JudgeRun.objects.create(

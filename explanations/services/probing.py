@@ -21,7 +21,15 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from explanations.llm import Messages
-from explanations.models import AnswerMode, AttributeProbe, Explanation, GenerationRun, Generator, ProbeAnswer
+from explanations.models import (
+    AnswerMode,
+    AttributeProbe,
+    Explanation,
+    GenerationRun,
+    Generator,
+    ProbeAnswer,
+    subsample_record,
+)
 from explanations.probing import (
     ANSWER_PREFIX,
     DEFAULT_DOMAIN,
@@ -153,7 +161,7 @@ def probe_start(
         generator=prober,
         recommender_run=generation_run.recommender_run,
         seed=seed,
-        sample={"kind": "random" if sample_size else "all", "size": sample_size or None},
+        sample=subsample_record(sample_size),
     )
     with transaction.atomic():
         probe = AttributeProbe.objects.create(
