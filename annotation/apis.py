@@ -14,7 +14,7 @@ from annotation.exports import rating_export_rows
 from annotation.forms import StudyForm
 from annotation.models import Assignment, Campaign, CampaignItem
 from annotation.reports import study_report_cached
-from recommendations.apis import MAX_ID, api_responses, require_permission
+from recommendations.shared.api import MAX_ID, api_responses, require_permission
 
 MAX_LIMIT = 5000
 

@@ -9,8 +9,8 @@ from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rat
 from explanations.forms import positive
 from explanations.judging import default_rubric
 from explanations.models import GenerationRun, Generator
-from recommendations.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 from recommendations.models import RecommenderRun
+from recommendations.shared.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
 SIDE_CHOICES = [("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better")]

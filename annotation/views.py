@@ -46,7 +46,7 @@ from annotation.services.campaigns import (
 from explanations.models import Explanation
 from explanations.services.adapters import judge_training_start
 from explanations.services.generators import GenerationError
-from recommendations.views import HtmxHttpRequest
+from recommendations.shared.htmx import HtmxHttpRequest
 
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
 CROWD_PARAMETERS = {

@@ -21,10 +21,10 @@ from explanations.prompts import Controls
 from explanations.querysets import generation_run_stats, judge_run_stats
 from explanations.services.generation import generation_run_start
 from explanations.services.generators import GenerationError
-from recommendations.apis import PAGE_PARAMETERS, api_responses, paginated, require_permission
-from recommendations.formfields import INT_MAX, INT_MIN, SMALL_INT_MAX
 from recommendations.models import RecommenderRun
-from recommendations.pagination import ApiPagination
+from recommendations.shared.api import PAGE_PARAMETERS, api_responses, paginated, require_permission
+from recommendations.shared.formfields import INT_MAX, INT_MIN, SMALL_INT_MAX
+from recommendations.shared.pagination import ApiPagination
 
 
 class GenerationRunStartApi(APIView):

@@ -6,8 +6,8 @@ from django import forms
 from explanations.judging import default_rubric
 from explanations.models import AdapterTraining, AnswerMode, GenerationRun, Generator, JudgeRun, PromptTemplate
 from explanations.prompts import Controls
-from recommendations.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 from recommendations.models import Item, RecommenderRun
+from recommendations.shared.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 
 
 class AnswerModeField(forms.ChoiceField):

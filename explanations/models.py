@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from recommendations.models import Job, Recommendation, RecommenderRun
+from recommendations.models import Recommendation, RecommenderRun
+from recommendations.shared.jobs import Job
 
 
 def precision_field(example: str) -> models.CharField:

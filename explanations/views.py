@@ -46,7 +46,7 @@ from explanations.services.generators import (
 from explanations.services.judging import judge_run_retry_failed, judge_run_start
 from explanations.services.probing import probe_start
 from recommendations.models import Recommendation
-from recommendations.views import HtmxHttpRequest
+from recommendations.shared.htmx import HtmxHttpRequest
 
 PAGE_SIZE = 10
 

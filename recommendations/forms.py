@@ -7,10 +7,10 @@ from django.conf import settings
 
 from recommendations.algorithms import ALGORITHMS, HyperparameterError
 from recommendations.algorithms import validate as validate_hyperparameters
-from recommendations.formfields import BIG_INT_MAX, BIG_INT_MIN, DbIntegerField
 from recommendations.importers import FORMATS, ImportFailed, parse_mapping
 from recommendations.importers.base import human_bytes
 from recommendations.models import Dataset, Split
+from recommendations.shared.formfields import BIG_INT_MAX, BIG_INT_MIN, DbIntegerField
 
 DATA_SUFFIXES = {".zip", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".inter"}
 ATTRIBUTE_SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".item", ".user"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Q
 
@@ -60,9 +61,11 @@ class InteractionQuerySet(models.QuerySet["Interaction"]):
     def outside_test_of(self, split_id: int) -> InteractionQuerySet:
         """Interactions that split ``split_id`` does not put in test. NOT EXISTS per row, not
         NOT IN over the split: PostgreSQL would hash every test row of the split each time."""
-        from recommendations.models import SplitTestInteraction
-
-        test_row = SplitTestInteraction.objects.filter(split_id=split_id, interaction_id=OuterRef("pk"))
+        # Through the app registry: models.py imports this module, so importing it back would
+        # close a cycle.
+        test_row = apps.get_model("recommendations", "SplitTestInteraction").objects.filter(
+            split_id=split_id, interaction_id=OuterRef("pk")
+        )
         return self.exclude(Exists(test_row))
 
     def rating_histogram(self) -> list[tuple[float | None, int]]:

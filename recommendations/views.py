@@ -8,7 +8,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
 from recommendations.algorithms import ALGORITHMS, HyperparameterError
 from recommendations.algorithms import defaults as algorithm_defaults
@@ -17,12 +16,9 @@ from recommendations.importers import ImportFailed
 from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item, Recommendation, RecommenderRun
 from recommendations.services import import_job_start
 from recommendations.services.training import TrainingError, recommender_run_retry, recommender_run_start
+from recommendations.shared.htmx import HtmxHttpRequest
 
 PAGE_SIZE = 25
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 @require_GET

@@ -7,6 +7,7 @@ there follows from the same permissions (researchers only view).
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.http import HttpRequest
@@ -100,8 +101,6 @@ def demo_users_create(*, password: str) -> dict[str, str]:
 
     Returns username → role. Existing accounts get the password reset and the role granted.
     """
-    from django.contrib.auth import get_user_model
-
     User = get_user_model()
     roles_sync()
     created = {}

@@ -267,7 +267,7 @@ REST_FRAMEWORK = {
         "anon": os.environ.get("XREC_API_ANON_RATE", "60/minute"),
         "user": os.environ.get("XREC_API_USER_RATE", "1200/minute"),
     },
-    "DEFAULT_PAGINATION_CLASS": "recommendations.pagination.ApiPagination",
+    "DEFAULT_PAGINATION_CLASS": "recommendations.shared.pagination.ApiPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

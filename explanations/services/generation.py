@@ -33,8 +33,8 @@ from explanations.services.generators import (
     run_lineage_record,
 )
 from explanations.texts import limit_words
-from recommendations.bulk import insert_rows
 from recommendations.models import Interaction, Recommendation, RecommenderRun
+from recommendations.shared.bulk import insert_rows
 
 
 def _sample_users(run: RecommenderRun, sample: str, size: int, seed: int) -> list[int]:

@@ -49,7 +49,7 @@ from explanations.services.chunks import (
     score_or_fail,
 )
 from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
-from recommendations.bulk import insert_rows
+from recommendations.shared.bulk import insert_rows
 
 
 def _check_rubric(rubric: list[dict[str, Any]]) -> None:

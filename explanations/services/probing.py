@@ -51,8 +51,8 @@ from explanations.services.chunks import (
     score_or_fail,
 )
 from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
-from recommendations.bulk import insert_rows
 from recommendations.models import DatasetUser, Interaction, Item
+from recommendations.shared.bulk import insert_rows
 
 MAX_OPTIONS = 60
 

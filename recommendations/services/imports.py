@@ -14,10 +14,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from recommendations import importers
-from recommendations.bulk import insert_rows
 from recommendations.importers import ImportFailed, ParsedDataset
 from recommendations.importers.base import Progress, no_progress
 from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item
+from recommendations.shared.bulk import insert_rows
+from recommendations.shared.queue import enqueue_on_commit
 
 MAX_NAME_LENGTH = Dataset._meta.get_field("name").max_length or 100
 
@@ -192,8 +193,6 @@ def import_job_start(
     Raises ImportFailed for an unknown format, a taken name without ``replace``, or a
     missing file; nothing is stored then.
     """
-    from recommendations.tasks import import_job_run_task
-
     name = _check_name(name)
     if format not in importers.FORMATS:
         raise ImportFailed(f"unknown format {format!r}")
@@ -213,9 +212,7 @@ def import_job_start(
     job = ImportJob.objects.create(
         name=name, format=format, domain=domain, path=path, options=options, replace=replace, created_by=created_by
     )
-    # delay_on_commit comes from Celery's DjangoTask (the task class under Django); the
-    # celery-types stubs do not know it yet.
-    import_job_run_task.delay_on_commit(job.pk)  # type: ignore[attr-defined]
+    enqueue_on_commit("recommendations.import_job_run", job.pk)
     return job
 
 

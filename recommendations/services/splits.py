@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import IntegrityError, transaction
 
-from recommendations.bulk import insert_rows
 from recommendations.models import Dataset, Interaction, Split, SplitTestInteraction
+from recommendations.shared.bulk import insert_rows
 
 
 class SplitError(ValueError):

@@ -22,10 +22,11 @@ from django.db import transaction
 from surprise import AlgoBase, Trainset
 
 from recommendations import algorithms, metrics
-from recommendations.bulk import insert_rows
 from recommendations.models import Dataset, Recommendation, RecommenderRun
 from recommendations.scoring import top_k
 from recommendations.services.splits import Rows, SplitError, split_get_or_create, split_parts
+from recommendations.shared.bulk import insert_rows
+from recommendations.shared.queue import enqueue_on_commit
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -69,23 +70,19 @@ def recommender_run_create(
 
 def recommender_run_start(**kwargs: Any) -> RecommenderRun:
     """``recommender_run_create`` and enqueue the run on the ``default`` queue after commit."""
-    from recommendations.tasks import recommender_run_execute_task
-
     run = recommender_run_create(**kwargs)
-    recommender_run_execute_task.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+    enqueue_on_commit("recommendations.recommender_run_execute", run.pk)
     return run
 
 
 def recommender_run_retry(*, run: RecommenderRun) -> RecommenderRun:
     """Put a FAILED run back to PENDING and enqueue it; any other status is left alone."""
-    from recommendations.tasks import recommender_run_execute_task
-
     with transaction.atomic():
         updated = RecommenderRun.objects.filter(pk=run.pk, status=RecommenderRun.Status.FAILED).update(
             status=RecommenderRun.Status.PENDING, error="", phase="", progress_done=0, progress_total=0
         )
         if updated:
-            recommender_run_execute_task.delay_on_commit(run.pk)  # type: ignore[attr-defined]
+            enqueue_on_commit("recommendations.recommender_run_execute", run.pk)
     run.refresh_from_db()
     return run
 

@@ -9,7 +9,7 @@ default 60), ``--annotators`` (default 50), ``--think-ms`` (mean pause between a
 actions, default 2000: about ten times the pace of people reading a history and rating three
 criteria, so the server is loaded; 0 finds the throughput limit).
 
-Data, written with ``recommendations.bulk.insert_rows`` (COPY): 10,000 dataset users with 30
+Data, written with ``recommendations.shared.bulk.insert_rows`` (COPY): 10,000 dataset users with 30
 interactions each (300,000) over 4,000 items and a leave-last-out split; one recommender run with
 top-10 lists (100,000 recommendations); two generation runs explaining the top 5 (100,000
 explanations); one Likert campaign (3 criteria, k = 3) whose pool holds every explanation plus
@@ -128,7 +128,7 @@ def _users(prefix: str, count: int) -> list[int]:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from recommendations.bulk import insert_rows
+    from recommendations.shared.bulk import insert_rows
 
     user_model = get_user_model()
     now = timezone.now()
@@ -165,7 +165,6 @@ def load_study(rng: random.Random, annotators: int) -> Study:
     )
     from explanations.models import Explanation, GenerationRun, Generator
     from explanations.services.generators import prompt_templates_ensure_builtin
-    from recommendations.bulk import insert_rows
     from recommendations.models import (
         Dataset,
         DatasetUser,
@@ -176,6 +175,7 @@ def load_study(rng: random.Random, annotators: int) -> Study:
         Split,
         SplitTestInteraction,
     )
+    from recommendations.shared.bulk import insert_rows
     from xrec_site.roles import ANNOTATOR
 
     now = timezone.now()

@@ -160,7 +160,7 @@ def write_ml1m_files(folder: Path, *, seed: int = SEED) -> None:
 
 
 def orm_write(*, parsed: ParsedDataset, name: str) -> Dataset:
-    """Write ``parsed`` the way one would without ``recommendations.bulk``: model instances
+    """Write ``parsed`` the way one would without ``recommendations.shared.bulk``: model instances
     and ``bulk_create``, in one transaction, mapping external ids to pks by querying back."""
     from django.db import transaction
 

@@ -8,7 +8,7 @@ database it did not create. The cache (file-based) lives in the temporary folder
 Options: ``--repeats`` (warm runs, default 3), ``--profile`` (print cProfile's top entries of
 one more warm run before the result).
 
-Data, written with ``recommendations.bulk.insert_rows`` (COPY on PostgreSQL): 3,000 dataset
+Data, written with ``recommendations.shared.bulk.insert_rows`` (COPY on PostgreSQL): 3,000 dataset
 users with 10 interactions each over 3,000 items; one recommender run with top-10 lists
 (30,000 recommendations); two generation runs explaining the same top 5 (15,000
 recommendations, 30,000 explanations with their prompts); one Likert campaign on the 4
@@ -146,8 +146,8 @@ def load_study(rng: random.Random) -> Study:
         ProbeAnswer,
     )
     from explanations.services.generators import prompt_templates_ensure_builtin
-    from recommendations.bulk import insert_rows
     from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun
+    from recommendations.shared.bulk import insert_rows
 
     now = timezone.now()
     rows: dict[str, int] = {}

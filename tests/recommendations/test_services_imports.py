@@ -187,7 +187,7 @@ def test_failed_replace_keeps_the_old_dataset(tmp_path: Path, existing: Dataset)
 def test_failure_while_writing_rolls_back_the_replace(
     tmp_path: Path, existing: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommendations.bulk import insert_rows as original
+    from recommendations.shared.bulk import insert_rows as original
 
     calls = []
 
