@@ -1,6 +1,6 @@
 """What the campaign page shows researchers: progress, annotators, checks and agreement.
 
-Krippendorff's alpha comes from the ``krippendorff`` package: coders are participants,
+Krippendorff's alpha comes from ``annotation.study.stats.agreement``: coders are participants,
 units are pool items, and a missing answer is NaN. Ordinal alpha is given the rubric's
 whole scale as its value domain, so unused scale points still count as distances.
 Excluded participants are left out of every figure except their own row.
@@ -10,32 +10,15 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Any
 
-import krippendorff
 import numpy as np
 from django.db.models import Count, Q, QuerySet
 
 from annotation.models import Assignment, Campaign, CampaignItem, Participant, Rating
+from annotation.study.stats.agreement import alpha_of_answers
 
 CHOICE_CODES = {"a": 0.0, "tie": 1.0, "b": 2.0}
-
-
-def alpha(
-    matrix: np.ndarray, level: Literal["nominal", "ordinal", "interval"], value_domain: list[float] | None = None
-) -> float | None:
-    """Krippendorff's alpha of a coders x units matrix (NaN = missing), or None where it is
-    undefined (fewer than two pairable answers, or a single value in the data)."""
-    pairable = (np.sum(~np.isnan(matrix), axis=0) >= 2).sum() if matrix.size else 0
-    if pairable == 0:
-        return None
-    try:
-        # No variation at all gives 0/0: that is "undefined", reported as None, not a warning.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            value = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level, value_domain=value_domain)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return None if np.isnan(value) else float(value)
 
 
 def included_pool_ratings(campaign: Campaign, *, include_flagged: bool = True) -> QuerySet[Rating]:
@@ -88,8 +71,6 @@ def campaign_agreement(campaign: Campaign) -> list[dict[str, Any]]:
     """Per criterion: answers, units with two or more answers, interval and ordinal alpha
     (Likert), or nominal and ordinal alpha on a < tie < b (pairwise). Computed from the
     answers themselves, never a coders x units matrix, so a large campaign stays cheap."""
-    from annotation.statistics import alpha_of_answers
-
     answers = campaign_answers(campaign)
     empty = (np.empty(0), np.empty(0), np.empty(0))
     result = []

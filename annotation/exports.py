@@ -10,10 +10,12 @@ constant memory. The CSV, JSONL and API exports all come from ``rating_export_ro
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
+from annotation.agreement import included_pool_ratings
 from annotation.models import Assignment, Campaign, CampaignItem, Rating
 
 EXPORT_FIELDS = [
@@ -140,6 +142,18 @@ def _emit(
             yield base | {"criterion": name, "value": value, "choice": choice}
 
 
+# The rating export's formats (the ``fmt`` of its URL) and their media types.
+EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def rating_export_lines(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """``rating_export_rows`` as CSV lines (``csv``, header first, every cell ``csv_safe``) or
+    as JSON lines (``jsonl``), produced as the rows are read."""
+    if fmt == "csv":
+        return csv_stream(EXPORT_FIELDS, rows)
+    return (json.dumps(row, default=str) + "\n" for row in rows)
+
+
 def campaign_preferences(
     campaign: Campaign, *, criteria: Collection[str] | None = None, include_flagged: bool = False
 ) -> list[dict[str, Any]]:
@@ -152,8 +166,6 @@ def campaign_preferences(
     flagged ones only with ``include_flagged``. This is what a judge is tuned on
     (``explanations.services.adapters.judge_training_start``).
     """
-    from annotation.agreement import included_pool_ratings
-
     if campaign.mode != Campaign.Mode.PAIRWISE:
         return []
     ratings = included_pool_ratings(campaign, include_flagged=include_flagged).exclude(choice="")

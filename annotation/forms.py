@@ -9,7 +9,6 @@ from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rat
 from explanations.forms import positive
 from explanations.judging import default_rubric
 from explanations.models import GenerationRun, Generator
-from recommendations.models import RecommenderRun
 from recommendations.shared.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
@@ -18,6 +17,9 @@ FIT_CHOICES = [("yes", "Yes, it fits this user"), ("no", "No, it does not fit")]
 
 
 class CampaignForm(forms.Form):
+    """A new campaign's settings; ``campaign_create`` checks what needs the database (the
+    runs sharing a recommender run, explanations to sample)."""
+
     name = forms.CharField(max_length=200)
     mode = forms.ChoiceField(choices=Campaign.Mode.choices, initial=Campaign.Mode.LIKERT)
     generation_runs = DbModelMultipleChoiceField(
@@ -77,6 +79,9 @@ class CampaignForm(forms.Form):
 
 
 class ReferenceItemForm(forms.Form):
+    """A gold or training item: an explanation and, per criterion, the range of answers
+    that passes."""
+
     kind = forms.ChoiceField(
         choices=[(CampaignItem.Kind.GOLD, "Gold item"), (CampaignItem.Kind.TRAINING, "Training item")]
     )
@@ -87,6 +92,8 @@ class ReferenceItemForm(forms.Form):
     feedback = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Training only.")
 
     def clean_accepted(self) -> dict[str, list[int]]:
+        """``criterion=low-high, ...`` as {criterion: [low, high]}; criteria are checked
+        against the rubric by the service."""
         accepted = {}
         for part in filter(None, (p.strip() for p in self.cleaned_data["accepted"].split(","))):
             match = re.fullmatch(r"([a-z][a-z0-9_]*)\s*=\s*(\d+)\s*-\s*(\d+)", part)
@@ -164,46 +171,6 @@ class AnswerForm(forms.Form):
     def visible_seconds(self) -> float | None:
         visible_ms = self.cleaned_data.get("visible_ms")
         return None if visible_ms is None else visible_ms / 1000
-
-
-class StudyForm(forms.Form):
-    """Which recommender run and generation runs a report covers (GET parameters)."""
-
-    recommender_run = forms.ModelChoiceField(
-        queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset")
-    )
-    runs = DbModelMultipleChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
-        label="Generation runs",
-    )
-    seed = DbIntegerField(initial=0, min_value=0, required=False)
-    exclude_flagged = forms.BooleanField(required=False, label="Leave out flagged annotators")
-    reference_run = forms.ModelChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
-        required=False,
-        label="Reference run for BLEU / ROUGE-L / embedding similarity",
-    )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        run, runs = cleaned.get("recommender_run"), cleaned.get("runs")
-        if run is not None and runs is not None and any(g.recommender_run_id != run.pk for g in runs):
-            self.add_error("runs", "Choose generation runs of the chosen recommender run.")
-        reference = cleaned.get("reference_run")
-        if run is not None and reference is not None and reference.recommender_run_id != run.pk:
-            self.add_error("reference_run", "Choose a reference run of the chosen recommender run.")
-        return cleaned
-
-    def report_arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``study_report_cached`` for a valid form."""
-        data = self.cleaned_data
-        return {
-            "recommender_run": data["recommender_run"],
-            "generation_runs": list(data["runs"]),
-            "seed": data["seed"] or 0,
-            "include_flagged": not data["exclude_flagged"],
-            "reference_run": data["reference_run"],
-        }
 
 
 class JudgeTuningForm(forms.Form):

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+from explanations.models import Explanation
 from explanations.textmetrics import mentioned_spans, title_variants
+from recommendations.models import DatasetUser, Interaction, Recommendation
 
 if TYPE_CHECKING:
     from annotation.models import Assignment, Campaign  # noqa: F401 - named in quoted base classes
@@ -55,9 +57,6 @@ def task_context(assignment: Assignment) -> dict[str, Any]:
     which history titles each explanation names. A fixed number of queries whatever the
     size of the data: explanations, recommendation, history (and the other user, for an
     attention check)."""
-    from explanations.models import Explanation
-    from recommendations.models import DatasetUser, Interaction, Recommendation
-
     item = assignment.item
     loaded = Explanation.objects.select_related("generation_run").in_bulk(
         [pk for pk in (item.explanation_id, item.explanation_b_id) if pk is not None]

@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
 from annotation import apis, views
+from annotation.study import urls as study_urls
 
 app_name = "annotation"
 
@@ -26,9 +27,6 @@ urlpatterns = [
         name="campaign_preferences",
     ),
     path("campaigns/<int:campaign_id>/tune-judge/", views.campaign_tune_judge, name="campaign_tune_judge"),
-    path("studies/", views.study_report_view, name="study"),
-    re_path(r"^studies/report\.(?P<fmt>json|md|tex|csv)$", views.study_report_export, name="study_export"),
-    path("api/studies/report/", apis.StudyReportApi.as_view(), name="api_study_report"),
     path("c/<str:token>/", views.crowd_entry, name="crowd_entry"),
     path("annotate/<int:campaign_id>/join/", views.campaign_join, name="join"),
     path("annotate/<int:campaign_id>/", views.annotate_next, name="next"),
@@ -40,4 +38,6 @@ urlpatterns = [
     path("api/campaigns/<int:campaign_id>/ratings/", apis.CampaignRatingListApi.as_view(), name="api_ratings"),
     path("api/assignments/", apis.AssignmentListApi.as_view(), name="api_assignments"),
     path("api/assignments/<int:assignment_id>/", apis.AssignmentDetailApi.as_view(), name="api_assignment"),
+    # The study report's routes share this app's namespace (annotation:study, ...).
+    *study_urls.urlpatterns,
 ]

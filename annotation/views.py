@@ -8,7 +8,6 @@ that names a generator, adapter, prompt or run reaches an annotator's page.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -18,17 +17,20 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
+from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from annotation.agreement import campaign_monitor
-from annotation.exports import EXPORT_FIELDS, campaign_preferences, csv_stream, rating_export_rows
-from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm, StudyForm
+from annotation.exports import (
+    EXPORT_CONTENT_TYPES,
+    EXPORT_FIELDS,
+    campaign_preferences,
+    rating_export_lines,
+    rating_export_rows,
+)
+from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant
 from annotation.querysets import task_context
-from annotation.report_charts import report_charts
-from annotation.report_tables import report_tables, to_csv, to_latex, to_markdown
-from annotation.reports import study_report_cached
 from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
     MTURK_FRAME_HOSTS,
@@ -43,10 +45,10 @@ from annotation.services.campaigns import (
     participant_join,
     participant_set_excluded,
 )
+from annotation.services.judge_tuning import campaign_judge_tuning_start
 from explanations.models import Explanation
-from explanations.services.adapters import judge_training_start
 from explanations.services.generators import GenerationError
-from recommendations.shared.htmx import HtmxHttpRequest
+from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
 
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
 CROWD_PARAMETERS = {
@@ -62,6 +64,7 @@ CROWD_PARAMETERS = {
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_list(request: HttpRequest) -> HttpResponse:
+    """Every campaign the signed-in researcher may monitor (``visible_to``)."""
     campaigns = Campaign.objects.visible_to(request.user).select_related("recommender_run__dataset")
     return render(request, "annotation/campaign_list.html", {"campaigns": campaigns})
 
@@ -70,6 +73,8 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("annotation.run_campaign", raise_exception=True)
 def campaign_create_view(request: HttpRequest) -> HttpResponse:
+    """The new-campaign form; a choice the service refuses (``CampaignError``) is shown on the
+    form, and nothing is stored."""
     form = CampaignForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -104,11 +109,14 @@ def campaign_create_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
+    """The campaign page. Its monitor region polls itself (htmx target ``monitor``) and stops
+    polling (status 286) once the campaign is closed, when its figures can no longer change."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     context = {"campaign": campaign, "monitor": campaign_monitor(campaign)}
     if request.htmx and request.htmx.target == "monitor":
-        response = render(request, "annotation/campaign_detail.html#monitor", context)
-        return response if campaign.is_open else HttpResponseStopPolling(response.content)
+        return polled_partial(
+            request, "annotation/campaign_detail.html#monitor", context, finished=not campaign.is_open
+        )
     context |= {
         "criteria": list(campaign.criteria.all()),
         "runs": campaign.generation_runs.select_related("generator", "template"),
@@ -126,6 +134,7 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 @permission_required("annotation.run_campaign", raise_exception=True)
 def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Close the campaign: no more assignments or revisions; what was submitted stays."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     campaign_close(campaign=campaign)
     messages.success(request, "Campaign closed: no more assignments or revisions.")
@@ -136,6 +145,7 @@ def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 @permission_required("annotation.run_campaign", raise_exception=True)
 def reference_item_add(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Add a gold or training item; a refusal comes back as a message on the campaign page."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     form = ReferenceItemForm(request.POST)
     if form.is_valid():
@@ -163,6 +173,8 @@ def reference_item_add(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 @permission_required("annotation.run_campaign", raise_exception=True)
 def participant_exclude(request: HttpRequest, campaign_id: int, participant_id: int) -> HttpResponse:
+    """Exclude (``excluded=1``) or readmit an annotator: excluded answers leave every figure
+    and export but stay stored, so a wrong exclusion can be undone."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     participant = get_object_or_404(Participant, campaign=campaign, pk=participant_id)
     participant_set_excluded(participant=participant, excluded=request.POST.get("excluded") == "1")
@@ -173,15 +185,12 @@ def participant_exclude(request: HttpRequest, campaign_id: int, participant_id: 
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_export(request: HttpRequest, campaign_id: int, fmt: str) -> StreamingHttpResponse:
+    """Every answer as CSV or JSON lines, streamed; excluded annotators only with
+    ``?include_excluded=1``."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
     rows = rating_export_rows(campaign, include_excluded=request.GET.get("include_excluded") == "1")
-    if fmt == "csv":
-        body: Iterator[str] = csv_stream(EXPORT_FIELDS, rows)
-        content_type = "text/csv; charset=utf-8"
-    else:
-        body = (json.dumps(row, default=str) + "\n" for row in rows)
-        content_type = "application/x-ndjson"
-    response = StreamingHttpResponse(body, content_type=content_type)
+    # Streamed: an export of any size is written as it is read, in constant memory.
+    response = StreamingHttpResponse(rating_export_lines(rows, fmt), content_type=EXPORT_CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-ratings.{fmt}"'
     return response
 
@@ -211,17 +220,13 @@ def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
         raise Http404("only pairwise campaigns have preferences")
     form = JudgeTuningForm(request.POST or None, campaign=campaign)
     if request.method == "POST" and form.is_valid():
-        chosen = form.cleaned_data["criteria"]
-        criteria = campaign.criteria.filter(name__in=chosen)  # in the campaign's order
         try:
-            training = judge_training_start(
+            training = campaign_judge_tuning_start(
+                campaign=campaign,
                 created_by=request.user,
+                criteria=form.cleaned_data["criteria"],
                 base_generator=form.cleaned_data["base_generator"],
-                preferences=campaign_preferences(
-                    campaign, criteria=chosen, include_flagged=form.cleaned_data["include_flagged"]
-                ),
-                rubric=[criterion.as_rubric() for criterion in criteria],
-                description=f"campaign #{campaign.pk} {campaign.name[:200]}: {', '.join(chosen)}",
+                include_flagged=form.cleaned_data["include_flagged"],
                 options=form.options(),
             )
         except GenerationError as exc:
@@ -245,6 +250,7 @@ def _participant(request: HttpRequest, campaign_id: int) -> Participant:
 @login_required
 @permission_required("annotation.annotate", raise_exception=True)
 def campaign_join(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """An annotator with a site account joins an open campaign (again: their existing row)."""
     campaign = get_object_or_404(Campaign.objects.open(), pk=campaign_id)
     participant_join(campaign=campaign, user=request.user)
     return redirect("annotation:next", campaign_id=campaign.pk)
@@ -324,6 +330,7 @@ def annotate_next(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def consent(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The consent page; only an explicit "yes" is recorded, and declining stores nothing."""
     participant = _participant(request, campaign_id)
     if request.method == "POST":
         if request.POST.get("consent") == "yes":
@@ -344,6 +351,9 @@ def consent(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The end page, once the participant finished or the campaign closed. A finished crowd
+    worker is sent back to their platform's completion URL (unless ``?stay=1``), an MTurk worker
+    gets the form that submits the HIT; the page lists what they answered."""
     participant = _participant(request, campaign_id)
     campaign = participant.campaign
     if participant.completed_at is None and campaign.is_open:
@@ -379,6 +389,8 @@ def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
 
 
 def _page_context(assignment: Assignment, criteria: list[Criterion], form: AnswerForm | None = None) -> dict[str, Any]:
+    """What the rating page and its htmx partial render; a submitted assignment's form shows
+    its previous answers, so a revision starts from them."""
     campaign = assignment.campaign
     if form is None:
         form = AnswerForm(assignment=assignment, criteria=criteria)
@@ -400,6 +412,8 @@ def _page_context(assignment: Assignment, criteria: list[Criterion], form: Answe
 @require_GET
 @login_required
 def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    """One of the annotator's own assignments; an expired one of an open campaign sends them on to
+    their next item instead."""
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
     if assignment.status == Assignment.Status.EXPIRED and assignment.campaign.is_open:
         return redirect("annotation:next", campaign_id=assignment.campaign_id)
@@ -410,6 +424,8 @@ def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
+    """Store the answers (exactly once per ``submission_id``), then show feedback on a training
+    item or move on to the next item."""
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
     criteria = list(assignment.campaign.criteria.all())
     form = AnswerForm(request.POST, assignment=assignment, criteria=criteria)
@@ -450,58 +466,3 @@ def _to_next(request: HtmxHttpRequest, answered: Assignment, criteria: list[Crit
     following.campaign = campaign  # the same campaign and criteria: no need to read them again
     response = render(request, "annotation/annotate.html#task", _page_context(following, criteria))
     return push_url(response, reverse("annotation:assignment", args=[following.pk]))
-
-
-# --- Study reports ----------------------------------------------------------------------------
-
-REPORT_FORMATS = {
-    "json": "application/json",
-    "md": "text/markdown; charset=utf-8",
-    "tex": "application/x-tex; charset=utf-8",
-    "csv": "text/csv; charset=utf-8",
-}
-
-
-def _study(request: HttpRequest) -> tuple[StudyForm, dict[str, Any] | None]:
-    form = StudyForm(request.GET or None)
-    if not form.is_valid():
-        return form, None
-    report = study_report_cached(**form.report_arguments())
-    return form, report
-
-
-@require_GET
-@login_required
-@permission_required("annotation.view_campaign", raise_exception=True)
-def study_report_view(request: HttpRequest) -> HttpResponse:
-    form, report = _study(request)
-    context: dict[str, Any] = {"form": form, "report": report, "query": request.GET.urlencode()}
-    if report is not None:
-        context |= {"tables": report_tables(report), "charts": report_charts(report)}
-    return render(request, "annotation/study.html", context)
-
-
-@require_GET
-@login_required
-@permission_required("annotation.view_campaign", raise_exception=True)
-def study_report_export(request: HttpRequest, fmt: str) -> HttpResponse:
-    form, report = _study(request)
-    if report is None:
-        return HttpResponse(f"bad study: {form.errors.as_text()}", status=400, content_type="text/plain")
-    tables = report_tables(report)
-    if fmt == "json":
-        body = json.dumps(report, indent=1, default=str)
-    elif fmt == "md":
-        body = to_markdown(tables)
-    elif fmt == "tex":
-        body = to_latex(tables)
-    else:
-        chosen = [table for table in tables if table.name == request.GET.get("table", "")]
-        if not chosen:
-            names = ", ".join(table.name for table in tables)
-            return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
-        body = to_csv(chosen[0])
-    response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
-    suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
-    response["Content-Disposition"] = f'attachment; filename="xrec-study{suffix}.{fmt}"'
-    return response

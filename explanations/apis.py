@@ -1,5 +1,6 @@
 """JSON endpoints: start a generation run, read its status, list its explanations (DRF)."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -19,11 +20,13 @@ from explanations.models import (
 )
 from explanations.prompts import Controls
 from explanations.querysets import generation_run_stats, judge_run_stats
+from explanations.services.engine import ACTIONS, KINDS, JobActionRefused
 from explanations.services.generation import generation_run_start
 from explanations.services.generators import GenerationError
 from recommendations.models import RecommenderRun
 from recommendations.shared.api import PAGE_PARAMETERS, api_responses, paginated, require_permission
 from recommendations.shared.formfields import INT_MAX, INT_MIN, SMALL_INT_MAX
+from recommendations.shared.jobs import Job
 from recommendations.shared.pagination import ApiPagination
 
 
@@ -236,3 +239,48 @@ class JudgeVerdictListApi(APIView):
         paginator = ApiPagination()
         page = paginator.paginate_queryset(verdicts, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class JobActionApi(APIView):
+    """Cancel, resume or retry any job the engine runs (``explanations.services.engine``):
+    ``kind`` is ``run`` (generation), ``judge``, ``probe`` or ``text_metrics``."""
+
+    @extend_schema_serializer(component_name="JobState")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        kind = serializers.CharField()
+        status = serializers.ChoiceField(choices=Job.Status.choices)
+        phase = serializers.CharField()
+        progress_done = serializers.IntegerField()
+        progress_total = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="jobs_action",
+        request=None,
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=sorted(KINDS)),
+            OpenApiParameter("action", str, OpenApiParameter.PATH, enum=list(ACTIONS)),
+        ],
+        responses=api_responses(OutputSerializer, 404, 409),
+    )
+    def post(self, request: Request, kind: str, job_id: int, action: str) -> Response:
+        # The same permission as the pages' buttons: change on the job's model (admins).
+        job_kind = KINDS.get(kind)
+        if job_kind is None or action not in ACTIONS:
+            raise Http404("no such job kind or action")
+        meta = job_kind.job_model._meta
+        require_permission(request, f"{meta.app_label}.change_{meta.model_name}")
+        job = get_object_or_404(job_kind.job_model, pk=job_id)
+        try:
+            job = job_kind.act(job, action)
+        except JobActionRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        row = {
+            "id": job.pk,
+            "kind": kind,
+            "status": job.status,
+            "phase": job.phase,
+            "progress_done": job.progress_done,
+            "progress_total": job.progress_total,
+        }
+        return Response(self.OutputSerializer(row).data)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import PureWindowsPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from explanations.lineage import public_lineage, public_model_name, run_lineage, sample_record, subsample_record
 from recommendations.models import Recommendation, RecommenderRun
 from recommendations.shared.jobs import Job
 
@@ -23,24 +23,6 @@ from recommendations.shared.jobs import Job
 def precision_field(example: str) -> models.CharField:
     """What a job's model actually ran in (an ``auto`` generator's choice), written by workers."""
     return models.CharField(max_length=200, blank=True, help_text=f"What the model actually ran in, e.g. {example}.")
-
-
-def public_model_name(model: str) -> str:
-    """A generator's ``model`` as pages, exports and the API show it: a local folder's name,
-    never its path on the server; a hub id, a served model's name or ``bundled:...`` as is."""
-    path = PureWindowsPath(model)  # reads both / and \\ separators
-    if path.drive or model.startswith(("/", "\\", "~", ".")):
-        return path.name or "(local folder)"
-    return model
-
-
-def public_base_url(url: str) -> str:
-    """An OpenAI-compatible endpoint as shown: without any user or password in the URL."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return url
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=host))
 
 
 class Generator(models.Model):
@@ -199,9 +181,6 @@ class PromptTemplate(models.Model):
         return hashlib.sha256(f"{system_text}\x00{user_text}".encode()).hexdigest()
 
 
-LINEAGE_VERSION = 1
-
-
 def lineage_field() -> models.JSONField:
     """A run's record of what it used (``run_lineage``), written once when it starts."""
     return models.JSONField(
@@ -210,80 +189,6 @@ def lineage_field() -> models.JSONField:
         editable=False,
         help_text="What the run used, recorded when it started; its chunks load the model from it.",
     )
-
-
-def run_lineage(
-    *,
-    generator: Generator,
-    adapter_sha256: str,
-    recommender_run: RecommenderRun | None,
-    seed: int,
-    template: PromptTemplate | None = None,
-    sample: dict[str, Any] | None = None,
-    recorded: str = "at start",
-) -> dict[str, Any]:
-    """The lineage a run records: its generator (``Generator.snapshot``), prompt template
-    (generation runs), recommender run and split, its own seed and sample. ``recorded`` says
-    when: "at start", "backfilled" (a run older than the record, filled from its generator as
-    it then was) or "not recorded" (shown for a row made without a start service)."""
-    split = recommender_run.split if recommender_run is not None else None
-    return {
-        "version": LINEAGE_VERSION,
-        "recorded": recorded,
-        "generator": generator.snapshot(adapter_sha256=adapter_sha256),
-        "prompt": {"id": template.pk, "name": template.name, "version": template.version, "sha256": template.sha256}
-        if template is not None
-        else None,
-        "recommender_run": recommender_run.pk if recommender_run is not None else None,
-        "split": {"id": split.pk, "name": str(split), "mode": split.mode, "seed": split.seed}
-        if split is not None
-        else None,
-        "seed": seed,
-        "sample": sample,
-    }
-
-
-def sample_record(kind: str, size: int) -> dict[str, Any]:
-    """A run's sample as its lineage records it: the kind and, unless it is all, the size."""
-    return {"kind": kind, "size": None if kind == "all" else size}
-
-
-def subsample_record(size: int) -> dict[str, Any]:
-    """``sample_record`` of a judge run or probe, whose sample size 0 means all."""
-    return sample_record("random" if size else "all", size)
-
-
-def public_lineage(lineage: dict[str, Any], *, precision: str = "") -> dict[str, Any]:
-    """``lineage`` as pages, exports and the API show it: flat, with the precision the
-    workers ran in, and without a server path, an API key variable or URL credentials."""
-    generator = lineage.get("generator") or {}
-    adapter = generator.get("adapter") or {}
-    prompt = lineage.get("prompt") or {}
-    split = lineage.get("split") or {}
-    sample = lineage.get("sample") or {}
-    return {
-        "recorded": lineage.get("recorded", "not recorded"),
-        "generator": generator.get("name", ""),
-        "generator_id": generator.get("id"),
-        "backend": generator.get("backend", ""),
-        "model": public_model_name(generator.get("model", "")),
-        "quantization": generator.get("quantization", ""),
-        "precision": precision,
-        "adapter": adapter.get("name", ""),
-        "adapter_sha256": adapter.get("sha256", ""),
-        "adapter_training": adapter.get("training"),
-        "base_url": public_base_url(generator.get("base_url", "")),
-        "decoding": dict(generator.get("decoding") or {}),
-        "prompt": f"{prompt['name']} v{prompt['version']}" if prompt else "",
-        "prompt_sha256": prompt.get("sha256", ""),
-        "recommender_run": lineage.get("recommender_run"),
-        "split": split.get("id"),
-        "split_name": split.get("name", ""),
-        "split_seed": split.get("seed"),
-        "seed": lineage.get("seed"),
-        "sample": sample.get("kind", ""),
-        "sample_size": sample.get("size"),
-    }
 
 
 def _recorded_or_live(job: GenerationRun | JudgeRun | AttributeProbe, live: Any) -> dict[str, Any]:
@@ -299,7 +204,18 @@ def _training_sha256(generator: Generator) -> str:
     return training.adapter_sha256 if training is not None and training.adapter_path == generator.adapter_path else ""
 
 
-class GenerationRun(Job):
+class ChunkedJob(Job):
+    """A job made of rows answered in chunks (``services.engine.ChunkedKind``): what the
+    engine reads and writes on every such job besides ``Job``'s own fields."""
+
+    cancel_requested = models.BooleanField(default=False)
+    n_total = models.PositiveIntegerField(default=0)
+
+    class Meta(Job.Meta):
+        abstract = True
+
+
+class GenerationRun(ChunkedJob):
     """Explanations for the top ``depth`` recommendations of a sample of users of one run."""
 
     class Sample(models.TextChoices):
@@ -327,12 +243,10 @@ class GenerationRun(Job):
     second_person = models.BooleanField(default=True)
     include_profile = models.BooleanField(default=True)
     chunk_size = models.PositiveSmallIntegerField(default=8, help_text="Explanations per batched generate call.")
-    cancel_requested = models.BooleanField(default=False)
-    n_total = models.PositiveIntegerField(default=0)
     precision = precision_field("float32 on cpu (set by workers)")
     lineage = lineage_field()
 
-    class Meta(Job.Meta):
+    class Meta(ChunkedJob.Meta):
         pass
 
     def __str__(self) -> str:
@@ -480,7 +394,7 @@ class AnswerMode(models.TextChoices):
 FALLBACK_FIELD_HELP = "Set when likelihood could not be used and answers were parsed as text instead, and why."
 
 
-class JudgeRun(Job):
+class JudgeRun(ChunkedJob):
     """An LLM judge over the explanations of two or more generation runs of one recommender run.
 
     Pairwise: every pair of runs' explanations of a recommendation is judged in both orders.
@@ -502,15 +416,13 @@ class JudgeRun(Job):
     seed = models.IntegerField(default=0)
     chunk_size = models.PositiveSmallIntegerField(default=8)
     max_new_tokens = models.PositiveSmallIntegerField(default=40)
-    cancel_requested = models.BooleanField(default=False)
     n_held_out = models.PositiveIntegerField(
         default=0, help_text="Recommendations left out because the judge was tuned on their human preferences."
     )
-    n_total = models.PositiveIntegerField(default=0)
     precision = precision_field("float32 on cpu (set by workers)")
     lineage = lineage_field()
 
-    class Meta(Job.Meta):
+    class Meta(ChunkedJob.Meta):
         pass
 
     def __str__(self) -> str:
@@ -580,7 +492,7 @@ class JudgeVerdict(models.Model):
         return f"verdict {self.pk} ({self.status})"
 
 
-class AttributeProbe(Job):
+class AttributeProbe(ChunkedJob):
     """Local attribute prediction over one generation run's explanations.
 
     Every sampled explanation gives two answers: from the history alone, and from the history
@@ -603,12 +515,10 @@ class AttributeProbe(Job):
     seed = models.IntegerField(default=0)
     chunk_size = models.PositiveSmallIntegerField(default=8)
     max_new_tokens = models.PositiveSmallIntegerField(default=16)
-    cancel_requested = models.BooleanField(default=False)
-    n_total = models.PositiveIntegerField(default=0)
     precision = precision_field("float32 on cpu (set by workers)")
     lineage = lineage_field()
 
-    class Meta(Job.Meta):
+    class Meta(ChunkedJob.Meta):
         pass
 
     def public_lineage(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from explanations.models import (
     JudgeVerdict,
     ProbeAnswer,
 )
+from explanations.textmetrics import length_distribution, refusal_rate
 from recommendations.models import Interaction
 
 
@@ -84,8 +85,6 @@ def loss_curve_points(training: AdapterTraining, width: int = 600, height: int =
 
 def generation_run_text_stats(run: GenerationRun) -> dict[str, Any]:
     """Length, word-limit, refusal and stop figures of a run's finished explanations."""
-    from explanations.textmetrics import length_distribution, refusal_rate
-
     rows = list(
         Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE).values_list(
             "text", "finish_reason"
@@ -161,6 +160,7 @@ def probe_stats(probe: AttributeProbe) -> dict[str, Any]:
     return {
         "variants": variants,
         "total": total,
+        "failed": sum(v["failed"] for v in variants.values()),
         "pending": total - finished,
         "percent": int(100 * finished / total) if total else 100,
     }

@@ -7,11 +7,12 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from explanations.services.adapters import adapter_training_run
-from explanations.services.generation import generation_chunk_run, generation_runs_requeue_stalled
+from explanations.services.engine import requeue_all
+from explanations.services.generation import generation_chunk_run
 from explanations.services.generators import bundled_model_prepare, generator_ensure_bundled
-from explanations.services.judging import judge_chunk_run, judge_runs_requeue_stalled
-from explanations.services.probing import probe_chunk_run, probes_requeue_stalled
-from explanations.services.text_metrics import text_metrics_requeue_stalled, text_metrics_run
+from explanations.services.judging import judge_chunk_run
+from explanations.services.probing import probe_chunk_run
+from explanations.services.text_metrics import text_metrics_run
 
 
 @shared_task(name="explanations.generate_chunk", acks_late=True, reject_on_worker_lost=True)
@@ -26,12 +27,10 @@ def generation_chunk_run_task(run_id: int, chunk: int) -> None:
 
 @worker_ready.connect
 def _requeue_stalled_chunks(sender: Any = None, **kwargs: Any) -> None:
-    # Only workers that consume the gpu queue pick up generation; requeueing from a
-    # default-only worker would still be correct, just earlier than needed.
-    generation_runs_requeue_stalled()
-    judge_runs_requeue_stalled()
-    probes_requeue_stalled()
-    text_metrics_requeue_stalled()
+    # Every kind the engine runs (generation, judging, probes, text metrics). Only workers
+    # that consume the gpu queue pick up chunks; requeueing from a default-only worker
+    # would still be correct, just earlier than needed.
+    requeue_all()
 
 
 @shared_task(name="explanations.judge_chunk", acks_late=True, reject_on_worker_lost=True)

@@ -1,8 +1,9 @@
 """Automatic text metrics of generated explanations (the "text metrics" of perspective P3).
 
-Everything above ``generation_run_text_metrics`` is a deterministic function of plain values
-(strings, collections, dicts, numpy arrays): tests and other apps call it without a
-database. ``generation_run_text_metrics`` reads one generation run and returns them all.
+Every function here is a deterministic function of plain values (strings, collections,
+dicts, numpy arrays): tests and other apps call them without a database.
+``explanations.services.text_metrics.generation_run_text_metrics`` reads one generation run
+and returns them all.
 
 Where the definitions come from:
 
@@ -36,10 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from explanations.models import Explanation, GenerationRun
 from explanations.prompts import HIDDEN_ATTRIBUTES
-from explanations.texts import copies_prompt, is_refusal, natural_title, word_count
-from recommendations.models import Interaction, Item, RecommenderRun
+from explanations.texts import is_refusal, natural_title, word_count
 
 # --- phrase matching ----------------------------------------------------------------------
 
@@ -531,148 +530,3 @@ def embedding_similarity(
     if not len(candidates):
         return None
     return float(np.mean(np.sum(np.asarray(candidates, np.float64) * np.asarray(references, np.float64), axis=1)))
-
-
-# --- one generation run ---------------------------------------------------------------------
-
-
-def _prompt_text(prompt: Any) -> str:
-    if not isinstance(prompt, list):
-        return ""
-    return "\n".join(str(message.get("content", "")) for message in prompt if isinstance(message, dict))
-
-
-def generation_run_text_metrics(
-    run: GenerationRun,
-    *,
-    reference_run: GenerationRun | None = None,
-    feature_attributes: Collection[str] | None = None,
-    embeddings: bool = True,
-    max_examples: int = 5,
-) -> dict[str, Any]:
-    """Every text metric of ``run``'s DONE explanations, as a JSON-serialisable dict.
-
-    - ``length`` (against the run's ``max_words``), ``refusal_rate``, ``usr``,
-      ``distinct_1``, ``distinct_2``;
-    - ``echo_rate`` / ``n_echoes``: explanations that copy a run of words from their own
-      stored prompt (``texts.copies_prompt``) instead of explaining;
-    - ``features``: FMR/FCR/DIV (``feature_metrics``) over the vocabulary of the dataset's
-      item attributes (``feature_attributes``, default as in ``item_features``; the
-      attributes that gave features are listed), with title mentions blanked out first
-      (``without_titles``);
-    - ``grounding`` (``grounding``) against the dataset's titles. The titles an explanation's
-      prompt showed are the catalogue titles found verbatim in its stored prompt messages
-      (history and target; as stored or in natural order), so they are exactly what the model
-      saw whatever the template.
-      Rows stored without a prompt fall back to the read the prompt was built from: the
-      user's ``history_length`` most recent train-side interactions (``prompts.history_for``)
-      and the target; ``history_source`` counts both kinds;
-    - with ``embeddings``: ``personalisation`` (``personalisation_similarity``);
-    - with ``reference_run``: ``reference`` (``reference_overlap`` and
-      ``embedding_similarity``) over the explanations both runs have for the same
-      recommendation (only runs of the same recommender run share any).
-
-    Reads a fixed number of queries whatever the run's size (at most five); loads the
-    embedding model once per process when ``embeddings`` is on.
-    """
-    recommender_run = RecommenderRun.objects.values("dataset_id", "split_id").get(pk=run.recommender_run_id)
-    rows = list(
-        Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE)
-        .order_by("id")
-        .values_list("id", "text", "prompt", "recommendation_id", "recommendation__user_id", "recommendation__item_id")
-    )
-    catalogue = {
-        pk: (title, external_id, attributes)
-        for pk, title, external_id, attributes in Item.objects.filter(
-            dataset_id=recommender_run["dataset_id"]
-        ).values_list("id", "title", "external_id", "attributes")
-    }
-    titles = sorted({title for title, _, _ in catalogue.values() if title})
-    texts = [text for _, text, *_ in rows]
-
-    # Titles shown: verbatim in the stored prompt (as stored or in natural order, "The Usual
-    # Suspects", as the grounded template writes them), or else the history the prompt was built from.
-    exact_owners: dict[str, set[str]] = {}
-    for title in titles:
-        for form in {title.strip(), natural_title(title)}:
-            exact_owners.setdefault(form.lower(), set()).add(title)
-    exact = PhraseMatcher(exact_owners)
-    without_prompt = [row for row in rows if not _prompt_text(row[2])]
-    histories: dict[int, list[str]] = {user_id: [] for *_, user_id, _ in without_prompt}
-    if histories:
-        history = Interaction.objects.filter(user_id__in=sorted(histories))
-        if recommender_run["split_id"] is not None:
-            history = history.outside_test_of(recommender_run["split_id"])
-        for user_id, title, external_id in history.order_by("user_id", "-timestamp", "-id").values_list(
-            "user_id", "item__title", "item__external_id"
-        ):
-            if len(histories[user_id]) < run.history_length:
-                histories[user_id].append(title or external_id)
-    cases = []
-    for pk, text, prompt, _, user_id, item_id in rows:
-        title, external_id, _ = catalogue[item_id]
-        if prompt_text := _prompt_text(prompt):
-            shown = {t for _, _, form in exact.find(prompt_text) for t in exact_owners.get(form, ())}
-        else:
-            shown = set(histories[user_id])
-        cases.append(GroundingCase(text=text, shown_titles=shown, target_title=title or external_id, ref=pk))
-
-    # Features named inside a title ("Star Wars") are not features.
-    mentions = PhraseMatcher(catalogue_forms(titles))
-    blanked = [without_titles(text, mentions) for text in texts]
-    vocabulary = feature_vocabulary((attributes for _, _, attributes in catalogue.values()), feature_attributes)
-    own_features = [item_features(catalogue[item_id][2], feature_attributes) for *_, item_id in rows]
-    found = features_in(blanked, vocabulary)
-    features = feature_metrics(blanked, own_features, vocabulary, found=found)
-    features_named = [
-        bool(named & {feature.lower() for feature in own}) for named, own in zip(found, own_features, strict=True)
-    ]
-    echoes = [bool(_prompt_text(prompt)) and copies_prompt(text, prompt) for _, text, prompt, *_ in rows]
-    feature_keys = {
-        key
-        for _, _, attributes in catalogue.values()
-        for key, value in attributes.items()
-        if item_features({key: value}, feature_attributes)
-    }
-    result: dict[str, Any] = {
-        "run": run.pk,
-        "n": len(rows),
-        "length": length_distribution(texts, word_limit=run.max_words),
-        "refusal_rate": refusal_rate(texts),
-        "usr": unique_sentence_ratio(texts),
-        "distinct_1": distinct_n(texts, 1),
-        "distinct_2": distinct_n(texts, 2),
-        "features": {"attributes": sorted(feature_keys)} | features,
-        "grounding": grounding(cases, titles, features_named=features_named, max_examples=max_examples),
-        "echo_rate": sum(echoes) / len(rows) if rows else None,
-        "n_echoes": sum(echoes),
-        "history_source": {"prompt": len(rows) - len(without_prompt), "recomputed": len(without_prompt)},
-        "personalisation": None,
-        "reference": None,
-    }
-    vectors = None
-    if embeddings:
-        from explanations.embeddings import embed
-
-        vectors = embed(texts)
-        result["personalisation"] = personalisation_similarity(
-            [item_id for *_, item_id in rows], [row[4] for row in rows], vectors
-        )
-    if reference_run is not None:
-        reference = dict(
-            Explanation.objects.filter(generation_run=reference_run, status=Explanation.Status.DONE).values_list(
-                "recommendation_id", "text"
-            )
-        )
-        paired = [index for index, row in enumerate(rows) if row[3] in reference]
-        references = [reference[rows[index][3]] for index in paired]
-        result["reference"] = (
-            {"run": reference_run.pk}
-            | reference_overlap([texts[index] for index in paired], references)
-            | {"embedding_similarity": None}
-        )
-        if vectors is not None:
-            from explanations.embeddings import embed
-
-            result["reference"]["embedding_similarity"] = embedding_similarity(vectors[paired], embed(references))
-    return result

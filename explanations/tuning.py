@@ -194,32 +194,20 @@ def split_indices(
     return [i for i in range(n) if keys[i] not in held], [i for i in range(n) if keys[i] in held]
 
 
-def train_lora(
-    *,
-    base_model_dir: Path,
-    examples: Sequence[Example],
-    settings: LoraSettings,
-    output_dir: Path,
-    progress: Callable[[str, int, int], None] = no_progress,
-    should_stop: Callable[[], bool] | None = None,
-) -> TuningResult:
-    """Train a LoRA adapter on ``examples`` and save it to ``output_dir``.
+@dataclass(frozen=True)
+class _Data:
+    """The encoded examples, split: what one training run reads."""
 
-    Loads a fresh base model from ``base_model_dir`` (local files only), on CUDA when present and
-    the CPU otherwise. The validation loss is measured before the first step (step 0) and after
-    each epoch. ``progress(phase, done, total)`` is called after every optimizer step with
-    ``done``/``total`` counted over all epochs; ``should_stop()`` is asked before every step and a
-    true answer raises ``TuningCancelled``. ``output_dir`` must not exist or be empty.
+    train_set: list[Any]
+    validation_batches: list[Any]
+    n_validation: int
+    n_dropped: int
+    pad_token_id: int
 
-    Raises ``TuningError`` for bad settings or examples (before loading anything, except unknown
-    target modules, which need the model), ``TuningCancelled`` when stopped.
-    """
-    started = time.monotonic()
-    validate_settings(settings)
-    validate_examples(examples)
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise TuningError(f"output_dir {output_dir} already exists and is not an empty directory")
 
+def _prepare_data(base_model_dir: Path, examples: Sequence[Example], settings: LoraSettings) -> _Data:
+    """Tokenise ``examples`` with the base model's chat template, drop those whose prompt
+    alone fills ``max_length``, and split train/validation (by group, seeded)."""
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir, local_files_only=True)
     if tokenizer.chat_template is None:
         raise TuningError(f"the tokenizer in {base_model_dir} has no chat template")
@@ -252,6 +240,87 @@ def train_lora(
         )
         for start in range(0, len(validation_indices), settings.batch_size)
     ]
+    return _Data(
+        train_set=train_set,
+        validation_batches=validation_batches,
+        n_validation=len(validation_indices),
+        n_dropped=n_dropped,
+        pad_token_id=pad_token_id,
+    )
+
+
+def _train_epochs(
+    model: Any,
+    optimizer: Any,
+    trainable: list[Any],
+    data: _Data,
+    settings: LoraSettings,
+    device: Any,
+    progress: Callable[[str, int, int], None],
+    should_stop: Callable[[], bool] | None,
+    total_steps: int,
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """Every epoch's optimizer steps in a seeded order; the train loss of each step and the
+    validation loss before the first and after every epoch."""
+    train_set, validation_batches, pad_token_id = data.train_set, data.validation_batches, data.pad_token_id
+    shuffle = torch.Generator().manual_seed(settings.seed)
+    train_losses: list[tuple[int, float]] = []
+    validation_losses: list[tuple[int, float]] = []
+    if validation_batches:
+        validation_losses.append((0, _validation_loss(model, validation_batches, device)))
+    step = 0
+    for epoch in range(1, settings.epochs + 1):
+        phase = f"training epoch {epoch}/{settings.epochs}"
+        order = torch.randperm(len(train_set), generator=shuffle).tolist()
+        for start in range(0, len(order), settings.batch_size):
+            if should_stop is not None and should_stop():
+                raise TuningCancelled(f"stopped after {step} of {total_steps} steps")
+            batch = collate(
+                [train_set[index] for index in order[start : start + settings.batch_size]],
+                pad_token_id=pad_token_id,
+            )
+            loss_sum, n_tokens = _loss_sum(model, batch, device)
+            loss = loss_sum / n_tokens
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
+            optimizer.step()
+            step += 1
+            train_losses.append((step, loss.item()))
+            progress(phase, step, total_steps)
+        if validation_batches:
+            validation_losses.append((step, _validation_loss(model, validation_batches, device)))
+    return train_losses, validation_losses
+
+
+def train_lora(
+    *,
+    base_model_dir: Path,
+    examples: Sequence[Example],
+    settings: LoraSettings,
+    output_dir: Path,
+    progress: Callable[[str, int, int], None] = no_progress,
+    should_stop: Callable[[], bool] | None = None,
+) -> TuningResult:
+    """Train a LoRA adapter on ``examples`` and save it to ``output_dir``.
+
+    Loads a fresh base model from ``base_model_dir`` (local files only), on CUDA when present and
+    the CPU otherwise. The validation loss is measured before the first step (step 0) and after
+    each epoch. ``progress(phase, done, total)`` is called after every optimizer step with
+    ``done``/``total`` counted over all epochs; ``should_stop()`` is asked before every step and a
+    true answer raises ``TuningCancelled``. ``output_dir`` must not exist or be empty.
+
+    Raises ``TuningError`` for bad settings or examples (before loading anything, except unknown
+    target modules, which need the model), ``TuningCancelled`` when stopped.
+    """
+    started = time.monotonic()
+    validate_settings(settings)
+    validate_examples(examples)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise TuningError(f"output_dir {output_dir} already exists and is not an empty directory")
+
+    data = _prepare_data(base_model_dir, examples, settings)
+    train_set = data.train_set
     steps_per_epoch = -(-len(train_set) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
 
@@ -266,33 +335,9 @@ def train_lora(
         trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
         try:
-            shuffle = torch.Generator().manual_seed(settings.seed)
-            train_losses: list[tuple[int, float]] = []
-            validation_losses: list[tuple[int, float]] = []
-            if validation_batches:
-                validation_losses.append((0, _validation_loss(model, validation_batches, device)))
-            step = 0
-            for epoch in range(1, settings.epochs + 1):
-                phase = f"training epoch {epoch}/{settings.epochs}"
-                order = torch.randperm(len(train_set), generator=shuffle).tolist()
-                for start in range(0, len(order), settings.batch_size):
-                    if should_stop is not None and should_stop():
-                        raise TuningCancelled(f"stopped after {step} of {total_steps} steps")
-                    batch = collate(
-                        [train_set[index] for index in order[start : start + settings.batch_size]],
-                        pad_token_id=pad_token_id,
-                    )
-                    loss_sum, n_tokens = _loss_sum(model, batch, device)
-                    loss = loss_sum / n_tokens
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
-                    optimizer.step()
-                    step += 1
-                    train_losses.append((step, loss.item()))
-                    progress(phase, step, total_steps)
-                if validation_batches:
-                    validation_losses.append((step, _validation_loss(model, validation_batches, device)))
+            train_losses, validation_losses = _train_epochs(
+                model, optimizer, trainable, data, settings, device, progress, should_stop, total_steps
+            )
             _check_not_repacked(model)
             progress("saving adapter", total_steps, total_steps)
             record = {
@@ -300,8 +345,8 @@ def train_lora(
                 "base_model_dir": str(base_model_dir),
                 "device": str(device),
                 "n_train": len(train_set),
-                "n_validation": len(validation_indices),
-                "n_dropped": n_dropped,
+                "n_validation": data.n_validation,
+                "n_dropped": data.n_dropped,
                 "train_losses": train_losses,
                 "validation_losses": validation_losses,
                 "versions": {
@@ -323,11 +368,9 @@ def train_lora(
         train_losses=train_losses,
         validation_losses=validation_losses,
         n_train=len(train_set),
-        n_validation=len(validation_indices),
+        n_validation=data.n_validation,
         seconds=time.monotonic() - started,
-        precision=f"QLoRA on an nf4 base on {device.type}"
-        if settings.quantization == "nf4"
-        else f"LoRA on a float32 base on {device.type}",
+        precision=f"{'QLoRA on an nf4' if settings.quantization == 'nf4' else 'LoRA on a float32'} base on {device.type}",
     )
 
 

@@ -1,14 +1,16 @@
 """Pages for generation runs, adapter trainings and generators (admins start, researchers read)."""
 
+import json
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from explanations.forms import AdapterTrainingForm, GenerationRunForm, JudgeRunForm, ProbeForm, PromptTemplateForm
 from explanations.models import (
@@ -21,6 +23,7 @@ from explanations.models import (
     JudgeVerdict,
     ProbeAnswer,
     PromptTemplate,
+    TextMetrics,
 )
 from explanations.querysets import (
     explanation_rows,
@@ -30,12 +33,8 @@ from explanations.querysets import (
     probe_stats,
 )
 from explanations.services.adapters import adapter_training_start
-from explanations.services.generation import (
-    generation_run_cancel,
-    generation_run_resume,
-    generation_run_retry_failed,
-    generation_run_start,
-)
+from explanations.services.engine import KINDS, JobActionRefused, Kind
+from explanations.services.generation import GENERATION, generation_run_start
 from explanations.services.generators import (
     GenerationError,
     bundled_model_dir,
@@ -43,12 +42,59 @@ from explanations.services.generators import (
     prompt_preview,
     prompt_template_revise,
 )
-from explanations.services.judging import judge_run_retry_failed, judge_run_start
-from explanations.services.probing import probe_start
+from explanations.services.judging import JUDGE, judge_run_start
+from explanations.services.probing import PROBE, probe_start
+from explanations.services.text_metrics import TEXT_METRICS
 from recommendations.models import Recommendation
-from recommendations.shared.htmx import HtmxHttpRequest
+from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
 
 PAGE_SIZE = 10
+
+# The page of each kind of job the engine runs, and its id's name in the page's URL: where
+# an action returns to. The action routes are named ``<kind>_<action>`` (explanations.urls).
+JOB_PAGES = {
+    GENERATION.name: ("explanations:run_detail", "run_id"),
+    JUDGE.name: ("explanations:judge_detail", "run_id"),
+    PROBE.name: ("explanations:probe_detail", "probe_id"),
+    TEXT_METRICS.name: ("explanations:text_metrics_detail", "metrics_id"),
+}
+
+
+def _change_permission(kind: Kind) -> str:
+    meta = kind.job_model._meta
+    return f"{meta.app_label}.change_{meta.model_name}"
+
+
+def job_actions(request: HttpRequest, kind: Kind, job: Any, counts: dict[str, Any]) -> list[tuple[str, str]]:
+    """(button label, URL) of the actions ``job`` allows now, for accounts that may take them:
+    the same buttons on every job's page (``explanations/_job_actions.html``)."""
+    if not request.user.has_perm(_change_permission(kind)):
+        return []
+    id_name = JOB_PAGES[kind.name][1]
+    return [
+        (label, reverse(f"explanations:{kind.name}_{action}", kwargs={id_name: job.pk}))
+        for action, label in kind.actions(job, counts)
+    ]
+
+
+@require_POST
+@login_required
+def job_action(request: HttpRequest, kind: str, action: str, **ids: int) -> HttpResponse:
+    """Cancel, resume or retry a job of any kind the engine runs, then back to its page.
+
+    Needs the change permission on the job's model (admins). An action the job's status
+    does not allow (resuming a finished run) changes nothing and says why in a message.
+    """
+    job_kind = KINDS[kind]
+    if not request.user.has_perm(_change_permission(job_kind)):
+        raise PermissionDenied
+    detail, id_name = JOB_PAGES[kind]
+    job = get_object_or_404(job_kind.job_model, pk=ids[id_name])
+    try:
+        job_kind.act(job, action)
+    except JobActionRefused as exc:
+        messages.error(request, str(exc))
+    return redirect(detail, **{id_name: job.pk})
 
 
 @require_GET
@@ -117,11 +163,10 @@ def generation_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse
     run = get_object_or_404(
         GenerationRun.objects.select_related("generator", "template", "recommender_run__dataset"), pk=run_id
     )
+    stats = generation_run_stats(run)
+    progress = {"run": run, "stats": stats, "job_actions": job_actions(request, GENERATION, run, stats)}
     if request.htmx and request.htmx.target == "progress":
-        response = render(
-            request, "explanations/run_detail.html#progress", {"run": run, "stats": generation_run_stats(run)}
-        )
-        return HttpResponseStopPolling(response.content) if run.is_terminal else response
+        return polled_partial(request, "explanations/run_detail.html#progress", progress, finished=run.is_terminal)
     explanations = (
         Explanation.objects.filter(generation_run=run)
         .exclude(status=Explanation.Status.PENDING)
@@ -130,37 +175,10 @@ def generation_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse
     )
     page = Paginator(explanations, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = explanation_rows(run, page)
-    context = {"run": run, "stats": generation_run_stats(run), "page": page, "rows": rows}
+    context = progress | {"page": page, "rows": rows}
     if request.htmx and request.htmx.target == "explanations":
         return render(request, "explanations/run_detail.html#explanations", context)
     return render(request, "explanations/run_detail.html", context)
-
-
-def _run_action(request: HttpRequest, run_id: int, action: Any) -> HttpResponse:
-    run = get_object_or_404(GenerationRun, pk=run_id)
-    action(run=run)
-    return redirect("explanations:run_detail", run_id=run.pk)
-
-
-@require_POST
-@login_required
-@permission_required("explanations.change_generationrun", raise_exception=True)
-def generation_run_cancel_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    return _run_action(request, run_id, generation_run_cancel)
-
-
-@require_POST
-@login_required
-@permission_required("explanations.change_generationrun", raise_exception=True)
-def generation_run_resume_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    return _run_action(request, run_id, generation_run_resume)
-
-
-@require_POST
-@login_required
-@permission_required("explanations.change_generationrun", raise_exception=True)
-def generation_run_retry_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    return _run_action(request, run_id, generation_run_retry_failed)
 
 
 @require_http_methods(["GET", "POST"])
@@ -191,11 +209,10 @@ def adapter_training_detail(request: HtmxHttpRequest, training_id: int) -> HttpR
     training = get_object_or_404(AdapterTraining.objects.select_related("base_generator"), pk=training_id)
     context = {"training": training, "curve": loss_curve_points(training), "generator": training.generators.first()}
     if request.htmx and request.htmx.target == "progress":
-        response = render(request, "explanations/adapter_detail.html#progress", context)
-        if training.is_terminal:
-            response = HttpResponseStopPolling(response.content)
-            response["HX-Refresh"] = "true"
-        return response
+        # Reloaded once it ends, so the loss curve and the new generator appear.
+        return polled_partial(
+            request, "explanations/adapter_detail.html#progress", context, finished=training.is_terminal, reload=True
+        )
     return render(request, "explanations/adapter_detail.html", context)
 
 
@@ -288,10 +305,10 @@ def judge_run_create(request: HttpRequest) -> HttpResponse:
 @permission_required("explanations.view_judgerun", raise_exception=True)
 def judge_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(JudgeRun.objects.select_related("judge"), pk=run_id)
-    context: dict[str, Any] = {"run": run, "stats": judge_run_stats(run)}
+    stats = judge_run_stats(run)
+    context: dict[str, Any] = {"run": run, "stats": stats, "job_actions": job_actions(request, JUDGE, run, stats)}
     if request.htmx and request.htmx.target == "progress":
-        response = render(request, "explanations/judge_detail.html#progress", context)
-        return HttpResponseStopPolling(response.content) if run.is_terminal else response
+        return polled_partial(request, "explanations/judge_detail.html#progress", context, finished=run.is_terminal)
     verdicts = (
         JudgeVerdict.objects.filter(judge_run=run)
         .exclude(status=JudgeVerdict.Status.PENDING)
@@ -303,15 +320,6 @@ def judge_run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         return render(request, "explanations/judge_detail.html#verdicts", context)
     context["runs"] = run.generation_runs.select_related("generator", "template")
     return render(request, "explanations/judge_detail.html", context)
-
-
-@require_POST
-@login_required
-@permission_required("explanations.change_judgerun", raise_exception=True)
-def judge_run_retry_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(JudgeRun, pk=run_id)
-    judge_run_retry_failed(run=run)
-    return redirect("explanations:judge_detail", run_id=run.pk)
 
 
 @require_GET
@@ -342,10 +350,10 @@ def probe_create(request: HttpRequest) -> HttpResponse:
 @permission_required("explanations.view_attributeprobe", raise_exception=True)
 def probe_detail(request: HtmxHttpRequest, probe_id: int) -> HttpResponse:
     probe = get_object_or_404(AttributeProbe.objects.select_related("prober", "generation_run__generator"), pk=probe_id)
-    context: dict[str, Any] = {"probe": probe, "stats": probe_stats(probe)}
+    stats = probe_stats(probe)
+    context: dict[str, Any] = {"probe": probe, "stats": stats, "job_actions": job_actions(request, PROBE, probe, stats)}
     if request.htmx and request.htmx.target == "progress":
-        response = render(request, "explanations/probe_detail.html#progress", context)
-        return HttpResponseStopPolling(response.content) if probe.is_terminal else response
+        return polled_partial(request, "explanations/probe_detail.html#progress", context, finished=probe.is_terminal)
     answers = (
         ProbeAnswer.objects.filter(probe=probe)
         .exclude(status=ProbeAnswer.Status.PENDING)
@@ -356,3 +364,27 @@ def probe_detail(request: HtmxHttpRequest, probe_id: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "answers":
         return render(request, "explanations/probe_detail.html#answers", context)
     return render(request, "explanations/probe_detail.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("explanations.view_textmetrics", raise_exception=True)
+def text_metrics_list(request: HttpRequest) -> HttpResponse:
+    jobs = TextMetrics.objects.select_related("generation_run__generator")[:200]
+    return render(request, "explanations/text_metrics_list.html", {"jobs": jobs})
+
+
+@require_GET
+@login_required
+@permission_required("explanations.view_textmetrics", raise_exception=True)
+def text_metrics_detail(request: HtmxHttpRequest, metrics_id: int) -> HttpResponse:
+    """One text metrics job: its progress (polled until it ends), actions and metrics."""
+    job = get_object_or_404(TextMetrics.objects.select_related("generation_run__generator"), pk=metrics_id)
+    context = {"job": job, "job_actions": job_actions(request, TEXT_METRICS, job, {})}
+    if request.htmx and request.htmx.target == "progress":
+        return polled_partial(
+            request, "explanations/text_metrics_detail.html#progress", context, finished=job.is_terminal
+        )
+    # Shown in a <pre>: autoescaping covers any text a metric carries (examples of explanations).
+    context["metrics_json"] = json.dumps(job.metrics, indent=2, sort_keys=True) if job.metrics else ""
+    return render(request, "explanations/text_metrics_detail.html", context)

@@ -7,7 +7,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from recommendations.algorithms import ALGORITHMS, HyperparameterError
 from recommendations.algorithms import defaults as algorithm_defaults
@@ -16,7 +15,7 @@ from recommendations.importers import ImportFailed
 from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item, Recommendation, RecommenderRun
 from recommendations.services import import_job_start
 from recommendations.services.training import TrainingError, recommender_run_retry, recommender_run_start
-from recommendations.shared.htmx import HtmxHttpRequest
+from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
 
 PAGE_SIZE = 25
 
@@ -82,9 +81,9 @@ def dataset_import(request: HttpRequest) -> HttpResponse:
 def import_job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(ImportJob.objects.select_related("dataset"), pk=job_id)
     if request.htmx:
-        response = render(request, "recommendations/import_job.html#progress", {"job": job})
-        # 286 tells htmx to stop polling once the job has finished.
-        return HttpResponseStopPolling(response.content) if job.is_terminal else response
+        return polled_partial(
+            request, "recommendations/import_job.html#progress", {"job": job}, finished=job.is_terminal
+        )
     return render(request, "recommendations/import_job.html", {"job": job})
 
 
@@ -128,12 +127,10 @@ def run_create(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(RecommenderRun.objects.visible_to(request.user).with_related(), pk=run_id)
     if request.htmx and request.htmx.target == "status":
-        response = render(request, "recommendations/run_detail.html#status", {"run": run})
-        if run.is_terminal:
-            # Reload the whole page once so the metrics appear; 286 stops the polling.
-            response = HttpResponseStopPolling(response.content)
-            response["HX-Refresh"] = "true"
-        return response
+        # Reloaded once it ends, so the metrics appear.
+        return polled_partial(
+            request, "recommendations/run_detail.html#status", {"run": run}, finished=run.is_terminal, reload=True
+        )
     context: dict[str, Any] = {"run": run, "user_query": request.GET.get("user", "").strip()}
     if context["user_query"]:
         context |= _user_panel(run, context["user_query"])

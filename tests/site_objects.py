@@ -22,6 +22,7 @@ from explanations.models import (
     JudgeRun,
     JudgeVerdict,
     PromptTemplate,
+    TextMetrics,
 )
 from recommendations.models import Dataset, DatasetUser, ImportJob, RecommenderRun
 from tests.annotation.factories import campaign, explained_runs, take
@@ -45,6 +46,7 @@ class SiteObjects:
     adapter_training: AdapterTraining
     judge_run: JudgeRun
     probe: AttributeProbe
+    text_metrics: TextMetrics  # PENDING: every action page and the job action API can act on it
     campaign: Campaign  # Likert
     pairwise_campaign: Campaign
     participant: Participant  # the annotator's
@@ -102,6 +104,7 @@ def site_objects() -> SiteObjects:
     probe = AttributeProbe.objects.create(
         prober=judge, generation_run=runs[0], target="gender", options=["F", "M"], status=AttributeProbe.Status.PENDING
     )
+    text_metrics = TextMetrics.objects.create(generation_run=runs[0], inputs_version="walk")
 
     study = campaign(runs=runs, overlap=2, items_per_annotator=3)
     pairwise = campaign(runs=runs, name="pairwise study", mode=Campaign.Mode.PAIRWISE)
@@ -124,6 +127,7 @@ def site_objects() -> SiteObjects:
         adapter_training=adapter_training,
         judge_run=judge_run,
         probe=probe,
+        text_metrics=text_metrics,
         campaign=study,
         pairwise_campaign=pairwise,
         participant=participant,

@@ -46,6 +46,9 @@ def known_values(objects: SiteObjects, path: str) -> dict[str, Any]:
         run_id = objects.generation_runs[0].pk
     elif path.startswith("/api/judge-runs/"):
         run_id = objects.judge_run.pk
+    if path.startswith("/api/jobs/"):
+        # A PENDING text metrics job: the first cancel succeeds, the ones after it are 409s.
+        return {"kind": "text_metrics", "job_id": objects.text_metrics.pk, "action": "cancel"}
     return {
         "dataset_id": objects.dataset.pk,
         "job_id": objects.import_job.pk,

@@ -15,8 +15,8 @@ from django.urls import reverse
 
 from annotation.exports import csv_safe, csv_text
 from annotation.models import Campaign
-from annotation.report_tables import Table, to_csv
 from annotation.services.campaigns import CampaignError, campaign_create
+from annotation.study.tables import Table, to_csv
 from explanations.models import GenerationRun
 from recommendations.models import RecommenderRun
 from tests.annotation.factories import campaign, campaign_form_data, explained_runs

@@ -111,9 +111,12 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "explanations:run_list": {"GET": page(STAFF)},
     "explanations:run_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:run_detail": {"GET": page(STAFF)},
-    "explanations:run_cancel": {"POST": page(ADMIN, ok=302)},
-    "explanations:run_resume": {"POST": page(ADMIN, ok=302)},
-    "explanations:run_retry": {"POST": page(ADMIN, ok=302)},
+    # Job actions act, or say in a message why they cannot, and go back to the job's page.
+    **{
+        f"explanations:{kind}_{action}": {"POST": page(ADMIN, ok=302)}
+        for kind in ("run", "judge", "probe", "text_metrics")
+        for action in ("cancel", "resume", "retry")
+    },
     "explanations:adapter_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:adapter_detail": {"GET": page(STAFF)},
     "explanations:template_list": {"GET": page(STAFF)},
@@ -123,10 +126,13 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "explanations:judge_list": {"GET": page(STAFF)},
     "explanations:judge_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:judge_detail": {"GET": page(STAFF)},
-    "explanations:judge_retry": {"POST": page(ADMIN, ok=302)},
     "explanations:probe_list": {"GET": page(STAFF)},
     "explanations:probe_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:probe_detail": {"GET": page(STAFF)},
+    "explanations:text_metrics_list": {"GET": page(STAFF)},
+    "explanations:text_metrics_detail": {"GET": page(STAFF)},
+    # Cancelling the PENDING text metrics job succeeds (each request is rolled back).
+    "explanations:api_job_action": {"POST": api(ADMIN)},
     "explanations:api_judge_detail": {"GET": api(STAFF)},
     "explanations:api_judge_verdicts": {"GET": api(STAFF)},
     # An empty body is a 400 for the one role allowed to start runs.
@@ -182,7 +188,10 @@ def url_kwargs(name: str, objects: SiteObjects) -> list[tuple[str, dict[str, Any
     }
     namespace = name.split(":")[0]
     values: dict[str, Any] = {
-        "job_id": objects.import_job.pk,
+        "job_id": objects.text_metrics.pk if name == "explanations:api_job_action" else objects.import_job.pk,
+        "kind": "text_metrics",
+        "action": "cancel",
+        "metrics_id": objects.text_metrics.pk,
         "dataset_id": objects.dataset.pk,
         "external_id": objects.dataset_user.external_id,
         "training_id": objects.adapter_training.pk,

@@ -132,19 +132,7 @@ def campaign_create(
     Raises ``CampaignError`` (and writes nothing) when the choice cannot make a campaign.
     """
     runs = sorted(generation_runs, key=lambda run: run.pk)
-    if not runs:
-        raise CampaignError("Choose at least one generation run.")
-    if len({run.recommender_run_id for run in runs}) > 1:
-        raise CampaignError("All generation runs must explain the same recommender run.")
-    if mode == Campaign.Mode.PAIRWISE and len(runs) < 2:
-        raise CampaignError("A pairwise campaign compares at least two generation runs.")
-    if overlap < 1 or items_per_annotator < 1:
-        raise CampaignError("Overlap and items per annotator must be at least 1.")
-    if completion_url:
-        try:
-            validate_completion_url(completion_url)
-        except ValidationError as exc:
-            raise CampaignError(exc.messages[0]) from None
+    _check_campaign_choice(runs, mode, overlap, items_per_annotator, completion_url)
     explained = explanations_by_recommendation(runs)
     if not explained:
         raise CampaignError("No recommendation has a finished explanation in every chosen run.")
@@ -170,7 +158,40 @@ def campaign_create(
         **({} if completion_url is None else {"completion_url": completion_url}),
     )
     campaign.generation_runs.set(runs)
-    for position, spec in enumerate(rubric or default_rubric()):
+    _criteria_create(campaign, rubric or default_rubric())
+
+    items = _pool_items(campaign, chosen, explained, runs)
+    items += _attention_items(campaign, chosen, explained, runs, attention_checks, rng)
+    # Random 31-bit keys rather than a permutation: each annotator starts reading the pool
+    # at their own random key, so annotators see the items in different orders.
+    for item in items:
+        item.shuffle_key = rng.randrange(2**31)
+    CampaignItem.objects.bulk_create(items, batch_size=2000)
+    return campaign
+
+
+def _check_campaign_choice(
+    runs: list[GenerationRun], mode: str, overlap: int, items_per_annotator: int, completion_url: str | None
+) -> None:
+    """CampaignError, in words for the researcher, when these choices cannot make a campaign."""
+    if not runs:
+        raise CampaignError("Choose at least one generation run.")
+    if len({run.recommender_run_id for run in runs}) > 1:
+        raise CampaignError("All generation runs must explain the same recommender run.")
+    if mode == Campaign.Mode.PAIRWISE and len(runs) < 2:
+        raise CampaignError("A pairwise campaign compares at least two generation runs.")
+    if overlap < 1 or items_per_annotator < 1:
+        raise CampaignError("Overlap and items per annotator must be at least 1.")
+    if completion_url:
+        try:
+            validate_completion_url(completion_url)
+        except ValidationError as exc:
+            raise CampaignError(exc.messages[0]) from None
+
+
+def _criteria_create(campaign: Campaign, rubric: list[dict[str, Any]]) -> None:
+    """The campaign's criteria, ``position`` keeping the rubric's order."""
+    for position, spec in enumerate(rubric):
         Criterion.objects.create(
             campaign=campaign,
             position=position,
@@ -181,10 +202,16 @@ def campaign_create(
             anchors=spec.get("anchors", {}),
         )
 
+
+def _pool_items(
+    campaign: Campaign, chosen: list[int], explained: dict[int, dict[int, int]], runs: list[GenerationRun]
+) -> list[CampaignItem]:
+    """Unsaved pool items: one per (recommendation, run) for Likert, one per (recommendation,
+    pair of runs) for pairwise, the explanation of the earlier run being ``a``."""
     items = []
     for recommendation_id in chosen:
         by_run = explained[recommendation_id]
-        if mode == Campaign.Mode.LIKERT:
+        if campaign.mode == Campaign.Mode.LIKERT:
             items += [
                 CampaignItem(campaign=campaign, recommendation_id=recommendation_id, explanation_id=by_run[run.pk])
                 for run in runs
@@ -199,13 +226,7 @@ def campaign_create(
                 )
                 for first, second in itertools.combinations(runs, 2)
             ]
-    items += _attention_items(campaign, chosen, explained, runs, attention_checks, rng)
-    # Random 31-bit keys rather than a permutation: each annotator starts reading the pool
-    # at their own random key, so annotators see the items in different orders.
-    for item in items:
-        item.shuffle_key = rng.randrange(2**31)
-    CampaignItem.objects.bulk_create(items, batch_size=2000)
-    return campaign
+    return items
 
 
 def _attention_items(
@@ -286,6 +307,8 @@ def campaign_close(*, campaign: Campaign) -> None:
 
 
 def participant_set_excluded(*, participant: Participant, excluded: bool) -> None:
+    """Exclude or readmit an annotator. Their answers stay stored either way; every figure and
+    export reads ``excluded`` at query time, so readmitting restores them. Idempotent."""
     participant.excluded = excluded
     participant.save(update_fields=["excluded"])
 
@@ -396,6 +419,7 @@ def crowd_participant_enter(
 
 
 def participant_consent(*, participant: Participant) -> None:
+    """Record consent once: the first time is kept, so a repeated POST changes nothing."""
     if participant.consented_at is None:
         participant.consented_at = timezone.now()
         participant.save(update_fields=["consented_at"])

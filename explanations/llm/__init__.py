@@ -24,6 +24,7 @@ from .base import (
     OptionScores,
     ScoringUnavailable,
 )
+from .openai import OpenAIBackend
 
 __all__ = [
     "Backend",
@@ -57,12 +58,10 @@ def load_backend(spec: BackendSpec) -> Backend:
         if spec.kind == "hf":
             for other in [other for other in _backends if other.kind == "hf"]:
                 _backends.pop(other).close()
-            from .hf import HFBackend
+            from .hf import HFBackend  # torch and transformers: loaded only with a local model
 
             backend = HFBackend(spec)
         elif spec.kind == "openai":
-            from .openai import OpenAIBackend
-
             backend = OpenAIBackend(spec)
         else:
             raise BackendError(f"unknown backend kind {spec.kind!r}; choose hf or openai")

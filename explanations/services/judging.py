@@ -1,9 +1,8 @@
 """Judge runs: an LLM judges explanations, pairwise in both orders or on a Likert rubric.
 
-Starting a run writes every JudgeVerdict row as PENDING (unique on run + shown explanations)
-with its chunk, and enqueues one task per chunk on the ``gpu`` queue. A chunk task judges its
-still-PENDING rows in one batched call and writes each row only while it is still PENDING, so
-a task delivered twice never judges a row twice.
+A judge run is a chunked job of the one engine (``services.engine``): its rows are
+JudgeVerdicts (unique on run + shown explanations), written up front as PENDING and judged a
+chunk at a time, one batched call per chunk, on the ``gpu`` queue.
 
 Answers come in the run's ``answer_mode``. ``likelihood`` (the default): the options of the
 strict format are scored after its answer prefix and the most likely one is stored as parsed,
@@ -21,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from explanations.judging import (
@@ -36,20 +35,15 @@ from explanations.judging import (
     parse_likert,
     parse_pairwise,
 )
+from explanations.lineage import subsample_record
 from explanations.llm import Messages
-from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict, subsample_record
+from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
 from explanations.services.adapters import trained_recommendations
-from explanations.services.chunks import (
-    answer_in_mode,
-    answer_mode_check,
-    generate_or_fail,
-    pending_chunks,
-    score_or_fail,
-)
+from explanations.services.chunks import answer_in_mode, answer_mode_check, generate_with, score_with
+from explanations.services.engine import ChunkedKind, register
 from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
-from recommendations.shared.bulk import insert_rows
 
 
 def _check_rubric(rubric: list[dict[str, Any]]) -> None:
@@ -60,6 +54,25 @@ def _check_rubric(rubric: list[dict[str, Any]]) -> None:
             raise GenerationError("every rubric criterion needs a name and a question")
         if int(criterion.get("scale_min", 1)) >= int(criterion.get("scale_max", 10)):
             raise GenerationError(f"criterion {criterion['name']}: the scale's minimum must be below its maximum")
+
+
+def _verdict_rows(
+    runs: list[GenerationRun], explained: dict[int, dict[int, int]], chosen: list[int], mode: str
+) -> list[tuple[int, int, int | None]]:
+    """(recommendation, first explanation, second or None) of every verdict to ask for.
+    Likert: one per explanation. Pairwise: for each pair of runs, both orders."""
+    rows: list[tuple[int, int, int | None]] = []
+    for recommendation_id in chosen:
+        by_run = explained[recommendation_id]
+        if mode == JudgeRun.Mode.LIKERT:
+            rows += [(recommendation_id, by_run[run.pk], None) for run in runs]
+        else:
+            for a, b in itertools.combinations(runs, 2):
+                rows += [
+                    (recommendation_id, by_run[a.pk], by_run[b.pk]),
+                    (recommendation_id, by_run[b.pk], by_run[a.pk]),
+                ]
+    return rows
 
 
 def judge_run_start(
@@ -87,8 +100,6 @@ def judge_run_start(
     nothing, for runs over different recommender runs, too few runs, an unknown mode or answer
     mode, a bad rubric or a judge that cannot load.
     """
-    from explanations.tasks import judge_chunk_run_task
-
     if mode not in JudgeRun.Mode.values:
         raise GenerationError(f"unknown mode {mode!r}; choose {' or '.join(JudgeRun.Mode.values)}")
     answer_mode_check(answer_mode)
@@ -111,17 +122,7 @@ def judge_run_start(
         )
     if sample_size and sample_size < len(chosen):
         chosen = sorted(random.Random(seed).sample(chosen, sample_size))  # noqa: S311 - a reproducible sample
-    rows: list[tuple[int, int, int | None]] = []
-    for recommendation_id in chosen:
-        by_run = explained[recommendation_id]
-        if mode == JudgeRun.Mode.LIKERT:
-            rows += [(recommendation_id, by_run[run.pk], None) for run in runs]
-        else:
-            for a, b in itertools.combinations(runs, 2):
-                rows += [
-                    (recommendation_id, by_run[a.pk], by_run[b.pk]),
-                    (recommendation_id, by_run[b.pk], by_run[a.pk]),
-                ]
+    rows = _verdict_rows(runs, explained, chosen, mode)
     lineage = run_lineage_record(
         generator=judge,
         recommender_run=runs[0].recommender_run,
@@ -142,53 +143,11 @@ def judge_run_start(
             max_new_tokens=max_new_tokens,
             status=JudgeRun.Status.RUNNING,
             started_at=timezone.now(),
-            n_total=len(rows),
-            progress_total=len(rows),
             n_held_out=len(set(explained) & trained),
         )
         run.generation_runs.set(runs)
-        insert_rows(
-            JudgeVerdict,
-            [
-                "judge_run",
-                "recommendation",
-                "first",
-                "second",
-                "chunk",
-                "status",
-                "prompt",
-                "output",
-                "parse_error",
-                "error",
-                "attempts",
-            ],
-            (
-                (run.pk, rec, first, second, index // chunk_size, JudgeVerdict.Status.PENDING, [], "", "", "", 0)
-                for index, (rec, first, second) in enumerate(rows)
-            ),
-        )
-        for chunk in range(-(-len(rows) // chunk_size) if enqueue else 0):
-            judge_chunk_run_task.delay_on_commit(run.pk, chunk)  # type: ignore[attr-defined]
-        if not rows:
-            _finish_if_done(run)
+        JUDGE.write_rows(run, ["recommendation", "first", "second"], rows, chunk_size=chunk_size, enqueue=enqueue)
     return run
-
-
-def _finish_if_done(run: JudgeRun) -> None:
-    counts = JudgeVerdict.objects.filter(judge_run=run).aggregate(
-        finished=Count("id", filter=~Q(status=JudgeVerdict.Status.PENDING)),
-        pending=Count("id", filter=Q(status=JudgeVerdict.Status.PENDING)),
-        unparsed=Count("id", filter=Q(status=JudgeVerdict.Status.DONE, parsed__isnull=True)),
-        failed=Count("id", filter=Q(status=JudgeVerdict.Status.FAILED)),
-    )
-    JudgeRun.objects.filter(pk=run.pk).update(progress_done=counts["finished"])
-    if counts["pending"]:
-        return
-    JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).update(
-        status=JudgeRun.Status.SUCCEEDED,
-        finished_at=timezone.now(),
-        phase=f"{counts['finished']} judged, {counts['unparsed']} unparsed, {counts['failed']} failed",
-    )
 
 
 def _controls(run: JudgeRun) -> Controls:
@@ -197,31 +156,7 @@ def _controls(run: JudgeRun) -> Controls:
     return Controls(history_length=longest)
 
 
-def judge_chunk_run(*, run_id: int, chunk: int) -> None:
-    """Judge the still-PENDING verdicts of one chunk in one batched call.
-
-    Idempotent and safe to run twice at once: rows are written only while still PENDING.
-    Returns quietly for a missing, cancelled or finished run. A backend failure marks the
-    chunk's rows FAILED with the error; anything unexpected is recorded the same way and
-    re-raised.
-    """
-    run = JudgeRun.objects.filter(pk=run_id).first()
-    if run is None or run.status != JudgeRun.Status.RUNNING or run.cancel_requested:
-        return
-    rows = list(
-        JudgeVerdict.objects.filter(judge_run=run, chunk=chunk, status=JudgeVerdict.Status.PENDING)
-        .select_related(
-            "first",
-            "second",
-            "recommendation__user",
-            "recommendation__item__dataset",
-            "recommendation__run__split",
-        )
-        .order_by("id")
-    )
-    if not rows:
-        _finish_if_done(run)
-        return
+def _prompts(run: JudgeRun, rows: list[JudgeVerdict]) -> list[Messages]:
     controls = _controls(run)
     prompts: list[Messages] = []
     for row in rows:
@@ -232,6 +167,10 @@ def judge_chunk_run(*, run_id: int, chunk: int) -> None:
             prompts.append(likert_messages(context, row.first.text, run.rubric))
         else:
             prompts.append(pairwise_messages(context, row.first.text, row.second.text, run.rubric))
+    return prompts
+
+
+def _judge(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[Messages]) -> None:
     answer_in_mode(
         run,
         by_likelihood=lambda: _judge_by_likelihood(run, rows, prompts),
@@ -248,108 +187,82 @@ def _judge_by_likelihood(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[
             questions += [(prompt, prefix, options) for prefix, options in criteria]
         else:
             questions.append((prompt, PAIRWISE_PREFIX, list(PAIRWISE_OPTIONS)))
-    scores = score_or_fail(
-        run,
-        JudgeVerdict,
-        rows,
-        prompts,
-        questions=questions,
-        after_failure=lambda: _finish_if_done(run),
-    )
-    if scores is None:
-        return
-    now = timezone.now()
+    scores = score_with(run, questions)
+    answered = []
     position = 0
-    with transaction.atomic():
-        for row, prompt in zip(rows, prompts, strict=True):
-            parsed: dict[str, Any]
-            if row.second is None:
-                parsed, probabilities = likert_from_scores(run.rubric, scores[position : position + len(criteria)])
-                position += len(criteria)
-                output = "\n".join(f"{name}: {value}" for name, value in parsed["scores"].items())
-            else:
-                parsed, probabilities = pairwise_from_scores(scores[position])
-                position += 1
-                output = pairwise_answer(parsed["winner"])
-            JudgeVerdict.objects.filter(pk=row.pk, status=JudgeVerdict.Status.PENDING).update(
-                status=JudgeVerdict.Status.DONE,
-                prompt=prompt,
-                output=output,
-                parsed=parsed,
-                probabilities=probabilities,
-                parse_error="",
-                error="",
-                completion_tokens=None,
-                attempts=row.attempts + 1,
-                judged_at=now,
-            )
-    _finish_if_done(run)
+    for row, prompt in zip(rows, prompts, strict=True):
+        parsed: dict[str, Any]
+        if row.second is None:
+            parsed, probabilities = likert_from_scores(run.rubric, scores[position : position + len(criteria)])
+            position += len(criteria)
+            output = "\n".join(f"{name}: {value}" for name, value in parsed["scores"].items())
+        else:
+            parsed, probabilities = pairwise_from_scores(scores[position])
+            position += 1
+            output = pairwise_answer(parsed["winner"])
+        fields = {"prompt": prompt, "output": output, "parsed": parsed, "probabilities": probabilities}
+        answered.append((row, fields | {"parse_error": "", "completion_tokens": None}))
+    JUDGE.complete(answered)
 
 
 def _judge_by_text(run: JudgeRun, rows: list[JudgeVerdict], prompts: list[Messages]) -> None:
-    completions = generate_or_fail(
-        run,
-        JudgeVerdict,
-        rows,
-        prompts,
-        max_new_tokens=run.max_new_tokens,
-        seed=run.seed,
-        after_failure=lambda: _finish_if_done(run),
+    completions = generate_with(run, prompts, max_new_tokens=run.max_new_tokens)
+    answered = []
+    for row, prompt, completion in zip(rows, prompts, completions, strict=True):
+        if row.second is None:
+            parsed = parse_likert(completion.text, run.rubric)
+            value = {"scores": parsed.value} if parsed.ok else None
+        else:
+            parsed = parse_pairwise(completion.text)
+            value = {"winner": parsed.value} if parsed.ok else None
+        fields = {"prompt": prompt, "output": completion.text, "parsed": value, "probabilities": None}
+        answered.append(
+            (row, fields | {"parse_error": parsed.error[:200], "completion_tokens": completion.completion_tokens})
+        )
+    JUDGE.complete(answered)
+
+
+JUDGE = register(
+    ChunkedKind(
+        name="judge",
+        label="judge run",
+        job_model=JudgeRun,
+        task="explanations.judge_chunk",
+        row_model=JudgeVerdict,
+        job_field="judge_run",
+        done_at="judged_at",
+        blank={"prompt": [], "output": "", "parse_error": "", "error": "", "attempts": 0},
+        prompts=_prompts,
+        process=_judge,
+        summary=lambda c: f"{c['finished']} judged, {c['unparsed']} unparsed, {c['failed']} failed",
+        extra_counts={"unparsed": Q(status=JudgeVerdict.Status.DONE, parsed__isnull=True)},
+        row_related=(
+            "first",
+            "second",
+            "recommendation__user",
+            "recommendation__item__dataset",
+            "recommendation__run__split",
+        ),
     )
-    if completions is None:
-        return
-    now = timezone.now()
-    with transaction.atomic():
-        for row, prompt, completion in zip(rows, prompts, completions, strict=True):
-            if row.second is None:
-                parsed = parse_likert(completion.text, run.rubric)
-                value = {"scores": parsed.value} if parsed.ok else None
-            else:
-                parsed = parse_pairwise(completion.text)
-                value = {"winner": parsed.value} if parsed.ok else None
-            JudgeVerdict.objects.filter(pk=row.pk, status=JudgeVerdict.Status.PENDING).update(
-                status=JudgeVerdict.Status.DONE,
-                prompt=prompt,
-                output=completion.text,
-                parsed=value,
-                probabilities=None,
-                parse_error=parsed.error[:200],
-                error="",
-                completion_tokens=completion.completion_tokens,
-                attempts=row.attempts + 1,
-                judged_at=now,
-            )
-    _finish_if_done(run)
+)
+
+
+def judge_chunk_run(*, run_id: int, chunk: int) -> None:
+    """Judge the still-PENDING verdicts of one chunk in one batched call
+    (``ChunkedKind.run_chunk``: idempotent, safe to run twice at once; a backend failure
+    marks the chunk's rows FAILED and retryable)."""
+    JUDGE.run_chunk(run_id, chunk)
 
 
 def judge_run_retry_failed(*, run: JudgeRun) -> JudgeRun:
     """Put a finished run's FAILED verdicts (backend errors, not unparsed answers) back to
-    PENDING and judge them again."""
-    from explanations.tasks import judge_chunk_run_task
-
-    with transaction.atomic():
-        if run.status not in (JudgeRun.Status.SUCCEEDED, JudgeRun.Status.CANCELLED):
-            return run
-        failed = JudgeVerdict.objects.filter(judge_run=run, status=JudgeVerdict.Status.FAILED)
-        chunks = sorted(set(failed.values_list("chunk", flat=True)))
-        if failed.update(status=JudgeVerdict.Status.PENDING, error=""):
-            JudgeRun.objects.filter(pk=run.pk).update(
-                status=JudgeRun.Status.RUNNING, cancel_requested=False, finished_at=None
-            )
-            for chunk in chunks:
-                judge_chunk_run_task.delay_on_commit(run.pk, chunk)  # type: ignore[attr-defined]
+    PENDING and judge them again; a no-op for a run that has not finished."""
+    JUDGE.retry(run)
     run.refresh_from_db()
     return run
 
 
 def judge_runs_requeue_stalled() -> int:
-    """Enqueue every chunk with PENDING verdicts in a RUNNING judge run; return how many.
-    Run when a worker starts (see ``generation_runs_requeue_stalled``); duplicates are harmless."""
-    from explanations.tasks import judge_chunk_run_task
-
-    total = 0
-    for run in JudgeRun.objects.filter(status=JudgeRun.Status.RUNNING, cancel_requested=False):
-        for chunk in pending_chunks(JudgeVerdict.objects.filter(judge_run=run)):
-            judge_chunk_run_task.delay(run.pk, chunk)
-            total += 1
-    return total
+    """Enqueue every chunk with PENDING verdicts in a RUNNING judge run; return how many
+    (``ChunkedKind.requeue_stalled``)."""
+    return JUDGE.requeue_stalled()

@@ -1,9 +1,8 @@
 """Attribute probes: the third perspective, run like generation and judging.
 
-Starting a probe writes two PENDING ProbeAnswer rows per sampled explanation (history alone;
-history plus explanation), each with the true value, and enqueues one task per chunk on the
-``gpu`` queue. A chunk task answers its still-PENDING rows in one batched call and writes each
-row only while it is still PENDING.
+A probe is a chunked job of the one engine (``services.engine``): its rows are two
+ProbeAnswers per sampled explanation (history alone; history plus explanation), each with the
+true value, written up front as PENDING and answered a chunk at a time on the ``gpu`` queue.
 
 Answers come in the probe's ``answer_mode``: by likelihood (the default) every label in
 ``options`` (age: the bands of ``probing.age_bands``) is scored after ``Answer:``, the most
@@ -20,6 +19,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from explanations.lineage import subsample_record
 from explanations.llm import Messages
 from explanations.models import (
     AnswerMode,
@@ -28,7 +28,6 @@ from explanations.models import (
     GenerationRun,
     Generator,
     ProbeAnswer,
-    subsample_record,
 )
 from explanations.probing import (
     ANSWER_PREFIX,
@@ -43,16 +42,10 @@ from explanations.probing import (
     probe_messages,
 )
 from explanations.prompts import DOMAIN_NOUNS, history_for
-from explanations.services.chunks import (
-    answer_in_mode,
-    answer_mode_check,
-    generate_or_fail,
-    pending_chunks,
-    score_or_fail,
-)
+from explanations.services.chunks import answer_in_mode, answer_mode_check, generate_with, score_with
+from explanations.services.engine import ChunkedKind, register
 from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
 from recommendations.models import DatasetUser, Interaction, Item
-from recommendations.shared.bulk import insert_rows
 
 MAX_OPTIONS = 60
 
@@ -133,8 +126,6 @@ def probe_start(
     categorical target with too many values, an unknown answer mode, or a prober that cannot
     load.
     """
-    from explanations.tasks import probe_chunk_run_task
-
     answer_mode_check(answer_mode)
     if target in USER_TARGETS and generation_run.include_profile:
         # The explanation was written from a prompt that stated the age, gender and occupation:
@@ -178,64 +169,14 @@ def probe_start(
             max_new_tokens=max_new_tokens,
             status=AttributeProbe.Status.RUNNING,
             started_at=timezone.now(),
-            n_total=len(rows),
-            progress_total=len(rows),
         )
-        insert_rows(
-            ProbeAnswer,
-            ["probe", "explanation", "with_explanation", "truth", "chunk", "status", "prompt", "output",
-             "answer", "parse_error", "error", "attempts"],
-            (
-                (probe.pk, pk, flag, truth, index // chunk_size, ProbeAnswer.Status.PENDING, [], "", "", "", "", 0)
-                for index, (pk, flag, truth) in enumerate(rows)
-            ),
-        )  # fmt: skip
-        for chunk in range(-(-len(rows) // chunk_size) if enqueue else 0):
-            probe_chunk_run_task.delay_on_commit(probe.pk, chunk)  # type: ignore[attr-defined]
+        PROBE.write_rows(
+            probe, ["explanation", "with_explanation", "truth"], rows, chunk_size=chunk_size, enqueue=enqueue
+        )
     return probe
 
 
-def _finish_if_done(probe: AttributeProbe) -> None:
-    counts = ProbeAnswer.objects.filter(probe=probe).aggregate(
-        finished=Count("id", filter=~Q(status=ProbeAnswer.Status.PENDING)),
-        pending=Count("id", filter=Q(status=ProbeAnswer.Status.PENDING)),
-        unparsed=Count("id", filter=Q(status=ProbeAnswer.Status.DONE, answer="")),
-        failed=Count("id", filter=Q(status=ProbeAnswer.Status.FAILED)),
-    )
-    AttributeProbe.objects.filter(pk=probe.pk).update(progress_done=counts["finished"])
-    if counts["pending"]:
-        return
-    AttributeProbe.objects.filter(pk=probe.pk, status=AttributeProbe.Status.RUNNING).update(
-        status=AttributeProbe.Status.SUCCEEDED,
-        finished_at=timezone.now(),
-        phase=f"{counts['finished']} answered, {counts['unparsed']} unparsed, {counts['failed']} failed",
-    )
-
-
-def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
-    """Answer the still-PENDING rows of one chunk in one batched call.
-
-    Idempotent and safe to run twice at once: rows are written only while still PENDING.
-    Returns quietly for a missing, cancelled or finished probe. A backend failure marks the
-    chunk's rows FAILED; anything unexpected is recorded the same way and re-raised.
-    """
-    probe = (
-        AttributeProbe.objects.select_related(
-            "generation_run__recommender_run__split", "generation_run__recommender_run__dataset"
-        )
-        .filter(pk=probe_id)
-        .first()
-    )
-    if probe is None or probe.status != AttributeProbe.Status.RUNNING or probe.cancel_requested:
-        return
-    rows = list(
-        ProbeAnswer.objects.filter(probe=probe, chunk=chunk, status=ProbeAnswer.Status.PENDING)
-        .select_related("explanation__recommendation__user", "explanation__recommendation__item")
-        .order_by("id")
-    )
-    if not rows:
-        _finish_if_done(probe)
-        return
+def _prompts(probe: AttributeProbe, rows: list[ProbeAnswer]) -> list[Messages]:
     run = probe.generation_run
     split = run.recommender_run.split
     assert split is not None
@@ -265,6 +206,10 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
                 domain=domain,
             )
         )
+    return prompts
+
+
+def _answer(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: list[Messages]) -> None:
     answer_in_mode(
         probe,
         by_likelihood=lambda: _answer_by_likelihood(probe, rows, prompts),
@@ -274,74 +219,68 @@ def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
 
 def _answer_by_likelihood(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: list[Messages]) -> None:
     labels = [str(label) for label in probe.options]
-    scores = score_or_fail(
-        probe,
-        ProbeAnswer,
-        rows,
-        prompts,
-        questions=[(prompt, ANSWER_PREFIX, [f" {label}" for label in labels]) for prompt in prompts],
-        after_failure=lambda: _finish_if_done(probe),
-    )
-    if scores is None:
-        return
-    now = timezone.now()
-    with transaction.atomic():
-        for row, prompt, score in zip(rows, prompts, scores, strict=True):
-            answer = labels[score.best]
-            ProbeAnswer.objects.filter(pk=row.pk, status=ProbeAnswer.Status.PENDING).update(
-                status=ProbeAnswer.Status.DONE,
-                prompt=prompt,
-                output=f"{ANSWER_PREFIX} {answer}",
-                answer=answer,
-                probabilities=dict(zip(labels, score.probabilities, strict=True)),
-                parse_error="",
-                correct=is_correct(probe.target, answer, row.truth),
-                error="",
-                attempts=row.attempts + 1,
-                answered_at=now,
-            )
-    _finish_if_done(probe)
+    scores = score_with(probe, [(prompt, ANSWER_PREFIX, [f" {label}" for label in labels]) for prompt in prompts])
+    answered = []
+    for row, prompt, score in zip(rows, prompts, scores, strict=True):
+        answer = labels[score.best]
+        fields = {
+            "prompt": prompt,
+            "output": f"{ANSWER_PREFIX} {answer}",
+            "answer": answer,
+            "probabilities": dict(zip(labels, score.probabilities, strict=True)),
+            "parse_error": "",
+            "correct": is_correct(probe.target, answer, row.truth),
+        }
+        answered.append((row, fields))
+    PROBE.complete(answered)
 
 
 def _answer_by_text(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: list[Messages]) -> None:
-    completions = generate_or_fail(
-        probe,
-        ProbeAnswer,
-        rows,
-        prompts,
-        max_new_tokens=probe.max_new_tokens,
-        seed=probe.seed,
-        after_failure=lambda: _finish_if_done(probe),
+    completions = generate_with(probe, prompts, max_new_tokens=probe.max_new_tokens)
+    answered = []
+    for row, prompt, completion in zip(rows, prompts, completions, strict=True):
+        parsed = parse_answer(completion.text, probe.target, probe.options)
+        answer = parsed.value if parsed.ok else None
+        fields = {
+            "prompt": prompt,
+            "output": completion.text,
+            "answer": answer or "",
+            "probabilities": None,
+            "parse_error": parsed.error[:200],
+            "correct": is_correct(probe.target, answer, row.truth),
+        }
+        answered.append((row, fields))
+    PROBE.complete(answered)
+
+
+PROBE = register(
+    ChunkedKind(
+        name="probe",
+        label="attribute probe",
+        job_model=AttributeProbe,
+        task="explanations.probe_chunk",
+        row_model=ProbeAnswer,
+        job_field="probe",
+        done_at="answered_at",
+        blank={"prompt": [], "output": "", "answer": "", "parse_error": "", "error": "", "attempts": 0},
+        prompts=_prompts,
+        process=_answer,
+        summary=lambda c: f"{c['finished']} answered, {c['unparsed']} unparsed, {c['failed']} failed",
+        extra_counts={"unparsed": Q(status=ProbeAnswer.Status.DONE, answer="")},
+        job_related=("generation_run__recommender_run__split", "generation_run__recommender_run__dataset"),
+        row_related=("explanation__recommendation__user", "explanation__recommendation__item"),
     )
-    if completions is None:
-        return
-    now = timezone.now()
-    with transaction.atomic():
-        for row, prompt, completion in zip(rows, prompts, completions, strict=True):
-            parsed = parse_answer(completion.text, probe.target, probe.options)
-            answer = parsed.value if parsed.ok else None
-            ProbeAnswer.objects.filter(pk=row.pk, status=ProbeAnswer.Status.PENDING).update(
-                status=ProbeAnswer.Status.DONE,
-                prompt=prompt,
-                output=completion.text,
-                answer=answer or "",
-                probabilities=None,
-                parse_error=parsed.error[:200],
-                correct=is_correct(probe.target, answer, row.truth),
-                error="",
-                attempts=row.attempts + 1,
-                answered_at=now,
-            )
-    _finish_if_done(probe)
+)
+
+
+def probe_chunk_run(*, probe_id: int, chunk: int) -> None:
+    """Answer the still-PENDING rows of one chunk in one batched call
+    (``ChunkedKind.run_chunk``: idempotent, safe to run twice at once; a backend failure
+    marks the chunk's rows FAILED and retryable)."""
+    PROBE.run_chunk(probe_id, chunk)
 
 
 def probes_requeue_stalled() -> int:
-    """Enqueue every chunk with PENDING answers in a RUNNING probe; return how many."""
-    from explanations.tasks import probe_chunk_run_task
-
-    total = 0
-    for probe in AttributeProbe.objects.filter(status=AttributeProbe.Status.RUNNING, cancel_requested=False):
-        for chunk in pending_chunks(ProbeAnswer.objects.filter(probe=probe)):
-            probe_chunk_run_task.delay(probe.pk, chunk)
-            total += 1
-    return total
+    """Enqueue every chunk with PENDING answers in a RUNNING probe; return how many
+    (``ChunkedKind.requeue_stalled``)."""
+    return PROBE.requeue_stalled()

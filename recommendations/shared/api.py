@@ -26,13 +26,14 @@ _ERRORS = {
     401: OpenApiResponse(ErrorOutputSerializer, description="Not signed in (token authentication)."),
     403: OpenApiResponse(ErrorOutputSerializer, description="Not signed in, or the role lacks the permission."),
     404: OpenApiResponse(ErrorOutputSerializer, description="No such object, or not visible to this account."),
+    409: OpenApiResponse(ErrorOutputSerializer, description="The object's state does not allow this now."),
     429: OpenApiResponse(ErrorOutputSerializer, description="Too many requests: throttled."),
 }
 
 
 def api_responses(ok: Any, *errors: int, status_code: int = 200) -> dict[int, Any]:
     """``extend_schema(responses=...)``: ``ok`` under ``status_code``, then 401, 403, 429 and
-    the listed ``errors`` (400, 404), which every endpoint shares with the same bodies."""
+    the listed ``errors`` (400, 404, 409), which every endpoint shares with the same bodies."""
     return {status_code: ok} | {code: _ERRORS[code] for code in (*errors, 401, 403, 429)}
 
 

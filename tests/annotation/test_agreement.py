@@ -6,10 +6,11 @@ import krippendorff
 import numpy as np
 import pytest
 
-from annotation.agreement import alpha, campaign_agreement, campaign_monitor, reliability_matrices
+from annotation.agreement import campaign_agreement, campaign_monitor, reliability_matrices
 from annotation.models import Campaign, Participant
 from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import participant_join
+from annotation.study.stats.agreement import alpha
 from tests.annotation.factories import campaign, explained_runs, take
 from tests.factories import UserFactory
 

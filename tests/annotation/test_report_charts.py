@@ -5,7 +5,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from annotation.report_charts import (
+from annotation.study.charts import (
     CALIBRATION_LEFT,
     CALIBRATION_SIDE,
     CALIBRATION_TOP,

@@ -7,10 +7,10 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Assignment, Campaign, Participant, Rating
-from annotation.report_tables import report_tables, to_latex, to_markdown
-from annotation.reports import study_report, study_report_cached
 from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import participant_join
+from annotation.study.report import study_report, study_report_cached
+from annotation.study.tables import report_tables, to_latex, to_markdown
 from explanations.judging import default_rubric
 from explanations.models import Explanation, TextMetrics
 from explanations.services.judging import judge_chunk_run, judge_run_start
@@ -299,7 +299,7 @@ def test_a_judge_with_no_usable_verdict_is_named_in_words_not_drawn(researcher) 
 
 
 def test_a_judge_whose_two_orders_never_agree_is_said_in_words_not_drawn_as_zero_wins(researcher) -> None:
-    from annotation.report_charts import report_charts
+    from annotation.study.charts import report_charts
 
     runs = explained_runs(n_users=3, n_runs=2)
     run = judged(runs, answer=lambda prompt: "Winner: 1", name="first-slot-judge")  # always the first slot

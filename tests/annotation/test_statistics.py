@@ -11,26 +11,29 @@ import numpy as np
 import pytest
 import scipy.stats  # type: ignore[import-untyped]
 
-from annotation.agreement import alpha as package_alpha
-from annotation.statistics import (
-    BradleyTerry,
-    Interval,
-    _bradley_terry_fit,
-    _bradley_terry_fits,
+from annotation.study.stats.agreement import (
     _unique_rows,
-    accuracy_with_ci,
     alpha_of_answers,
     alpha_with_ci,
     alphas_of_answers,
-    bootstrap_ci,
-    bradley_terry,
     cohen_kappa,
+)
+from annotation.study.stats.agreement import alpha as package_alpha
+from annotation.study.stats.bootstrap import (
+    Interval,
+    accuracy_with_ci,
+    bootstrap_ci,
     discrete_summary,
-    kendall_tau,
     majority_baseline,
     mean_median_summary,
+)
+from annotation.study.stats.correlations import kendall_tau, spearman_rho
+from annotation.study.stats.pairwise import (
+    BradleyTerry,
+    _bradley_terry_fit,
+    _bradley_terry_fits,
+    bradley_terry,
     position_bias,
-    spearman_rho,
     win_tie_loss,
 )
 from tests.annotation.test_agreement import KRIPPENDORFF_EXAMPLE

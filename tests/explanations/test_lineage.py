@@ -110,7 +110,7 @@ def test_retried_chunks_load_the_recorded_model_and_decoding_not_the_edited_gene
     def broken(spec):
         raise BackendError("worker out of memory")
 
-    monkeypatch.setattr("explanations.services.generation.load_backend", broken)
+    monkeypatch.setattr("explanations.services.chunks.load_backend", broken)
     for chunk in range(2):
         generation_chunk_run(run_id=run.pk, chunk=chunk)
     run.refresh_from_db()
@@ -120,7 +120,7 @@ def test_retried_chunks_load_the_recorded_model_and_decoding_not_the_edited_gene
         model=str(tmp_path / "another-model"), temperature=1.5, max_new_tokens=99, seed=42, repetition_penalty=1.3
     )
     backend = RecordingBackend()
-    monkeypatch.setattr("explanations.services.generation.load_backend", backend.load)
+    monkeypatch.setattr("explanations.services.chunks.load_backend", backend.load)
 
     generation_run_retry_failed(run=run)
     for chunk in range(2):
@@ -136,7 +136,7 @@ def test_requeued_chunks_load_the_recorded_model(started, monkeypatch, tmp_path)
     run, generator = started
     Generator.objects.filter(pk=generator.pk).update(model=str(tmp_path / "elsewhere"), quantization="nf4")
     backend = RecordingBackend()
-    monkeypatch.setattr("explanations.services.generation.load_backend", backend.load)
+    monkeypatch.setattr("explanations.services.chunks.load_backend", backend.load)
 
     assert generation_runs_requeue_stalled() == 2  # a worker starting finds both chunks pending
     for chunk in range(2):

@@ -108,7 +108,7 @@ def test_backend_failure_is_recorded_per_explanation_and_retryable(
     def broken(spec):
         raise BackendError("cannot reach http://gpu-box:8000/v1: connection refused after 4 attempts")
 
-    monkeypatch.setattr("explanations.services.generation.load_backend", broken)
+    monkeypatch.setattr("explanations.services.chunks.load_backend", broken)
     for chunk in range(3):
         generation_chunk_run(run_id=generation.pk, chunk=chunk)
     generation.refresh_from_db()

@@ -91,7 +91,7 @@ def test_a_failure_is_kept_for_a_while_then_tried_again(runs, monkeypatch, djang
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("explanations.textmetrics.generation_run_text_metrics", broken)
+    monkeypatch.setattr("explanations.services.text_metrics.generation_run_text_metrics", broken)
     job = text_metrics_request(run=runs[0], embeddings=False, enqueue=False)
 
     with pytest.raises(RuntimeError):

@@ -19,6 +19,7 @@ from rouge_score import rouge_scorer
 from explanations.embeddings import embed
 from explanations.models import Explanation, GenerationRun
 from explanations.prompts import Controls, prompt_context, render
+from explanations.services.text_metrics import generation_run_text_metrics
 from explanations.textmetrics import (
     GroundingCase,
     PhraseMatcher,
@@ -29,7 +30,6 @@ from explanations.textmetrics import (
     feature_metrics,
     feature_vocabulary,
     features_in,
-    generation_run_text_metrics,
     grounding,
     item_features,
     length_distribution,

@@ -44,7 +44,7 @@ def test_worker_imports_movielens_100k_and_reports_failures(celery_worker_proces
 
 
 def test_the_report_asks_a_worker_for_text_metrics_and_joins_them(celery_worker_process) -> None:
-    from annotation.reports import study_report_cached
+    from annotation.study.report import study_report_cached
     from explanations.models import TextMetrics
     from tests.annotation.factories import explained_runs
 

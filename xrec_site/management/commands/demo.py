@@ -14,9 +14,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from annotation.models import Campaign
-from annotation.report_tables import report_tables
-from annotation.reports import study_report_cached
 from annotation.services.campaigns import campaign_create, campaign_reference_item_add
+from annotation.study.report import study_report_cached
+from annotation.study.tables import report_tables
 from explanations.judging import default_rubric
 from explanations.models import (
     AdapterTraining,
@@ -137,16 +137,7 @@ class Command(BaseCommand):
         judging = self._judge_stage(compared, base, judge)
         self.seconds["total"] = round(time.perf_counter() - started, 2)
         summary = {
-            "counts": {
-                "datasets": Dataset.objects.count(),
-                "items": Item.objects.count(),
-                "dataset_users": DatasetUser.objects.count(),
-                "interactions": Interaction.objects.count(),
-                "site_users": get_user_model().objects.count(),
-                "splits": Split.objects.count(),
-                "recommender_runs": RecommenderRun.objects.count(),
-                "recommendations": Recommendation.objects.count(),
-            },
+            "counts": self._counts(),
             "dataset": {
                 "name": dataset.name,
                 "users": dataset.n_users,
@@ -181,6 +172,20 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary))
             return
         self._serve(summary, options["host"], options["port"])
+
+    @staticmethod
+    def _counts() -> dict[str, int]:
+        """How many rows of each kind the database holds now (after this or earlier demos)."""
+        return {
+            "datasets": Dataset.objects.count(),
+            "items": Item.objects.count(),
+            "dataset_users": DatasetUser.objects.count(),
+            "interactions": Interaction.objects.count(),
+            "site_users": get_user_model().objects.count(),
+            "splits": Split.objects.count(),
+            "recommender_runs": RecommenderRun.objects.count(),
+            "recommendations": Recommendation.objects.count(),
+        }
 
     def _generators(self, generator: str, judge: str) -> tuple[Generator, Generator]:
         """The demo's base generator (the bundled model unless named) and its judge."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from annotation.reports import decisive_pairs
+from annotation.study.report import decisive_pairs
 
 BAR_HEIGHT = 18
 LABEL_WIDTH = 260

@@ -1,6 +1,6 @@
 """The study report as tables, and those tables as CSV, Markdown and LaTeX for a paper.
 
-``report_tables`` turns ``annotation.reports.study_report`` output into named tables of plain
+``report_tables`` turns ``annotation.study.report.study_report`` output into named tables of plain
 strings; every estimate is written as ``estimate [low, high]``. The writers only format.
 """
 
@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotation.exports import csv_text
-from annotation.reports import TEXT_METRICS, dig
+from annotation.study.text import TEXT_METRICS, dig
 
 MISSING = "n/a"
 
 
 @dataclass(frozen=True)
 class Table:
+    """One table of the report: ``name`` for files and anchors, ``caption`` for the paper."""
+
     name: str
     caption: str
     header: list[str]
@@ -44,27 +46,49 @@ def estimate(interval: dict[str, Any] | None, digits: int = 3) -> str:
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
-    tables = [
-        Table(
-            "runs",
-            "Generation runs compared, with their lineage.",
-            ["run", "generator", "model", "adapter", "prompt", "split", "seed", "sample", "explanations"],
-            [
-                [
-                    r["label"],
-                    r["generator"],
-                    f"{r['model']} ({r.get('precision') or r['quantization']})",
-                    f"{r['adapter']} (sha256 {r['adapter_sha256'][:12] or MISSING})" if r["adapter"] else MISSING,
-                    r["prompt"],
-                    f"#{r['split']} {r['split_name']}" if r.get("split") else MISSING,
-                    str(r["seed"]),
-                    " ".join(str(part) for part in (r.get("sample"), r.get("sample_size")) if part) or MISSING,
-                    str(r["explanations"]),
-                ]
-                for r in report["runs"]
-            ],
-        )
+    """Every table of the study page and its exports, in the page's order."""
+    return [
+        _runs_table(report),
+        *_human_tables(report),
+        *_judge_pairwise_tables(report),
+        _judge_likert_table(report),
+        _attributes_table(report),
+        _decisiveness_table(report),
+        _text_table(report),
+        _reference_table(report),
+        _meta_table(report),
+        _calibration_table(report),
     ]
+
+
+def _run_labels(report: dict[str, Any]) -> dict[int, str]:
+    return {r["generation_run"]: r["label"] for r in report["runs"]}
+
+
+def _runs_table(report: dict[str, Any]) -> Table:
+    return Table(
+        "runs",
+        "Generation runs compared, with their lineage.",
+        ["run", "generator", "model", "adapter", "prompt", "split", "seed", "sample", "explanations"],
+        [
+            [
+                r["label"],
+                r["generator"],
+                f"{r['model']} ({r.get('precision') or r['quantization']})",
+                f"{r['adapter']} (sha256 {r['adapter_sha256'][:12] or MISSING})" if r["adapter"] else MISSING,
+                r["prompt"],
+                f"#{r['split']} {r['split_name']}" if r.get("split") else MISSING,
+                str(r["seed"]),
+                " ".join(str(part) for part in (r.get("sample"), r.get("sample_size")) if part) or MISSING,
+                str(r["explanations"]),
+            ]
+            for r in report["runs"]
+        ],
+    )
+
+
+def _human_tables(report: dict[str, Any]) -> list[Table]:
+    """Human Likert summaries, human pairwise preferences and the campaigns' agreement."""
     human_rows, agreement_rows, human_pair_rows = [], [], []
     for section in report["human"]:
         if section["mode"] == "likert":
@@ -99,41 +123,47 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             agreement_rows.append(
                 [section["name"], name] + [f"{level}: {estimate(value)}" for level, value in alphas.items()]
             )
-    tables.append(
+    return [
         Table(
             "human_likert",
             "Human ratings per run and criterion: mean and median with bootstrap 95% intervals.",
             ["campaign", "run", "criterion", "mean", "median", "n"],
             human_rows,
-        )
-    )
-    tables.append(
+        ),
         Table(
             "human_pairwise",
             "Human pairwise preferences: share of A wins, ties and B wins with 95% intervals.",
             ["campaign", "criterion", "A", "B", "A wins", "tie", "B wins", "n"],
             human_pair_rows,
-        )
-    )
+        ),
+        _agreement_table(agreement_rows),
+    ]
+
+
+def _agreement_table(agreement_rows: list[list[str]]) -> Table:
+    # Likert campaigns report two alphas, pairwise ones one: rows are padded to the widest.
     width = max((len(row) for row in agreement_rows), default=3)
-    tables.append(
-        Table(
-            "agreement",
-            "Krippendorff's alpha per criterion, with bootstrap 95% intervals over items.",
-            ["campaign", "criterion"] + [f"alpha {i}" for i in range(1, width - 1)],
-            [row + [""] * (width - len(row)) for row in agreement_rows],
-        )
+    return Table(
+        "agreement",
+        "Krippendorff's alpha per criterion, with bootstrap 95% intervals over items.",
+        ["campaign", "criterion"] + [f"alpha {i}" for i in range(1, width - 1)],
+        [row + [""] * (width - len(row)) for row in agreement_rows],
     )
+
+
+def _judge_pairwise_tables(report: dict[str, Any]) -> list[Table]:
+    """Pairwise judges: win/tie/loss per pair, Bradley-Terry strengths and position bias."""
     judge_rows, bias_rows, strength_rows = [], [], []
     # Sections with no usable answer are said in words on the page (``meta.empty``), not as rows of n/a.
     for judge in report["judge"]["pairwise"]:
         if not judge.get("usable", 1):
             continue
+        name = f"#{judge['judge_run']} {judge['judge']}"
         for pair in judge["pairs"]:
             wtl = pair["win_tie_loss"]
             judge_rows.append(
                 [
-                    f"#{judge['judge_run']} {judge['judge']}",
+                    name,
                     pair["a"],
                     pair["b"],
                     estimate(wtl["a"]),
@@ -144,23 +174,11 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
                 ]
             )
         if judge["position_bias"]:
-            bias = judge["position_bias"]
-            leaning = judge.get("probability_bias")
-            bias_rows.append(
-                [
-                    f"#{judge['judge_run']} {judge['judge']}",
-                    estimate(bias["first"]),
-                    estimate(bias["second"]),
-                    estimate(bias["tie"]),
-                    estimate(bias["unparsed"]),
-                    estimate(bias["disagreement"]),
-                    _number(leaning["first_minus_second"]) if leaning else MISSING,
-                ]
-            )
+            bias_rows.append(_position_bias_row(name, judge))
         if judge["bradley_terry"]:
             for system, interval in judge["bradley_terry"]["strengths"].items():
-                strength_rows.append([f"#{judge['judge_run']} {judge['judge']}", system, estimate(interval, 2)])
-    tables += [
+                strength_rows.append([name, system, estimate(interval, 2)])
+    return [
         Table(
             "judge_pairwise",
             "LLM judge, pairwise in both orders (a win counts only when both orders agree), with 95% intervals.",
@@ -181,6 +199,23 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             bias_rows,
         ),
     ]
+
+
+def _position_bias_row(name: str, judge: dict[str, Any]) -> list[str]:
+    bias = judge["position_bias"]
+    leaning = judge.get("probability_bias")
+    return [
+        name,
+        estimate(bias["first"]),
+        estimate(bias["second"]),
+        estimate(bias["tie"]),
+        estimate(bias["unparsed"]),
+        estimate(bias["disagreement"]),
+        _number(leaning["first_minus_second"]) if leaning else MISSING,
+    ]
+
+
+def _judge_likert_table(report: dict[str, Any]) -> Table:
     likert_rows = []
     for judge in report["judge"]["likert"]:
         if not judge.get("usable", 1):
@@ -197,16 +232,17 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
                         f"{row['unparsed']}/{row['n']}",
                     ]
                 )
-    tables.append(
-        Table(
-            "judge_likert",
-            "LLM judge scores on the annotators' rubric: mean of the chosen scores with 95% interval, mean "
-            "expected score (probability-weighted, answers scored by likelihood), and unparsed answers.",
-            ["judge", "run", "criterion", "mean", "expected", "unparsed"],
-            likert_rows,
-        )
+    return Table(
+        "judge_likert",
+        "LLM judge scores on the annotators' rubric: mean of the chosen scores with 95% interval, mean "
+        "expected score (probability-weighted, answers scored by likelihood), and unparsed answers.",
+        ["judge", "run", "criterion", "mean", "expected", "unparsed"],
+        likert_rows,
     )
-    labels = {r["generation_run"]: r["label"] for r in report["runs"]}
+
+
+def _attributes_table(report: dict[str, Any]) -> Table:
+    labels = _run_labels(report)
     attribute_rows = []
     for probe in report["attributes"]:
         if not probe.get("usable", 1):
@@ -223,100 +259,99 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
                     str(values["n"]),
                 ]
             )
-    tables.append(
-        Table(
-            "attributes",
-            "Local attribute prediction: accuracy (unparsed answers count as wrong) against the majority baseline.",
-            ["target", "run", "from", "accuracy", "majority", "parse failures", "n"],
-            attribute_rows,
-        )
+    return Table(
+        "attributes",
+        "Local attribute prediction: accuracy (unparsed answers count as wrong) against the majority baseline.",
+        ["target", "run", "from", "accuracy", "majority", "parse failures", "n"],
+        attribute_rows,
     )
-    tables.append(
-        Table(
-            "decisiveness",
-            "How sure the judges and probers were: mean probability of the chosen option and mean entropy "
-            "(answers scored by likelihood), beside chance (1 / options) and the share of the most common answer.",
-            ["section", "answers", "options", "chance", "most common answer", "share", "mean top p", "mean entropy (bits)",
-             "max entropy"],
-            _decisiveness_rows(report, labels),
-        )
+
+
+def _decisiveness_table(report: dict[str, Any]) -> Table:
+    return Table(
+        "decisiveness",
+        "How sure the judges and probers were: mean probability of the chosen option and mean entropy "
+        "(answers scored by likelihood), beside chance (1 / options) and the share of the most common answer.",
+        ["section", "answers", "options", "chance", "most common answer", "share", "mean top p", "mean entropy (bits)",
+         "max entropy"],
+        _decisiveness_rows(report, _run_labels(report)),
     )  # fmt: skip
-    tables.append(
-        Table(
-            "text",
-            "Text metrics per run (DIV and hallucination: lower is better).",
-            ["run"] + [name for name, _ in TEXT_METRICS],
-            [
-                [run] + [_number(dig(metrics, path)) for _, path in TEXT_METRICS]
-                for run, metrics in report["text"].items()
-            ],
-        )
+
+
+def _text_table(report: dict[str, Any]) -> Table:
+    return Table(
+        "text",
+        "Text metrics per run (DIV and hallucination: lower is better).",
+        ["run"] + [name for name, _ in TEXT_METRICS],
+        [[run] + [_number(dig(metrics, path)) for _, path in TEXT_METRICS] for run, metrics in report["text"].items()],
     )
-    tables.append(
-        Table(
-            "reference",
-            "Similarity to the reference run's explanations of the same recommendations.",
-            ["run", "reference run", "pairs", "BLEU", "ROUGE-L F1", "embedding cosine"],
+
+
+def _reference_table(report: dict[str, Any]) -> Table:
+    return Table(
+        "reference",
+        "Similarity to the reference run's explanations of the same recommendations.",
+        ["run", "reference run", "pairs", "BLEU", "ROUGE-L F1", "embedding cosine"],
+        [
             [
-                [
-                    run,
-                    f"#{metrics['reference']['run']}",
-                    str(metrics["reference"]["n_pairs"]),
-                    _number(metrics["reference"]["bleu"], 2),
-                    _number(metrics["reference"]["rouge_l_f1"]),
-                    _number(metrics["reference"]["embedding_similarity"]),
-                ]
-                for run, metrics in report["text"].items()
-                if metrics.get("reference")
-            ],
-        )
-    )
-    tables.append(
-        Table(
-            "meta",
-            "Agreement of automatic signals with human means (system level).",
-            ["signal", "criterion", "systems", "Kendall tau", "Spearman rho"],
-            [
-                [
-                    c["signal"],
-                    c["criterion"],
-                    str(c["systems"]),
-                    _number(c["kendall_tau"]["statistic"]),
-                    _number(c["spearman_rho"]["statistic"]),
-                ]
-                for c in report["meta"]["correlations"]
+                run,
+                f"#{metrics['reference']['run']}",
+                str(metrics["reference"]["n_pairs"]),
+                _number(metrics["reference"]["bleu"], 2),
+                _number(metrics["reference"]["rouge_l_f1"]),
+                _number(metrics["reference"]["embedding_similarity"]),
             ]
-            + [
-                [
-                    f"judge #{k['judge_run']} vs human majority (Cohen's kappa)",
-                    k["criterion"],
-                    str(k["items"]),
-                    _number(k["kappa"]),
-                    "",
-                ]
-                for k in report["meta"]["item_kappa"]
-            ],
-        )
+            for run, metrics in report["text"].items()
+            if metrics.get("reference")
+        ],
     )
-    tables.append(
-        Table(
-            "calibration",
-            "Judge calibration: mean human score of the explanations the Likert judge gave each score.",
-            ["judge", "criterion", "judge score", "explanations", "mean human score"],
+
+
+def _meta_table(report: dict[str, Any]) -> Table:
+    return Table(
+        "meta",
+        "Agreement of automatic signals with human means (system level).",
+        ["signal", "criterion", "systems", "Kendall tau", "Spearman rho"],
+        [
             [
-                [
-                    f"#{g['judge_run']} {g['judge']}",
-                    g["criterion"],
-                    str(b["judge"]),
-                    str(b["human"]["n"]),
-                    estimate(b["human"]),
-                ]
-                for g in report["meta"]["calibration"]
-                for b in g["bins"]
-            ],
-        )
+                c["signal"],
+                c["criterion"],
+                str(c["systems"]),
+                _number(c["kendall_tau"]["statistic"]),
+                _number(c["spearman_rho"]["statistic"]),
+            ]
+            for c in report["meta"]["correlations"]
+        ]
+        + [
+            [
+                f"judge #{k['judge_run']} vs human majority (Cohen's kappa)",
+                k["criterion"],
+                str(k["items"]),
+                _number(k["kappa"]),
+                "",
+            ]
+            for k in report["meta"]["item_kappa"]
+        ],
     )
-    return tables
+
+
+def _calibration_table(report: dict[str, Any]) -> Table:
+    return Table(
+        "calibration",
+        "Judge calibration: mean human score of the explanations the Likert judge gave each score.",
+        ["judge", "criterion", "judge score", "explanations", "mean human score"],
+        [
+            [
+                f"#{g['judge_run']} {g['judge']}",
+                g["criterion"],
+                str(b["judge"]),
+                str(b["human"]["n"]),
+                estimate(b["human"]),
+            ]
+            for g in report["meta"]["calibration"]
+            for b in g["bins"]
+        ],
+    )
 
 
 def _decisiveness_rows(report: dict[str, Any], labels: dict[int, str]) -> list[list[str]]:

@@ -1,0 +1,76 @@
+"""The study page and its exports (researchers): the report as HTML, JSON, Markdown, LaTeX or CSV.
+
+Both read the study from the query string (``StudyForm``), so a page and its exports are the
+same report; ``study_report_cached`` keeps a reload from recomputing it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from annotation.study.charts import report_charts
+from annotation.study.forms import StudyForm
+from annotation.study.report import study_report_cached
+from annotation.study.tables import report_tables, to_csv, to_latex, to_markdown
+
+REPORT_FORMATS = {
+    "json": "application/json",
+    "md": "text/markdown; charset=utf-8",
+    "tex": "application/x-tex; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+def _study(request: HttpRequest) -> tuple[StudyForm, dict[str, Any] | None]:
+    """The study form of the query string and, when it is valid, its (cached) report."""
+    form = StudyForm(request.GET or None)
+    if not form.is_valid():
+        return form, None
+    report = study_report_cached(**form.report_arguments())
+    return form, report
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def study_report_view(request: HttpRequest) -> HttpResponse:
+    """The study page: the form, and for a valid study its tables and charts."""
+    form, report = _study(request)
+    context: dict[str, Any] = {"form": form, "report": report, "query": request.GET.urlencode()}
+    if report is not None:
+        context |= {"tables": report_tables(report), "charts": report_charts(report)}
+    return render(request, "annotation/study.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def study_report_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The report as a download: JSON (everything), Markdown or LaTeX (every table), or one
+    table as CSV (``?table=<name>``). An invalid study or table name is a 400 naming the problem."""
+    form, report = _study(request)
+    if report is None:
+        return HttpResponse(f"bad study: {form.errors.as_text()}", status=400, content_type="text/plain")
+    tables = report_tables(report)
+    if fmt == "json":
+        body = json.dumps(report, indent=1, default=str)
+    elif fmt == "md":
+        body = to_markdown(tables)
+    elif fmt == "tex":
+        body = to_latex(tables)
+    else:
+        chosen = [table for table in tables if table.name == request.GET.get("table", "")]
+        if not chosen:
+            names = ", ".join(table.name for table in tables)
+            return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
+        body = to_csv(chosen[0])
+    response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
+    suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
+    response["Content-Disposition"] = f'attachment; filename="xrec-study{suffix}.{fmt}"'
+    return response
