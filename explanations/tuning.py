@@ -470,7 +470,7 @@ def _evaluating(model: PeftModel) -> Iterator[None]:
 
 def _four_bit_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     try:
-        from bitsandbytes.nn import Linear4bit
+        from bitsandbytes.nn import Linear4bit  # heavy, and not needed for a full-precision model
     except ImportError:  # pragma: no cover - bitsandbytes is a requirement, but "none" does not need it
         return {}
     return {name: module for name, module in model.named_modules() if isinstance(module, Linear4bit)}

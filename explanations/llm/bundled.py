@@ -79,6 +79,7 @@ def prepare_gguf_model(gguf: Path, target: Path, *, force: bool = False) -> Path
 
 
 def _convert(gguf: Path, folder: Path) -> None:
+    # torch and transformers: needed once, when the GGUF file is converted, on a worker.
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer

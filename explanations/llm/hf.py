@@ -123,7 +123,7 @@ class HFBackend:
         return model
 
     def _load_adapter(self, model: Any, adapter: Path) -> Any:
-        from peft import PeftModel
+        from peft import PeftModel  # only a generator with an adapter needs peft
 
         try:
             return PeftModel.from_pretrained(model, adapter)

@@ -105,7 +105,7 @@ def _hub_download(repo_id: str, target: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # only for a hub model, never in the tests
 
         snapshot_download(repo_id, local_dir=target, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
     except Exception as exc:  # offline, unknown repo, gated model: all end here with the hub's reason
