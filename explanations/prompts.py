@@ -129,17 +129,23 @@ def related_history(
     ]
 
 
-def recent_train(user: DatasetUser, split: Split, length: int) -> list[Interaction]:
-    """The user's ``length`` most recent train-side interactions with their items, newest first."""
-    return list(Interaction.objects.history_of(user).in_train_of(split).order_by("-timestamp", "-id")[:length])
+def recent_train(user: DatasetUser, split: Split | None, length: int) -> list[Interaction]:
+    """The user's ``length`` most recent train-side interactions with their items, newest first.
+
+    ``split`` None (lists imported without one) is the user's whole history: all the outside
+    recommender could have seen."""
+    history = Interaction.objects.history_of(user)
+    if split is not None:
+        history = history.in_train_of(split)
+    return list(history.order_by("-timestamp", "-id")[:length])
 
 
-def history_for(user: DatasetUser, split: Split, length: int) -> list[Interaction]:
+def history_for(user: DatasetUser, split: Split | None, length: int) -> list[Interaction]:
     """The user's ``length`` most recent train-side interactions, oldest first."""
     return list(reversed(recent_train(user, split, length)))
 
 
-def prompt_context(recommendation: Recommendation, split: Split, controls: Controls) -> dict[str, Any]:
+def prompt_context(recommendation: Recommendation, split: Split | None, controls: Controls) -> dict[str, Any]:
     """Everything a template may use, as plain values."""
     user, item, dataset = recommendation.user, recommendation.item, recommendation.item.dataset
     noun, nouns, verb = DOMAIN_NOUNS.get(dataset.domain, ("item", "items", "chose"))

@@ -1,8 +1,11 @@
-"""The Surprise algorithms xrec offers, and validation of their hyperparameters.
+"""The algorithms xrec offers, and validation of their hyperparameters.
 
+Two families: Surprise's, which learn explicit ratings, and the implicit-feedback models of
+``implicit_models`` (BPR, ALS, item-KNN, popularity), which learn which items a user chose.
 Surprise checks almost nothing when an algorithm is built (``SVD(n_factors="ten")`` fails
 only inside ``fit``), so every value is checked here against the parameter's type, taken
-from the algorithm's own signature, and against the ranges that make sense.
+from the algorithm's own signature (for the implicit models, from their table of defaults),
+and against the ranges that make sense.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 import surprise
 from surprise import AlgoBase
+
+from recommendations import implicit_models
 
 ALGORITHMS: dict[str, type[AlgoBase]] = {
     "SVD": surprise.SVD,
@@ -26,12 +31,16 @@ ALGORITHMS: dict[str, type[AlgoBase]] = {
     "BaselineOnly": surprise.BaselineOnly,
     "NormalPredictor": surprise.NormalPredictor,
 }
+IMPLICIT_ALGORITHMS = tuple(implicit_models.DEFAULTS)
+ALL_ALGORITHMS = (*ALGORITHMS, *IMPLICIT_ALGORITHMS)
 
 # Set by xrec itself, never by the user.
 RESERVED = {"random_state", "verbose"}
 # Whole numbers that must be at least 1; the mean of the initial factors may be any number; every
 # other number (rates, regularisation, spreads) must be at least 0.
-POSITIVE = {"n_factors", "n_epochs", "k", "min_k", "n_cltr_u", "n_cltr_i"}
+POSITIVE = {"n_factors", "n_epochs", "k", "min_k", "n_cltr_u", "n_cltr_i", "factors", "iterations", "K"}
+# Parameters whose value is one of a few words.
+WORDS: dict[str, tuple[str, ...]] = {"similarity": tuple(implicit_models.SIMILARITIES)}
 SIGNED = {"init_mean"}
 # Nested option dictionaries: key -> allowed type, or the tuple of allowed strings.
 SIM_OPTIONS: dict[str, Any] = {
@@ -55,8 +64,15 @@ class HyperparameterError(ValueError):
     """A hyperparameter that the algorithm would reject or misuse; the message says which."""
 
 
+def is_implicit(algorithm: str) -> bool:
+    """Whether ``algorithm`` learns from implicit feedback (no ratings needed)."""
+    return algorithm in implicit_models.DEFAULTS
+
+
 def defaults(algorithm: str) -> dict[str, Any]:
-    """The user-settable parameters of ``algorithm`` with Surprise's defaults."""
+    """The user-settable parameters of ``algorithm`` with their library's defaults."""
+    if is_implicit(algorithm):
+        return dict(implicit_models.DEFAULTS[algorithm])
     signature = inspect.signature(_algorithm_class(algorithm))
     return {
         name: parameter.default
@@ -69,7 +85,9 @@ def _algorithm_class(algorithm: str) -> type[AlgoBase]:
     try:
         return ALGORITHMS[algorithm]
     except KeyError:
-        raise HyperparameterError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}") from None
+        raise HyperparameterError(
+            f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALL_ALGORITHMS)}"
+        ) from None
 
 
 def _number(name: str, value: Any, kind: type) -> int | float:
@@ -128,6 +146,8 @@ def validate(algorithm: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         default = known[name]
         if name in NESTED:
             cleaned[name] = _nested(name, value)
+        elif name in WORDS:
+            cleaned[name] = _typed(name, value, WORDS[name])
         elif default is None:  # per-parameter learning rates and regularisation: number or unset
             cleaned[name] = None if value is None else _number(name, value, float)
         elif isinstance(default, bool):
@@ -145,7 +165,8 @@ def validate(algorithm: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(algorithm: str, hyperparameters: dict[str, Any], *, seed: int) -> AlgoBase:
-    """An unfitted, quiet instance of ``algorithm``, seeded wherever Surprise takes a seed."""
+    """An unfitted, quiet instance of Surprise's ``algorithm``, seeded wherever Surprise takes a
+    seed (the implicit models are fitted by ``implicit_models.fit``)."""
     cls = _algorithm_class(algorithm)
     params = validate(algorithm, hyperparameters)
     accepted = inspect.signature(cls).parameters

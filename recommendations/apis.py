@@ -78,7 +78,7 @@ class RecommenderRunListApi(APIView):
             model = RecommenderRun
             fields = [
                 "id", "dataset", "split", "algorithm", "hyperparameters", "seed", "k", "relevance_threshold",
-                "status", "error", "metrics", "fit_seconds", "topk_seconds", "model_sha256", "created_at", "finished_at",
+                "positive_threshold", "kind", "name", "source", "status", "error", "metrics", "fit_seconds", "topk_seconds", "model_sha256", "created_at", "finished_at",
             ]  # fmt: skip
 
     @extend_schema(

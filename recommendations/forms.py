@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from recommendations.algorithms import ALGORITHMS, HyperparameterError
+from recommendations.algorithms import ALGORITHMS, IMPLICIT_ALGORITHMS, HyperparameterError
 from recommendations.algorithms import validate as validate_hyperparameters
 from recommendations.importers import FORMATS, ImportFailed, parse_mapping
 from recommendations.importers.base import human_bytes
@@ -14,6 +14,17 @@ from recommendations.shared.formfields import BIG_INT_MAX, BIG_INT_MIN, DbIntege
 
 DATA_SUFFIXES = {".zip", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".inter"}
 ATTRIBUTE_SUFFIXES = {".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".item", ".user"}
+
+
+def checked_upload(upload: Any, suffixes: set[str], limit: int) -> Any:
+    """``upload`` if it is at most ``limit`` bytes with one of ``suffixes``; None stays None."""
+    if upload is None:
+        return None
+    if upload.size > limit:
+        raise forms.ValidationError(f"{upload.name} is {human_bytes(upload.size)}, over the {human_bytes(limit)} limit")
+    if Path(upload.name).suffix.lower() not in suffixes:
+        raise forms.ValidationError(f"{upload.name}: expected one of {', '.join(sorted(suffixes))}")
+    return upload
 
 
 class ImportForm(forms.Form):
@@ -37,17 +48,7 @@ class ImportForm(forms.Form):
     replace = forms.BooleanField(required=False, help_text="Swap an existing dataset of the same name atomically.")
 
     def _check_file(self, role: str, suffixes: set[str]) -> Any:
-        upload = self.cleaned_data.get(role)
-        if upload is None:
-            return None
-        limit = settings.XREC_IMPORT_MAX_BYTES
-        if upload.size > limit:
-            raise forms.ValidationError(
-                f"{upload.name} is {human_bytes(upload.size)}, over the {human_bytes(limit)} limit"
-            )
-        if Path(upload.name).suffix.lower() not in suffixes:
-            raise forms.ValidationError(f"{upload.name}: expected one of {', '.join(sorted(suffixes))}")
-        return upload
+        return checked_upload(self.cleaned_data.get(role), suffixes, settings.XREC_IMPORT_MAX_BYTES)
 
     def clean_interactions(self) -> Any:
         return self._check_file("interactions", DATA_SUFFIXES)
@@ -93,12 +94,18 @@ class ImportForm(forms.Form):
 
 
 class RecommenderRunForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.filter(is_implicit=False))
-    algorithm = forms.ChoiceField(choices=[(name, name) for name in ALGORITHMS], initial="SVD")
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+    algorithm = forms.ChoiceField(
+        choices=[
+            ("Surprise: explicit ratings", [(name, name) for name in ALGORITHMS]),
+            ("Implicit feedback", [(name, name) for name in IMPLICIT_ALGORITHMS]),
+        ],
+        initial="SVD",
+    )
     hyperparameters = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='JSON, e.g. {"n_factors": 50, "n_epochs": 20}. Empty: Surprise\'s defaults.',
+        help_text='JSON, e.g. {"n_factors": 50, "n_epochs": 20}. Empty: the library\'s defaults.',
     )
     split_mode = forms.ChoiceField(choices=Split.Mode.choices, initial=Split.Mode.LEAVE_LAST_OUT, label="Split")
     min_interactions = DbIntegerField(
@@ -115,7 +122,13 @@ class RecommenderRunForm(forms.Form):
     )
     seed = DbIntegerField(initial=0, min_value=0)
     k = DbIntegerField(initial=10, min_value=1, max_value=1000, label="K")
-    relevance_threshold = forms.FloatField(initial=4.0, help_text="Test ratings at or above this are relevant.")
+    relevance_threshold = forms.FloatField(
+        initial=4.0, help_text="Test ratings at or above this are relevant (every test event on unrated data)."
+    )
+    positive_threshold = forms.FloatField(
+        required=False,
+        help_text="Implicit models on rated data: train only on ratings at or above this. Empty: every interaction.",
+    )
 
     def clean_hyperparameters(self) -> dict[str, Any]:
         text = (self.cleaned_data.get("hyperparameters") or "").strip()
@@ -147,4 +160,45 @@ class RecommenderRunForm(forms.Form):
             "min_interactions": data["min_interactions"],
             "test_ratio": data["test_ratio"],
             "cutoff_timestamp": data["cutoff_timestamp"],
+        }
+
+
+LIST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".json", ".topk", ".tsv", ".txt"}
+# Imported lists are read in the request: a cap well under the dataset import's.
+LIST_MAX_BYTES = 64 * 1024**2
+
+
+class ExternalRunForm(forms.Form):
+    """Ranked lists computed elsewhere, imported as a recommender run."""
+
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+    name = forms.CharField(max_length=200, help_text="A name for the run, e.g. lightgcn-top10.")
+    model = forms.CharField(max_length=40, required=False, help_text="The model that made the lists: LightGCN, SASRec…")
+    lists = forms.FileField(
+        help_text="CSV or JSONL with user,item,rank or user,item,score; or RecBole's top-K "
+        "(user_id:token, item_id_list:token_seq)."
+    )
+    split_mode = forms.ChoiceField(
+        choices=[("", "No split: no top-K metrics"), *Split.Mode.choices],
+        required=False,
+        label="Score against split",
+    )
+    min_interactions = DbIntegerField(initial=5, min_value=2)
+    test_ratio = forms.FloatField(initial=0.2, min_value=0.0, max_value=1.0)
+    seed = DbIntegerField(initial=0, min_value=0)
+    relevance_threshold = forms.FloatField(initial=4.0, help_text="Test ratings at or above this are relevant.")
+
+    def clean_lists(self) -> Any:
+        return checked_upload(self.cleaned_data["lists"], LIST_SUFFIXES, LIST_MAX_BYTES)
+
+    def split_options(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if not data.get("split_mode"):
+            return None
+        return {
+            "mode": data["split_mode"],
+            "seed": data["seed"],
+            "min_interactions": data["min_interactions"],
+            "test_ratio": data["test_ratio"],
+            "cutoff_timestamp": None,
         }

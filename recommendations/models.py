@@ -253,14 +253,25 @@ class SplitTestInteraction(models.Model):
 
 
 class RecommenderRun(Job):
-    """One Surprise model fitted on a split's train side, evaluated on its test side, and
-    its top-K recommendations for every dataset user.
+    """Top-K recommendations for a dataset's users: from one model fitted here on a split's train
+    side (a Surprise algorithm on ratings, or an implicit-feedback model) and evaluated on its
+    test side, or (kind "external") lists computed elsewhere and imported, evaluated against a
+    split when one is named.
 
     The fitted model is pickled under XREC_MODEL_DIR; ``model_sha256`` lets a reader check
     the file is the one this run wrote.
     """
 
+    class Kind(models.TextChoices):
+        TRAINED = "trained", "Trained here"
+        EXTERNAL = "external", "Imported lists"
+
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="recommender_runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRAINED)
+    name = models.CharField(max_length=200, blank=True, help_text="A name to find the run by (imported lists).")
+    source = models.JSONField(
+        default=dict, blank=True, help_text="Imported lists: model label, file name, sha256, rows and layout."
+    )
     split_options = models.JSONField(
         default=dict, blank=True, help_text="Parameters of the split; the worker computes or reuses it."
     )
@@ -271,6 +282,12 @@ class RecommenderRun(Job):
     k = models.PositiveSmallIntegerField(default=10, help_text="Length of each user's recommendation list.")
     relevance_threshold = models.FloatField(
         default=4.0, help_text="A test rating at or above this is relevant for the top-K metrics."
+    )
+    positive_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Implicit models on rated data: train ratings at or above this are positives "
+        "(empty: every interaction is).",
     )
     attempts = models.PositiveIntegerField(default=0)
     fit_seconds = models.FloatField(null=True, blank=True)

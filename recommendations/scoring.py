@@ -132,7 +132,7 @@ def _top_k_vectorised(
         # Clipped to a finite scale, no score is -inf: it marks train items, below every candidate.
         scores[rated] = -np.inf
         n_candidates = n_items - np.count_nonzero(rated, axis=1)
-        yield from _select_top(chunk, scores, n_candidates, k)
+        yield from select_top(chunk, scores, n_candidates, k)
 
 
 def _top_k_generic(
@@ -143,10 +143,10 @@ def _top_k_generic(
         candidates = np.flatnonzero(~_rated_mask(trainset, one_user)[0])
         scores = np.full((1, trainset.n_items), -np.inf)
         scores[0, candidates] = score_pairs(algo, trainset, int(one_user[0]), candidates)
-        yield from _select_top(one_user, scores, np.array([candidates.size]), k)
+        yield from select_top(one_user, scores, np.array([candidates.size]), k)
 
 
-def _select_top(
+def select_top(
     users: IntArray, scores: FloatArray, n_candidates: IntArray, k: int
 ) -> Iterator[tuple[int, IntArray, FloatArray]]:
     """Yield each row's top ``min(k, n_candidates)`` by (score desc, column asc).

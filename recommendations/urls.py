@@ -11,6 +11,7 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset_detail"),
     path("runs/", views.run_list, name="run_list"),
     path("runs/new/", views.run_create, name="run_create"),
+    path("runs/import/", views.run_import, name="run_import"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/retry/", views.run_retry, name="run_retry"),
     path("api/datasets/", apis.DatasetListApi.as_view(), name="api_dataset_list"),

@@ -8,12 +8,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from recommendations.algorithms import ALGORITHMS, HyperparameterError
+from recommendations.algorithms import ALL_ALGORITHMS, HyperparameterError
 from recommendations.algorithms import defaults as algorithm_defaults
-from recommendations.forms import ImportForm, RecommenderRunForm
+from recommendations.forms import ExternalRunForm, ImportForm, RecommenderRunForm
 from recommendations.importers import ImportFailed
 from recommendations.models import Dataset, DatasetUser, ImportJob, Interaction, Item, Recommendation, RecommenderRun
 from recommendations.services import import_job_start
+from recommendations.services.external import external_run_import
 from recommendations.services.training import TrainingError, recommender_run_retry, recommender_run_start
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
 
@@ -112,13 +113,41 @@ def run_create(request: HttpRequest) -> HttpResponse:
                 seed=data["seed"],
                 k=data["k"],
                 relevance_threshold=data["relevance_threshold"],
+                positive_threshold=data["positive_threshold"],
             )
         except (HyperparameterError, TrainingError) as exc:
             form.add_error(None, str(exc))
         else:
             return redirect("recommendations:run_detail", run_id=run.pk)
-    defaults = {name: algorithm_defaults(name) for name in ALGORITHMS}
+    defaults = {name: algorithm_defaults(name) for name in ALL_ALGORITHMS}
     return render(request, "recommendations/run_form.html", {"form": form, "defaults": defaults})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("recommendations.train_recommender", raise_exception=True)
+def run_import(request: HttpRequest) -> HttpResponse:
+    """Lists computed elsewhere, read in the request (they are capped at 64 MiB), checked whole:
+    a bad line is shown on the form and nothing is written."""
+    form = ExternalRunForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            run = external_run_import(
+                dataset=data["dataset"],
+                name=data["name"],
+                data=data["lists"].read(),
+                file_name=data["lists"].name,
+                label=data["model"],
+                split_options=form.split_options(),
+                relevance_threshold=data["relevance_threshold"],
+                created_by=request.user,
+            )
+        except ImportFailed as exc:
+            form.add_error(None, f"nothing was imported: {exc}")
+        else:
+            return redirect("recommendations:run_detail", run_id=run.pk)
+    return render(request, "recommendations/run_import.html", {"form": form})
 
 
 @require_GET

@@ -26,6 +26,7 @@ LAYER = {"recommendations": 0, "explanations": 1, "annotation": 2, "xrec_site": 
 # module-level imports must hold no service and no task.
 PURE = (
     "recommendations.algorithms",
+    "recommendations.implicit_models",
     "recommendations.metrics",
     "recommendations.scoring",
     "explanations.prompts",

@@ -100,6 +100,7 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "recommendations:import_job": {"GET": page(STAFF)},
     "recommendations:run_list": {"GET": page(STAFF)},
     "recommendations:run_create": {"GET": page(STAFF), "POST": page(STAFF)},
+    "recommendations:run_import": {"GET": page(STAFF), "POST": page(STAFF)},
     "recommendations:run_detail": {"GET": page(STAFF)},
     "recommendations:run_retry": {"POST": page(STAFF, ok=302)},
     "recommendations:api_dataset_list": {"GET": api(STAFF)},

@@ -216,7 +216,6 @@ def preference_examples(training: AdapterTraining) -> tuple[list[Any], int]:
             continue
         recommendation = a.recommendation
         split = recommendation.run.split
-        assert split is not None
         # The judge sees as much history as the longer of the two prompts did (as in judge runs).
         history = max(a.generation_run.history_length, b.generation_run.history_length)
         context = prompt_context(recommendation, split, Controls(history_length=history))

@@ -89,7 +89,7 @@ def generation_run_start(
     K, a generator that cannot load, or bad controls; nothing is stored then.
     """
     controls = controls or Controls()
-    if recommender_run.status != RecommenderRun.Status.SUCCEEDED or recommender_run.split is None:
+    if recommender_run.status != RecommenderRun.Status.SUCCEEDED:
         raise GenerationError(f"recommender run #{recommender_run.pk} has not finished")
     if not 1 <= depth <= recommender_run.k:
         raise GenerationError(f"depth must be between 1 and the run's K ({recommender_run.k}), got {depth}")
@@ -141,7 +141,6 @@ def generation_run_start(
 
 def _prompts(run: GenerationRun, rows: list[Explanation]) -> list[Messages]:
     split = run.recommender_run.split
-    assert split is not None
     controls = Controls(**run.controls() | {"aspects": tuple(run.aspects)})
     return [
         render(run.template.system_text, run.template.user_text, prompt_context(row.recommendation, split, controls))

@@ -316,6 +316,4 @@ def prompt_template_revise(
 def prompt_preview(*, recommendation: Recommendation, template: PromptTemplate, controls: Controls) -> Messages:
     """The exact messages a generation run would send for ``recommendation``."""
     split = recommendation.run.split
-    if split is None:
-        raise GenerationError(f"recommender run {recommendation.run_id} has no split")
     return render(template.system_text, template.user_text, prompt_context(recommendation, split, controls))

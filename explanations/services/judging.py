@@ -161,7 +161,6 @@ def _prompts(run: JudgeRun, rows: list[JudgeVerdict]) -> list[Messages]:
     prompts: list[Messages] = []
     for row in rows:
         split = row.recommendation.run.split
-        assert split is not None
         context = prompt_context(row.recommendation, split, controls)
         if row.second is None:
             prompts.append(likert_messages(context, row.first.text, run.rubric))

@@ -179,7 +179,6 @@ def probe_start(
 def _prompts(probe: AttributeProbe, rows: list[ProbeAnswer]) -> list[Messages]:
     run = probe.generation_run
     split = run.recommender_run.split
-    assert split is not None
     domain = DOMAIN_NOUNS.get(run.recommender_run.dataset.domain, DEFAULT_DOMAIN)
     histories: dict[int, list[Interaction]] = {}
     prompts: list[Messages] = []

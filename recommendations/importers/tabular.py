@@ -51,7 +51,7 @@ def _records(
     label = files.display(name)
     lines = files.lines(name, encoding=encoding, progress=progress)
     if name.endswith((".jsonl", ".ndjson", ".json")):
-        return _jsonl(label, lines)
+        return jsonl_records(label, lines)
     numbered = _Numbered(lines)
     reader = csv.reader(numbered, delimiter=delimiter, strict=True)
     try:
@@ -96,7 +96,11 @@ class _Numbered:
         return text
 
 
-def _jsonl(label: str, lines: Iterator[tuple[int, str]]) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+def jsonl_records(
+    label: str, lines: Iterator[tuple[int, str]]
+) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    """The first record's keys and every (line, object) of JSON Lines; a bad line is refused."""
+
     def parsed() -> Iterator[tuple[int, dict[str, Any]]]:
         for number, text in lines:
             if not text.strip():

@@ -2,7 +2,9 @@
 
 - ``imports``: reading dataset files and writing datasets; import jobs.
 - ``splits``: storing train/test splits.
-- ``training``: fitting Surprise models, evaluating them, writing top-K recommendations.
+- ``training``: fitting Surprise or implicit-feedback models, evaluating them, writing top-K
+  recommendations.
+- ``external``: importing top-K lists made elsewhere as a recommender run.
 """
 
 from recommendations.services.imports import (

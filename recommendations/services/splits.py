@@ -56,7 +56,7 @@ def dataset_rows(dataset: Dataset) -> Rows:
     )
 
 
-def _leave_last_out(rows: Rows, min_interactions: int) -> np.ndarray:
+def leave_last_out(rows: Rows, min_interactions: int) -> np.ndarray:
     # Rows are sorted by (user, time, id): a user's last row is the one before the next user.
     if not len(rows):
         return np.zeros(0, dtype=bool)
@@ -132,7 +132,7 @@ def split_get_or_create(
     rows = dataset_rows(dataset)
     used_cutoff = None
     if mode == Split.Mode.LEAVE_LAST_OUT:
-        test = _leave_last_out(rows, min_interactions)
+        test = leave_last_out(rows, min_interactions)
     elif mode == Split.Mode.GLOBAL_TIME:
         test, used_cutoff = _global_time(rows, test_ratio, cutoff_timestamp)
     else:

@@ -161,9 +161,9 @@ def test_the_grounded_template_states_the_facts_and_the_shared_ones() -> None:
     recommendation = next(
         r
         for r in Recommendation.objects.for_run(run).select_related("user", "item__dataset", "run")
-        if prompt_context(r, run.split, Controls())["related"]  # type: ignore[arg-type]
+        if prompt_context(r, run.split, Controls())["related"]
     )
-    context = prompt_context(recommendation, run.split, Controls())  # type: ignore[arg-type]
+    context = prompt_context(recommendation, run.split, Controls())
 
     text = _text(prompt_preview(recommendation=recommendation, template=template(), controls=Controls(max_words=40)))
 

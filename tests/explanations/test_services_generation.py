@@ -3,7 +3,7 @@
 import pytest
 
 from explanations.models import Explanation, GenerationRun
-from explanations.prompts import Controls
+from explanations.prompts import Controls, prompt_context
 from explanations.services.generation import (
     generation_chunk_run,
     generation_run_cancel,
@@ -13,6 +13,8 @@ from explanations.services.generation import (
     generation_runs_requeue_stalled,
 )
 from explanations.services.generators import GenerationError
+from recommendations.models import Interaction
+from recommendations.services.external import external_run_import
 from tests.explanations.factories import template, tiny_generator, trained_run
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +197,30 @@ def test_runs_sample_seeded_random_users_by_default_not_the_first_n(setup) -> No
     drawn = {seed: users(seed=seed) for seed in range(4)}
     assert drawn[0] == users(seed=0)  # seeded: the same users again
     assert any(sample != first_four for sample in drawn.values()) and len(set(map(frozenset, drawn.values()))) > 1
+
+
+def test_imported_lists_without_a_split_are_explained_from_the_whole_history(
+    tiny_model_dir, django_capture_on_commit_callbacks
+) -> None:
+    trained = trained_run(n_users=4, k=2)
+    lines = ["user,item,rank"]
+    for user in trained.dataset.users.all()[:3]:
+        seen = set(Interaction.objects.filter(user=user).values_list("item__external_id", flat=True))
+        unseen = trained.dataset.items.exclude(external_id__in=seen).order_by("id")[:2]
+        lines += [f"{user.external_id},{item.external_id},{rank}" for rank, item in enumerate(unseen, 1)]
+    imported = external_run_import(
+        dataset=trained.dataset, name="outside", data="\n".join(lines).encode(), file_name="outside.csv"
+    )
+    generation, _ = _start((imported, tiny_generator(tiny_model_dir), template()), django_capture_on_commit_callbacks)
+
+    for chunk in set(Explanation.objects.filter(generation_run=generation).values_list("chunk", flat=True)):
+        generation_chunk_run(run_id=generation.pk, chunk=chunk)
+
+    generation.refresh_from_db()
+    assert imported.split is None and generation.status == GenerationRun.Status.SUCCEEDED
+    row = Explanation.objects.filter(generation_run=generation).select_related("recommendation__user").first()
+    assert row is not None and row.status == Explanation.Status.DONE
+    # The newest event, which a leave-last-out split would hold out, is in the prompt's history.
+    newest = Interaction.objects.filter(user=row.recommendation.user).order_by("-timestamp", "-id").first()
+    context = prompt_context(row.recommendation, imported.split, Controls(history_length=100))
+    assert newest is not None and context["history"][-1]["title"] == newest.item.title

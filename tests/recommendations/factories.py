@@ -50,10 +50,12 @@ def rated_dataset(
     per_user: int = 8,
     seed: int = 0,
     timestamps: bool = True,
+    ratings: bool = True,
 ) -> Dataset:
     """A small explicit dataset written through the real import path, seeded.
 
-    Every user rates ``per_user`` distinct items on a 1-5 scale at increasing times.
+    Every user rates ``per_user`` distinct items on a 1-5 scale at increasing times
+    (``ratings=False``: the same events without ratings, an implicit dataset).
     """
     import random
 
@@ -70,5 +72,8 @@ def rated_dataset(
     for user in range(n_users):
         for item in rng.sample(range(n_items), per_user):
             clock += rng.randint(1, 100)
-            parsed.interactions.append((str(user), str(item), float(rng.randint(1, 5)), clock if timestamps else None))
+            rating = float(rng.randint(1, 5))
+            parsed.interactions.append(
+                (str(user), str(item), rating if ratings else None, clock if timestamps else None)
+            )
     return dataset_import(parsed=parsed, name=name)

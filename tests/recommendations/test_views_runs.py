@@ -1,6 +1,7 @@
 """Recommender-run pages and endpoints: who may see and start what, and what they show."""
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from recommendations.models import Item, RecommenderRun
@@ -147,3 +148,77 @@ def test_api_404s_for_a_user_of_another_dataset(researcher, run) -> None:
     url = reverse("recommendations:api_user_recommendations", args=[run.pk, "no-such-user"])
 
     assert client_for(researcher).get(url).status_code == 404
+
+
+def test_an_implicit_model_is_started_from_the_form_on_rated_data_and_its_page_has_no_rating_error(
+    researcher, run
+) -> None:
+    data = {
+        "dataset": run.dataset_id,
+        "algorithm": "ALS",
+        "hyperparameters": '{"factors": 4}',
+        "split_mode": "leave_last_out",
+        "min_interactions": 5,
+        "test_ratio": 0.2,
+        "seed": 0,
+        "k": 5,
+        "relevance_threshold": 4,
+        "positive_threshold": 4,
+    }
+    client = client_for(researcher)
+    assert '<optgroup label="Implicit feedback">' in client.get(reverse("recommendations:run_create")).content.decode()
+
+    response = client.post(reverse("recommendations:run_create"), data)
+
+    new = RecommenderRun.objects.exclude(pk=run.pk).get()
+    assert response.status_code == 302 and (new.algorithm, new.positive_threshold) == ("ALS", 4.0)
+    recommender_run_execute(run_id=new.pk)
+    page = client.get(reverse("recommendations:run_detail", args=[new.pk])).content.decode()
+    assert "RMSE" not in page and 'id="feedback"' in page and "(ratings ≥ 4.0)" in page
+
+
+def test_a_surprise_algorithm_on_unrated_data_is_refused_on_the_form(researcher) -> None:
+    dataset = rated_dataset(name="clicks", ratings=False)
+    data = {"dataset": dataset.pk, "algorithm": "SVD", "split_mode": "leave_last_out", "min_interactions": 5,
+            "test_ratio": 0.2, "seed": 0, "k": 5, "relevance_threshold": 4}  # fmt: skip
+
+    response = client_for(researcher).post(reverse("recommendations:run_create"), data)
+
+    assert (
+        response.status_code == 200
+        and "Surprise&#x27;s algorithms learn from explicit ratings" in response.content.decode()
+    )
+    assert not RecommenderRun.objects.exists()
+
+
+def test_lists_are_imported_from_the_runs_page_and_a_bad_line_writes_nothing(researcher, run) -> None:
+    client = client_for(researcher)
+    good = SimpleUploadedFile("sasrec.csv", b"user,item,rank\n0,1,1\n0,2,2\n1,<b>,1\n")
+    Item.objects.create(dataset=run.dataset, external_id="<b>", title="<script>x</script>")
+    form = {"dataset": run.dataset_id, "name": "sasrec-top2", "model": "SASRec", "split_mode": "leave_last_out",
+            "min_interactions": 5, "test_ratio": 0.2, "seed": 0, "relevance_threshold": 4}  # fmt: skip
+
+    response = client.post(reverse("recommendations:run_import"), form | {"lists": good})
+
+    new = RecommenderRun.objects.get(name="sasrec-top2")
+    assert response.status_code == 302 and (new.kind, new.algorithm, new.split_id) == (
+        "external",
+        "SASRec",
+        run.split_id,
+    )
+    page = client.get(reverse("recommendations:run_detail", args=[new.pk])).content.decode()
+    assert 'id="source"' in page and "sasrec.csv" in page
+    panel = client.get(
+        reverse("recommendations:run_detail", args=[new.pk]),
+        {"user": "1"},
+        headers={"HX-Request": "true", "HX-Target": "user-panel"},
+    ).content.decode()
+    assert "&lt;script&gt;x&lt;/script&gt;" in panel and "<script>x" not in panel
+    bad = SimpleUploadedFile("bad.csv", b"user,item,rank\n0,1,1\n0,zzz,2\n")
+    refused = client.post(reverse("recommendations:run_import"), form | {"name": "bad", "lists": bad})
+    assert refused.status_code == 200 and "bad.csv line 3: no item &#x27;zzz&#x27;" in refused.content.decode()
+    assert not RecommenderRun.objects.filter(name="bad").exists()
+
+
+def test_annotator_cannot_import_lists(annotator) -> None:
+    assert client_for(annotator).get(reverse("recommendations:run_import")).status_code == 403

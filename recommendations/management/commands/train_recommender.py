@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommendations.algorithms import ALGORITHMS, HyperparameterError
+from recommendations.algorithms import ALL_ALGORITHMS, HyperparameterError
 from recommendations.models import Dataset, RecommenderRun, Split
 from recommendations.services.training import (
     TrainingError,
@@ -24,11 +24,13 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 class Command(BaseCommand):
-    help = "Train a Surprise recommender on a dataset split, evaluate it and store top-K for every user."
+    help = "Train a recommender (Surprise or implicit feedback) on a dataset split, evaluate it and store top-K for every user."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name")
-        parser.add_argument("--algorithm", default="SVD", choices=list(ALGORITHMS))
+        parser.add_argument(
+            "--algorithm", default="SVD", choices=list(ALL_ALGORITHMS), help="a Surprise algorithm or an implicit model"
+        )
         parser.add_argument(
             "--param", action="append", default=[], metavar="NAME=VALUE", help="hyperparameter; value is JSON"
         )
@@ -39,6 +41,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--k", type=int, default=10)
         parser.add_argument("--threshold", type=float, default=4.0, help="relevant test rating")
+        parser.add_argument(
+            "--positive-threshold",
+            type=float,
+            default=None,
+            help="implicit models on rated data: train ratings at or above this are positives (default: all)",
+        )
         parser.add_argument("--enqueue", action="store_true", help="hand the run to a worker instead of running here")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -61,6 +69,7 @@ class Command(BaseCommand):
             "seed": opts["seed"],
             "k": opts["k"],
             "relevance_threshold": opts["threshold"],
+            "positive_threshold": opts["positive_threshold"],
         }
         try:
             if opts["enqueue"]:
@@ -79,9 +88,10 @@ class Command(BaseCommand):
 
 def _summary(run: RecommenderRun) -> dict[str, Any]:
     m = run.metrics
+    rating = m["rating"] or {}  # implicit models predict no ratings
     return {
-        "rmse": m["rating"]["rmse"],
-        "mae": m["rating"]["mae"],
+        "rmse": rating.get("rmse"),
+        "mae": rating.get("mae"),
         **{f"{key}@{run.k}": m["topk"][key] for key in ("precision", "recall", "ndcg", "hit_rate")},
         "mrr": m["topk"]["mrr"],
         "coverage": m["catalogue"]["coverage"],
