@@ -15,14 +15,17 @@ from annotation.models import Campaign, Criterion
 from annotation.study.sections import RESAMPLES
 from annotation.study.stats.agreement import alpha_of_answers, alphas_of_answers
 from annotation.study.stats.bootstrap import discrete_summary, majority_baseline
+from annotation.study.stats.clustered import clustered_mean, holm, item_means, paired_comparison
 from annotation.study.stats.pairwise import bradley_terry, win_tie_loss
 
 
 def human_likert_section(
     campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool
 ) -> dict[str, Any]:
-    """A Likert campaign: per run and criterion the mean and median rating with intervals,
-    interval and ordinal alpha per criterion, and (for calibration) each explanation's mean."""
+    """A Likert campaign: per run and criterion the mean and median rating with intervals (the
+    mean also with one that resamples items and annotators, ``mean_by_item``), paired comparisons
+    of every two runs on the recommendations both explained, interval and ordinal alpha per
+    criterion, and (for calibration) each explanation's mean."""
     ratings = (
         included_pool_ratings(campaign, include_flagged=include_flagged)
         .filter(value__isnull=False)  # Likert campaigns store values; a choice belongs to pairwise ones
@@ -34,11 +37,13 @@ def human_likert_section(
             "assignment__item_id",
             "assignment__item__explanation_id",
             "assignment__item__explanation__generation_run_id",
+            "assignment__item__explanation__recommendation_id",
             "criterion_id",
             "value",
         )
     )
-    participants, items, explanations, run_ids, criterion_ids, values = _columns(ratings.iterator(chunk_size=10000), 6)
+    columns = _columns(ratings.iterator(chunk_size=10000), 7)
+    participants, items, explanations, run_ids, recommendations, criterion_ids, values = columns
     # Ids spare the query a join; their names (one small query) group the ratings, and the
     # campaign's criteria look their ratings up by name.
     names = dict(Criterion.objects.filter(pk__in=np.unique(criterion_ids).tolist()).values_list("pk", "name"))
@@ -50,12 +55,9 @@ def human_likert_section(
         {
             "run": labels[run_id],
             "criteria": {
-                c.name: discrete_summary(
-                    values[(run_ids == run_id) & rated.get(c.name, unrated)],
-                    scale=range(c.scale_min, c.scale_max + 1),
-                    n_resamples=RESAMPLES,
-                    seed=seed,
-                ).to_dict()
+                c.name: _likert_summary(
+                    (run_ids == run_id) & rated.get(c.name, unrated), (values, items, participants), c, seed
+                )
                 for c in criteria
             },
         }
@@ -77,15 +79,58 @@ def human_likert_section(
         # Sums of integer ratings are exact in float64, so each mean is sum / count rounded once.
         means = np.bincount(which.ravel(), weights=values[mine]) / counts
         per_explanation.update(zip([(e, name) for e in rated_explanations.tolist()], means.tolist(), strict=True))
+    paired = _paired_runs(criteria, rated, runs, labels, (values, recommendations, run_ids), seed)
     return {
         "campaign": campaign.pk,
         "name": campaign.name,
         "mode": campaign.mode,
         "runs": table,
+        "paired": paired,
+        "n_comparisons": len(paired),
         "agreement": agreement,
         "scales": {c.name: [c.scale_min, c.scale_max] for c in criteria},
         "_per_explanation": per_explanation,
     }
+
+
+def _likert_summary(
+    mine: npt.NDArray[np.bool_], columns: tuple[npt.NDArray[np.int64], ...], criterion: Criterion, seed: int
+) -> dict[str, Any]:
+    """One run's ratings on one criterion: the rating-level summary, and the mean's interval
+    from resampling items and annotators (ratings of one item or one person are not independent)."""
+    values, items, participants = (column[mine] for column in columns)
+    summary = discrete_summary(
+        values, scale=range(criterion.scale_min, criterion.scale_max + 1), n_resamples=RESAMPLES, seed=seed
+    ).to_dict()
+    summary["mean_by_item"] = clustered_mean(values, items, participants, n_resamples=RESAMPLES, seed=seed).to_dict()
+    return summary
+
+
+def _paired_runs(
+    criteria: list[Criterion],
+    rated: dict[str, npt.NDArray[np.bool_]],
+    runs: list[int],
+    labels: dict[int, str],
+    columns: tuple[npt.NDArray[np.int64], ...],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Every two runs on every criterion, paired by recommendation (the same user and item,
+    explained by both), with Holm-adjusted p-values over the whole family."""
+    values, recommendations, run_ids = columns
+    comparisons = []
+    for c in criteria:
+        mine = rated.get(c.name)
+        if mine is None:
+            continue
+        means = {
+            run: item_means(values[mine & (run_ids == run)], recommendations[mine & (run_ids == run)]) for run in runs
+        }
+        for a, b in itertools.combinations(runs, 2):
+            result = paired_comparison(means[a], means[b], n_resamples=RESAMPLES, seed=seed).to_dict()
+            comparisons.append({"criterion": c.name, "a": labels[a], "b": labels[b]} | result)
+    for comparison, adjusted in zip(comparisons, holm([c["p_value"] for c in comparisons]), strict=True):
+        comparison["p_holm"] = adjusted
+    return comparisons
 
 
 def _columns(rows: Iterable[tuple[int | None, ...]], width: int) -> list[npt.NDArray[np.int64]]:
@@ -95,15 +140,29 @@ def _columns(rows: Iterable[tuple[int | None, ...]], width: int) -> list[npt.NDA
     return list(np.ascontiguousarray(flat.reshape(-1, width).T))
 
 
+SCORE_OF_A = {"a": 1.0, "tie": 0.5, "b": 0.0}
+
+
+def _win_rate(scored: list[tuple[float, int, int]], seed: int) -> dict[str, Any]:
+    """A's win rate (ties count half) with an interval that resamples items and annotators."""
+    if not scored:
+        return clustered_mean([], []).to_dict()
+    scores, items, annotators = zip(*scored, strict=True)
+    return clustered_mean(scores, items, annotators, n_resamples=RESAMPLES, seed=seed).to_dict()
+
+
 def human_pairwise_section(
     campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool
 ) -> dict[str, Any]:
-    """A pairwise campaign: win/tie/loss per pair of runs and criterion, Bradley-Terry per
-    criterion, nominal alpha, and (for the judge's kappa) each item's majority choice."""
+    """A pairwise campaign: win/tie/loss per pair of runs and criterion (and A's win rate with an
+    interval that resamples items and annotators), Bradley-Terry per criterion, nominal alpha,
+    and (for the judge's kappa) each item's majority choice."""
     ratings = included_pool_ratings(campaign, include_flagged=include_flagged)
     outcomes: dict[tuple[int, int, str], list[str]] = defaultdict(list)
     majority_votes: dict[tuple[int, int, int, str], list[str]] = defaultdict(list)
     matrix_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    # Per pair of runs and criterion: A's score (win 1, tie 1/2, loss 0), its item and annotator.
+    scored: dict[tuple[int, int, str], list[tuple[float, int, int]]] = defaultdict(list)
     # Unordered, as in _human_likert: every figure here counts the choices, whatever their order.
     rows = ratings.order_by().values_list(
         "assignment__participant_id",
@@ -118,6 +177,8 @@ def human_pairwise_section(
         outcomes[(a, b, name)].append(choice)
         majority_votes[(recommendation, a, b, name)].append(choice)
         matrix_rows[name].append((participant, item, int(CHOICE_CODES[choice])))
+        if choice in SCORE_OF_A:
+            scored[(a, b, name)].append((SCORE_OF_A[choice], item, participant))
     criteria = [c.name for c in campaign.criteria.all()]
     pairs = []
     for (a, b, name), choices in sorted(outcomes.items()):
@@ -127,6 +188,7 @@ def human_pairwise_section(
                 "b": labels[b],
                 "criterion": name,
                 "win_tie_loss": win_tie_loss(choices, n_resamples=RESAMPLES, seed=seed).to_dict(),
+                "win_rate_by_item": _win_rate(scored[(a, b, name)], seed),
             }
         )
     strengths = {}

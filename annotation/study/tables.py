@@ -100,6 +100,7 @@ def _human_tables(report: dict[str, Any]) -> list[Table]:
                             row["run"],
                             name,
                             estimate(summary["mean"], 2),
+                            estimate(summary.get("mean_by_item"), 2),
                             estimate(summary["median"], 1),
                             str(summary["n"]),
                         ]
@@ -116,6 +117,7 @@ def _human_tables(report: dict[str, Any]) -> list[Table]:
                         estimate(wtl["a"]),
                         estimate(wtl["tie"]),
                         estimate(wtl["b"]),
+                        estimate(pair.get("win_rate_by_item")),
                         str(wtl["n"]),
                     ]
                 )
@@ -127,17 +129,51 @@ def _human_tables(report: dict[str, Any]) -> list[Table]:
         Table(
             "human_likert",
             "Human ratings per run and criterion: mean and median with bootstrap 95% intervals.",
-            ["campaign", "run", "criterion", "mean", "median", "n"],
+            ["campaign", "run", "criterion", "mean", "mean (items and annotators resampled)", "median", "n"],
             human_rows,
         ),
+        _paired_table(report),
         Table(
             "human_pairwise",
             "Human pairwise preferences: share of A wins, ties and B wins with 95% intervals.",
-            ["campaign", "criterion", "A", "B", "A wins", "tie", "B wins", "n"],
+            ["campaign", "criterion", "A", "B", "A wins", "tie", "B wins", "A win rate (items resampled)", "n"],
             human_pair_rows,
         ),
         _agreement_table(agreement_rows),
     ]
+
+
+def _paired_table(report: dict[str, Any]) -> Table:
+    """Two runs rated on the same recommendations: paired differences and signed-rank tests."""
+    rows, made = [], 0
+    for section in report["human"]:
+        for c in section.get("paired", []):
+            made += 1
+            rows.append(
+                [
+                    section["name"],
+                    c["criterion"],
+                    c["a"],
+                    c["b"],
+                    estimate(c["difference"]),
+                    str(c["n_items"]),
+                    _p(c["p_value"]),
+                    _p(c["p_holm"]),
+                    MISSING if c["rank_biserial"] is None else f"{c['rank_biserial']:.2f}",
+                    MISSING if c["cohens_dz"] is None else f"{c['cohens_dz']:.2f}",
+                ]
+            )
+    return Table(
+        "human_paired",
+        f"Paired comparisons of runs rated on the same recommendations (A - B of the item means, "
+        f"paired bootstrap 95% interval; Wilcoxon signed-rank p, Holm-adjusted over the {made} comparisons made).",
+        ["campaign", "criterion", "A", "B", "A - B", "items", "p", "p (Holm)", "rank-biserial", "d_z"],
+        rows,
+    )
+
+
+def _p(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.3g}"
 
 
 def _agreement_table(agreement_rows: list[list[str]]) -> Table:

@@ -212,9 +212,10 @@ def test_markdown_and_latex_exports_are_paper_tables() -> None:
 
     markdown, latex = to_markdown(tables), to_latex(tables)
 
-    assert "| campaign | run | criterion | mean | median | n |" in markdown
-    assert "|---|---|---|---|---|---|" in markdown
-    assert "\\begin{tabular}{llllll}" in latex and "\\toprule" in latex and "\\bottomrule" in latex
+    assert "| campaign | run | criterion | mean | mean (items and annotators resampled) | median | n |" in markdown
+    assert "|---|---|---|---|---|---|---|" in markdown
+    assert "| campaign | criterion | A | B | A - B | items | p | p (Holm) | rank-biserial | d_z |" in markdown
+    assert "\\begin{tabular}{lllllll}" in latex and "\\toprule" in latex and "\\bottomrule" in latex
     assert "secret-generator-0" in markdown and "secret-generator\\_0" not in markdown
     assert "secret-generator-0" in latex and "\\#" in latex  # run labels "#12 …" are escaped
 
@@ -316,3 +317,24 @@ def test_a_judge_whose_two_orders_never_agree_is_said_in_words_not_drawn_as_zero
     charts = report_charts(report)
     assert charts["judge_wins"] == [] and charts["judge_strengths"] == []
     assert "share of wins" not in html and 'id="table-position_bias"' in html  # the bias is still shown
+
+
+def test_human_means_resample_items_and_runs_are_compared_paired() -> None:
+    runs = explained_runs(n_users=6, n_runs=2)
+    rated(runs)
+
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs, seed=1)
+
+    (section,) = report["human"]
+    criterion = next(iter(section["runs"][0]["criteria"]))
+    for row in section["runs"]:
+        summary = row["criteria"][criterion]
+        by_item = summary["mean_by_item"]
+        assert by_item["estimate"] == pytest.approx(summary["mean"]["estimate"])
+        # 6 explanations per run, each rated by 3 annotators: the unit is the explanation.
+        assert by_item["n"] == 6 and summary["n"] == 18
+    assert section["n_comparisons"] == len(section["paired"]) == len(section["runs"][0]["criteria"])
+    comparison = next(c for c in section["paired"] if c["criterion"] == criterion)
+    # Run 1's explanations ("Version 1") are rated 4 points higher on every recommendation.
+    assert comparison["n_items"] == 6 and abs(comparison["difference"]["estimate"]) == pytest.approx(4.0)
+    assert comparison["p_holm"] >= comparison["p_value"] and abs(comparison["rank_biserial"]) == 1.0
