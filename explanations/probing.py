@@ -1,7 +1,9 @@
 """Local attribute prediction: can an LLM infer a held-out attribute from what a prompt shows?
 
 Targets: the dataset user's age (correct within ±5 years), gender or occupation, the
-recommended item's popularity bucket (quintile of interaction counts, 1 = least popular), or
+recommended item's popularity bucket (quintile of interaction counts, 1 = least popular; or, as
+the LLMXRec study asked it, ``popularity_fixed``: fewer than 50, 100, 150, 200 interactions or
+more), or
 any categorical item attribute (correct if the answer is one of the item's values). Each
 target is asked twice: from the history alone, and from the history plus the explanation; the
 difference says whether the explanation carries information about the target.
@@ -27,6 +29,9 @@ from explanations.prompts import attributes_text
 
 USER_TARGETS = ("age", "gender", "occupation")
 POPULARITY = "popularity"
+POPULARITY_FIXED = "popularity_fixed"
+# The LLMXRec study's popularity groups: bucket 1 is fewer than 50 interactions, 5 is 200 or more.
+POPULARITY_THRESHOLDS = (50, 100, 150, 200)
 ITEM_PREFIX = "item:"
 AGE_TOLERANCE = 5
 POPULARITY_BUCKETS = 5
@@ -51,6 +56,13 @@ def question(target: str, options: list[str]) -> str:
         return (
             "How popular is the recommended item among all users, from 1 (least popular fifth of the "
             f"catalogue) to {POPULARITY_BUCKETS} (most popular fifth)? Answer with exactly one line: `Answer: <1-5>`."
+        )
+    if target == POPULARITY_FIXED:
+        low = [f"{number}: fewer than {limit}" for number, limit in enumerate(POPULARITY_THRESHOLDS, 1)]
+        high = f"{len(POPULARITY_THRESHOLDS) + 1}: {POPULARITY_THRESHOLDS[-1]} or more"
+        return (
+            "How many users interacted with the recommended item? "
+            f"{', '.join(low)}, {high}. Answer with exactly one line: `Answer: <1-{POPULARITY_BUCKETS}>`."
         )
     subject = "this person's" if target in USER_TARGETS else "the recommended item's"
     name = target.removeprefix(ITEM_PREFIX).replace("_", " ")
@@ -100,12 +112,12 @@ def parse_answer(text: str, target: str, options: list[str]) -> Parsed:
     lines = answer_lines(text)
     if len(lines) != 1:
         return Parsed(error=f"expected one line, got {len(lines)}")
-    if target in ("age", POPULARITY):
+    if target in ("age", POPULARITY, POPULARITY_FIXED):
         match = _NUMBER.match(lines[0])
         if match is None:
             return Parsed(error=f"not a number: {lines[0][:80]!r}")
         value = int(match[1])
-        if target == POPULARITY and not 1 <= value <= POPULARITY_BUCKETS:
+        if target in (POPULARITY, POPULARITY_FIXED) and not 1 <= value <= POPULARITY_BUCKETS:
             return Parsed(error=f"{value} is not a bucket from 1 to {POPULARITY_BUCKETS}")
         return Parsed(str(value))
     match = _LABEL.match(lines[0])

@@ -12,6 +12,7 @@ strictly. A backend that cannot score answers as text and the probe's ``fallback
 
 from __future__ import annotations
 
+import bisect
 import random
 from typing import Any
 
@@ -35,6 +36,8 @@ from explanations.probing import (
     ITEM_PREFIX,
     POPULARITY,
     POPULARITY_BUCKETS,
+    POPULARITY_FIXED,
+    POPULARITY_THRESHOLDS,
     USER_TARGETS,
     age_bands,
     is_correct,
@@ -55,9 +58,10 @@ def _labels(value: Any) -> list[str]:
     return [str(v).strip() for v in values if v is not None and str(v).strip()]
 
 
-def _popularity_buckets(dataset_id: int, split_id: int | None) -> dict[int, str]:
+def _popularity_buckets(dataset_id: int, split_id: int | None, *, fixed: bool = False) -> dict[int, str]:
     """Item id → popularity bucket 1..5: the share of the catalogue with fewer train-side
-    interactions, in fifths (items with equal counts share a bucket). Only the split's train
+    interactions, in fifths (items with equal counts share a bucket), or with ``fixed`` the
+    study's groups by count (below 50, 100, 150, 200, or more). Only the split's train
     side counts: the held-out interactions are what the recommender is judged on, and a
     popularity that included them would leak the test set into the probe's truth."""
     train = Interaction.objects.filter(dataset_id=dataset_id)
@@ -65,6 +69,8 @@ def _popularity_buckets(dataset_id: int, split_id: int | None) -> dict[int, str]
         train = train.outside_test_of(split_id)
     counts = dict.fromkeys(Item.objects.filter(dataset_id=dataset_id).values_list("pk", flat=True), 0)
     counts |= dict(train.values("item_id").annotate(n=Count("id")).values_list("item_id", "n"))
+    if fixed:
+        return {item: str(1 + bisect.bisect_right(POPULARITY_THRESHOLDS, count)) for item, count in counts.items()}
     ordered = sorted(counts.values())
     total = len(ordered)
     below: dict[int, int] = {}
@@ -86,8 +92,8 @@ def _truths(
         profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
         truths = {e.pk: _labels(profiles.get(e.recommendation.user_id, {}).get(target)) for e in explanations}
         options = sorted({label for profile in profiles.values() for label in _labels(profile.get(target))})
-    elif target == POPULARITY:
-        buckets = _popularity_buckets(dataset_id, run.recommender_run.split_id)
+    elif target in (POPULARITY, POPULARITY_FIXED):
+        buckets = _popularity_buckets(dataset_id, run.recommender_run.split_id, fixed=target == POPULARITY_FIXED)
         truths = {e.pk: [buckets[e.recommendation.item_id]] for e in explanations}
         options = [str(bucket) for bucket in range(1, POPULARITY_BUCKETS + 1)]
     elif target.startswith(ITEM_PREFIX):
@@ -96,7 +102,9 @@ def _truths(
         truths = {e.pk: _labels(attributes[e.recommendation.item_id].get(key)) for e in explanations}
         options = sorted({label for values in attributes.values() for label in _labels(values.get(key))})
     else:
-        raise GenerationError(f"unknown target {target!r}: age, gender, occupation, popularity or item:<attribute>")
+        raise GenerationError(
+            f"unknown target {target!r}: age, gender, occupation, popularity, popularity_fixed or item:<attribute>"
+        )
     if target == "age":
         ages = [int(label) for label in options if label.isdigit()]
         options = age_bands(ages) if answer_mode == AnswerMode.LIKELIHOOD else []

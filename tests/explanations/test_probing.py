@@ -11,7 +11,7 @@ from explanations.models import AnswerMode, AttributeProbe, Generator, ProbeAnsw
 from explanations.probing import age_bands, is_correct, parse_answer, probe_messages
 from explanations.services.generators import GenerationError
 from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
-from recommendations.models import Dataset, Interaction, Item
+from recommendations.models import Dataset, DatasetUser, Interaction, Item
 from tests.annotation.factories import explained_runs
 from tests.conftest import client_for
 from tests.explanations.scripted import scripted_judge
@@ -29,6 +29,7 @@ def run_all(probe: AttributeProbe) -> None:
         ("age", "Answer: 34", [], "34"),
         ("age", "27", [], "27"),
         ("popularity", "Answer: 5", [], "5"),
+        ("popularity_fixed", "Answer: 2", [], "2"),
         ("gender", "answer: f", ["F", "M"], "F"),
         ("item:genres", "`Answer: sci-fi`", ["Comedy", "Sci-Fi"], "Sci-Fi"),
     ],
@@ -42,6 +43,7 @@ def test_answers_in_the_format_are_parsed(target: str, text: str, options: list[
     [
         ("age", "About 30 years old", []),
         ("popularity", "Answer: 7", []),
+        ("popularity_fixed", "Answer: 0", []),
         ("gender", "Answer: woman", ["F", "M"]),
         ("item:genres", "Answer: Comedy\nAnswer: Drama", ["Comedy", "Drama"]),
     ],
@@ -93,6 +95,30 @@ def test_popularity_buckets_are_fifths_of_the_catalogue_by_interaction_count() -
     assert all(
         buckets[a] <= buckets[b] for a in counts for b in counts if counts[a] < counts[b]
     )  # monotone in the count
+
+
+@pytest.mark.django_db
+def test_fixed_popularity_groups_are_the_studys_interaction_counts() -> None:
+    runs = explained_runs(n_users=6, n_runs=1)
+    recommender_run = runs[0].recommender_run
+    item = Item.objects.filter(dataset_id=recommender_run.dataset_id).first()
+    assert item is not None
+    users = list(DatasetUser.objects.filter(dataset_id=recommender_run.dataset_id)[:1])
+    # 120 extra train events on one item (timestamps before everyone's held-out last event).
+    Interaction.objects.bulk_create(
+        Interaction(dataset_id=recommender_run.dataset_id, user=users[0], item=item, rating=3.0, timestamp=index)
+        for index in range(120)
+    )
+
+    buckets = _popularity_buckets(recommender_run.dataset_id, recommender_run.split_id, fixed=True)
+
+    train = Interaction.objects.filter(item=item).outside_test_of(recommender_run.split_id)  # type: ignore[arg-type]
+    assert 100 <= train.count() < 150 and buckets[item.pk] == "3"
+    assert {bucket for pk, bucket in buckets.items() if pk != item.pk} == {"1"}  # a small catalogue: all under 50
+    text = probe_messages(
+        target="popularity_fixed", history=[], item_title="X", item_attributes={}, options=[], explanation=None
+    )[-1]["content"]
+    assert "1: fewer than 50, 2: fewer than 100, 3: fewer than 150, 4: fewer than 200, 5: 200 or more" in text
 
 
 @pytest.mark.django_db
