@@ -11,6 +11,7 @@ from django.db.models.functions import Cast
 
 from annotation.study.sections import RESAMPLES, decisiveness
 from annotation.study.stats.bootstrap import discrete_summary
+from annotation.study.stats.clustered import clustered_mean
 from annotation.study.stats.pairwise import bradley_terry, position_bias, win_tie_loss
 from explanations.models import JudgeRun, JudgeVerdict
 
@@ -49,6 +50,14 @@ def judge_pairwise_section(run: JudgeRun, labels: dict[int, str], seed: int) -> 
         overall = only.to_dict()
     if overall is not None:
         overall.pop("outcomes")
+    both = [(rec, a, b, outcome) for (rec, a, b), outcome in outcome_of.items()]
+    # The study's protocol: one order only (here the lower run id shown first), so the judge's
+    # slot preference goes straight into the win rates.
+    single = [
+        (rec, first, second, {"first": "a", "second": "b", "tie": "tie"}.get(winner or "", "unparsed"))
+        for (rec, first, second), winner in verdict.items()
+        if first < second
+    ]
     scored = _scored_probabilities(run)
     parsed = [winner for winner in verdict.values() if winner is not None]
     return {
@@ -59,6 +68,10 @@ def judge_pairwise_section(run: JudgeRun, labels: dict[int, str], seed: int) -> 
         "pairs": pairs,
         "bradley_terry": strengths,
         "position_bias": overall,
+        "win_rates": {
+            "both_orders": _win_rates(both, labels, seed),
+            "single_order": _win_rates(single, labels, seed),
+        },
         # The bias in probability: a judge can lean to the first slot without flipping argmaxes.
         "probability_bias": {
             "first_minus_second": sum(p["first"] - p["second"] for p in scored) / len(scored),
@@ -71,6 +84,20 @@ def judge_pairwise_section(run: JudgeRun, labels: dict[int, str], seed: int) -> 
         "total": len(verdict),
         "_outcomes": outcome_of,
     }
+
+
+def _win_rates(outcomes: list[tuple[int, int, int, str]], labels: dict[int, str], seed: int) -> dict[str, Any]:
+    """Per run, the share of its comparisons it won (ties and unparsed verdicts count as not
+    won), with an interval that resamples recommendations."""
+    won: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for recommendation, a, b, outcome in outcomes:
+        won[a].append((float(outcome == "a"), recommendation))
+        won[b].append((float(outcome == "b"), recommendation))
+    rates = {}
+    for run_id, rows in sorted(won.items()):
+        values, items = zip(*rows, strict=True)
+        rates[labels[run_id]] = clustered_mean(values, items, n_resamples=RESAMPLES, seed=seed).to_dict()
+    return rates
 
 
 def _pairwise_verdicts(run: JudgeRun) -> dict[tuple[int, int, int], str | None]:

@@ -189,7 +189,7 @@ def _agreement_table(agreement_rows: list[list[str]]) -> Table:
 
 def _judge_pairwise_tables(report: dict[str, Any]) -> list[Table]:
     """Pairwise judges: win/tie/loss per pair, Bradley-Terry strengths and position bias."""
-    judge_rows, bias_rows, strength_rows = [], [], []
+    judge_rows, bias_rows, strength_rows, rate_rows = [], [], [], []
     # Sections with no usable answer are said in words on the page (``meta.empty``), not as rows of n/a.
     for judge in report["judge"]["pairwise"]:
         if not judge.get("usable", 1):
@@ -211,6 +211,11 @@ def _judge_pairwise_tables(report: dict[str, Any]) -> list[Table]:
             )
         if judge["position_bias"]:
             bias_rows.append(_position_bias_row(name, judge))
+        rates = judge.get("win_rates", {})
+        for system, single in rates.get("single_order", {}).items():
+            both = rates.get("both_orders", {}).get(system)
+            first_slot = judge["position_bias"]["first"] if judge["position_bias"] else None
+            rate_rows.append([name, system, estimate(single), estimate(both), estimate(first_slot)])
         if judge["bradley_terry"]:
             for system, interval in judge["bradley_terry"]["strengths"].items():
                 strength_rows.append([name, system, estimate(interval, 2)])
@@ -220,6 +225,14 @@ def _judge_pairwise_tables(report: dict[str, Any]) -> list[Table]:
             "LLM judge, pairwise in both orders (a win counts only when both orders agree), with 95% intervals.",
             ["judge", "A", "B", "A wins", "tie", "B wins", "unparsed", "pairs"],
             judge_rows,
+        ),
+        Table(
+            "judge_win_rates",
+            "Per-run win rate of the judge: the LLMXRec study's single order (the lower run id shown "
+            "first) beside both orders (a win only when both agree), with the judge's share of "
+            "first-slot verdicts; the gap between the two is what position bias does to a single order.",
+            ["judge", "run", "win rate, single order", "win rate, both orders", "first-slot share"],
+            rate_rows,
         ),
         Table(
             "judge_strengths",

@@ -338,3 +338,19 @@ def test_human_means_resample_items_and_runs_are_compared_paired() -> None:
     # Run 1's explanations ("Version 1") are rated 4 points higher on every recommendation.
     assert comparison["n_items"] == 6 and abs(comparison["difference"]["estimate"]) == pytest.approx(4.0)
     assert comparison["p_holm"] >= comparison["p_value"] and abs(comparison["rank_biserial"]) == 1.0
+
+
+def test_the_studys_single_order_win_rate_is_shown_beside_the_both_order_one() -> None:
+    runs = explained_runs(n_users=6, n_runs=2)
+    # A judge that always picks the first slot: in one order the lower run "wins" everything,
+    # in both orders the two verdicts disagree and nobody wins.
+    judged(runs, answer=lambda prompt: "Winner: 1")
+
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs, seed=1)
+
+    rates = report["judge"]["pairwise"][0]["win_rates"]
+    first, second = (f"#{run.pk} {run.generator.name}" for run in sorted(runs, key=lambda run: run.pk))
+    assert rates["single_order"][first]["estimate"] == 1.0 and rates["single_order"][second]["estimate"] == 0.0
+    assert rates["both_orders"][first]["estimate"] == 0.0 == rates["both_orders"][second]["estimate"]
+    (table,) = [t for t in report_tables(report) if t.name == "judge_win_rates"]
+    assert [row[1] for row in table.rows] == [first, second] and table.rows[0][2].startswith("1.000")
