@@ -502,7 +502,9 @@ class AttributeProbe(ChunkedJob):
     prober = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="probes")
     generation_run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="probes")
     target = models.CharField(
-        max_length=100, help_text="age, gender, occupation, popularity, or item:<attribute> (e.g. item:genres)."
+        max_length=100,
+        help_text="age, gender, occupation, popularity, popularity_fixed, item:<attribute> (e.g. item:genres) "
+        "or number:<attribute> (e.g. number:price).",
     )
     options = models.JSONField(
         default=list,
@@ -510,6 +512,9 @@ class AttributeProbe(ChunkedJob):
         help_text="The labels offered (categorical targets; age bands' centres by likelihood).",
     )
     answer_mode = models.CharField(max_length=12, choices=AnswerMode.choices, default=AnswerMode.LIKELIHOOD)
+    tolerance = models.FloatField(
+        null=True, blank=True, help_text="number:<attribute> targets: an answer this close to the truth is correct."
+    )
     fallback = models.CharField(max_length=200, blank=True, help_text=FALLBACK_FIELD_HELP)
     sample_size = models.PositiveIntegerField(default=0, help_text="Explanations to probe; 0 = all.")
     seed = models.IntegerField(default=0)

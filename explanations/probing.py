@@ -3,9 +3,9 @@
 Targets: the dataset user's age (correct within ±5 years), gender or occupation, the
 recommended item's popularity bucket (quintile of interaction counts, 1 = least popular; or, as
 the LLMXRec study asked it, ``popularity_fixed``: fewer than 50, 100, 150, 200 interactions or
-more), or
-any categorical item attribute (correct if the answer is one of the item's values). Each
-target is asked twice: from the history alone, and from the history plus the explanation; the
+more), any categorical item attribute (correct if the answer is one of the item's values), or
+a numeric item attribute (``number:<attribute>``, e.g. Steam's price; correct within the probe's
+tolerance; "free" is 0). Each target is asked twice: from the history alone, and from the history plus the explanation; the
 difference says whether the explanation carries information about the target.
 
 The held-out value is never in the prompt: the profile is left out for user targets, and the
@@ -33,6 +33,9 @@ POPULARITY_FIXED = "popularity_fixed"
 # The LLMXRec study's popularity groups: bucket 1 is fewer than 50 interactions, 5 is 200 or more.
 POPULARITY_THRESHOLDS = (50, 100, 150, 200)
 ITEM_PREFIX = "item:"
+NUMBER_PREFIX = "number:"
+# Words that mean a price of nothing (Steam lists free games as "Free to Play", "Free", ...).
+FREE_WORDS = ("free", "free to play", "free-to-play", "free to use", "play for free")
 AGE_TOLERANCE = 5
 POPULARITY_BUCKETS = 5
 
@@ -48,6 +51,32 @@ _NUMBER = re.compile(r"^(?:answer\s*:\s*)?(\d{1,3})\s*\.?$", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:answer\s*:\s*)?(.+?)\s*\.?$", re.IGNORECASE)
 
 
+def number_value(value: Any) -> float | None:
+    """A numeric attribute or answer as a number: "free" (and its variants) is 0, a currency
+    sign and thousands commas are dropped; anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().strip("`*\"'").rstrip(".").strip().casefold()
+    if text in FREE_WORDS:
+        return 0.0
+    try:
+        return float(text.lstrip("$€£").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def hidden_attribute(target: str) -> str | None:
+    """The item attribute a target holds out of the prompt (None for user and popularity targets)."""
+    for prefix in (ITEM_PREFIX, NUMBER_PREFIX):
+        if target.startswith(prefix):
+            return target.removeprefix(prefix)
+    return None
+
+
 def question(target: str, options: list[str]) -> str:
     """The question and the answer format for ``target``."""
     if target == "age":
@@ -56,6 +85,12 @@ def question(target: str, options: list[str]) -> str:
         return (
             "How popular is the recommended item among all users, from 1 (least popular fifth of the "
             f"catalogue) to {POPULARITY_BUCKETS} (most popular fifth)? Answer with exactly one line: `Answer: <1-5>`."
+        )
+    if target.startswith(NUMBER_PREFIX):
+        name = target.removeprefix(NUMBER_PREFIX).replace("_", " ")
+        return (
+            f"What is the recommended item's {name}? Answer with exactly one line: `Answer: <number>` "
+            "(0 if it is free)."
         )
     if target == POPULARITY_FIXED:
         low = [f"{number}: fewer than {limit}" for number, limit in enumerate(POPULARITY_THRESHOLDS, 1)]
@@ -87,7 +122,7 @@ def probe_messages(
     dataset's (noun, plural, verb in the past), so a game or news dataset is not asked about
     "movies watched"."""
     _, plural, verb = domain
-    hidden = target.removeprefix(ITEM_PREFIX) if target.startswith(ITEM_PREFIX) else None
+    hidden = hidden_attribute(target)
     lines = [f"The {plural} this person {verb} most recently:"]
     for entry in history:
         details = attributes_text(entry["attributes"])
@@ -112,6 +147,11 @@ def parse_answer(text: str, target: str, options: list[str]) -> Parsed:
     lines = answer_lines(text)
     if len(lines) != 1:
         return Parsed(error=f"expected one line, got {len(lines)}")
+    if target.startswith(NUMBER_PREFIX):
+        value = number_value(re.sub(r"^answer\s*:\s*", "", lines[0], flags=re.IGNORECASE))
+        if value is None:
+            return Parsed(error=f"not a number: {lines[0][:80]!r}")
+        return Parsed(f"{value:g}")
     if target in ("age", POPULARITY, POPULARITY_FIXED):
         match = _NUMBER.match(lines[0])
         if match is None:
@@ -138,11 +178,14 @@ def age_bands(ages: list[int]) -> list[str]:
     return [str(centre) for centre in range(low + AGE_TOLERANCE, high + AGE_TOLERANCE + 1, width)]
 
 
-def is_correct(target: str, answer: str | None, truth: list[str]) -> bool:
-    """Unparsed answers (None) are wrong; age is right within ±5 years; a categorical answer
-    is right if it is one of the true values (an item can have several genres)."""
+def is_correct(target: str, answer: str | None, truth: list[str], tolerance: float = 0.0) -> bool:
+    """Unparsed answers (None) are wrong; age is right within ±5 years, a number within
+    ``tolerance``; a categorical answer is right if it is one of the true values (an item can
+    have several genres)."""
     if answer is None or not truth:
         return False
+    if target.startswith(NUMBER_PREFIX):
+        return abs(float(answer) - float(truth[0])) <= tolerance
     if target == "age":
         return abs(int(answer) - int(truth[0])) <= AGE_TOLERANCE
     return answer in truth

@@ -34,6 +34,7 @@ from explanations.probing import (
     ANSWER_PREFIX,
     DEFAULT_DOMAIN,
     ITEM_PREFIX,
+    NUMBER_PREFIX,
     POPULARITY,
     POPULARITY_BUCKETS,
     POPULARITY_FIXED,
@@ -41,6 +42,7 @@ from explanations.probing import (
     USER_TARGETS,
     age_bands,
     is_correct,
+    number_value,
     parse_answer,
     probe_messages,
 )
@@ -96,6 +98,14 @@ def _truths(
         buckets = _popularity_buckets(dataset_id, run.recommender_run.split_id, fixed=target == POPULARITY_FIXED)
         truths = {e.pk: [buckets[e.recommendation.item_id]] for e in explanations}
         options = [str(bucket) for bucket in range(1, POPULARITY_BUCKETS + 1)]
+    elif target.startswith(NUMBER_PREFIX):
+        if answer_mode == AnswerMode.LIKELIHOOD:
+            raise GenerationError(f"{target} is an open number: probe it with the text answer mode")
+        key = target.removeprefix(NUMBER_PREFIX)
+        attributes = dict(Item.objects.filter(dataset_id=dataset_id).values_list("pk", "attributes"))
+        values = {e.pk: number_value(attributes[e.recommendation.item_id].get(key)) for e in explanations}
+        truths = {pk: [f"{value:g}"] if value is not None else [] for pk, value in values.items()}
+        options = []
     elif target.startswith(ITEM_PREFIX):
         key = target.removeprefix(ITEM_PREFIX)
         attributes = dict(Item.objects.filter(dataset_id=dataset_id).values_list("pk", "attributes"))
@@ -103,7 +113,8 @@ def _truths(
         options = sorted({label for values in attributes.values() for label in _labels(values.get(key))})
     else:
         raise GenerationError(
-            f"unknown target {target!r}: age, gender, occupation, popularity, popularity_fixed or item:<attribute>"
+            f"unknown target {target!r}: age, gender, occupation, popularity, popularity_fixed, item:<attribute> "
+            "or number:<attribute>"
         )
     if target == "age":
         ages = [int(label) for label in options if label.isdigit()]
@@ -124,6 +135,7 @@ def probe_start(
     chunk_size: int = 8,
     max_new_tokens: int = 16,
     answer_mode: str = AnswerMode.LIKELIHOOD,
+    tolerance: float | None = None,
     enqueue: bool = True,
 ) -> AttributeProbe:
     """Create the probe and its PENDING answers; enqueue one task per chunk after commit.
@@ -135,6 +147,8 @@ def probe_start(
     load.
     """
     answer_mode_check(answer_mode)
+    if tolerance is not None and (not target.startswith(NUMBER_PREFIX) or tolerance < 0):
+        raise GenerationError("a tolerance applies to number:<attribute> targets only, and is at least 0")
     if target in USER_TARGETS and generation_run.include_profile:
         # The explanation was written from a prompt that stated the age, gender and occupation:
         # "with the explanation" would measure copying, not what the text reveals.
@@ -171,6 +185,7 @@ def probe_start(
             target=target,
             options=options,
             answer_mode=answer_mode,
+            tolerance=tolerance,
             sample_size=sample_size,
             seed=seed,
             chunk_size=chunk_size,
@@ -236,7 +251,7 @@ def _answer_by_likelihood(probe: AttributeProbe, rows: list[ProbeAnswer], prompt
             "answer": answer,
             "probabilities": dict(zip(labels, score.probabilities, strict=True)),
             "parse_error": "",
-            "correct": is_correct(probe.target, answer, row.truth),
+            "correct": is_correct(probe.target, answer, row.truth, probe.tolerance or 0.0),
         }
         answered.append((row, fields))
     PROBE.complete(answered)
@@ -254,7 +269,7 @@ def _answer_by_text(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: lis
             "answer": answer or "",
             "probabilities": None,
             "parse_error": parsed.error[:200],
-            "correct": is_correct(probe.target, answer, row.truth),
+            "correct": is_correct(probe.target, answer, row.truth, probe.tolerance or 0.0),
         }
         answered.append((row, fields))
     PROBE.complete(answered)

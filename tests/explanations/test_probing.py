@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from explanations.models import AnswerMode, AttributeProbe, Generator, ProbeAnswer
-from explanations.probing import age_bands, is_correct, parse_answer, probe_messages
+from explanations.probing import age_bands, is_correct, number_value, parse_answer, probe_messages
 from explanations.services.generators import GenerationError
 from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
 from recommendations.models import Dataset, DatasetUser, Interaction, Item
@@ -320,3 +320,58 @@ def test_probe_prompts_speak_of_the_datasets_own_items() -> None:
     prompt = ProbeAnswer.objects.filter(probe=probe).first().prompt  # type: ignore[union-attr]
     assert "The games this person played most recently:" in prompt[-1]["content"]
     assert "from what they played" in prompt[0]["content"] and "watch" not in str(prompt)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (9.99, 9.99),
+        ("$1,299.50", 1299.5),
+        ("Free to Play", 0.0),
+        ("free", 0.0),
+        ("`12`", 12.0),
+        ("soon", None),
+        (True, None),
+    ],
+)
+def test_numbers_are_read_with_free_as_zero(value: object, expected: float | None) -> None:
+    assert number_value(value) == expected
+
+
+def test_a_numeric_target_is_asked_without_the_value_and_scored_within_the_tolerance() -> None:
+    text = probe_messages(
+        target="number:price", history=[], item_title="Portal", item_attributes={"price": 9.99, "genres": ["Puzzle"]},
+        options=[], explanation=None,
+    )[-1]["content"]  # fmt: skip
+
+    assert "9.99" not in text and "Puzzle" in text and "What is the recommended item's price?" in text
+    assert parse_answer("Answer: Free", "number:price", []).value == "0"
+    assert parse_answer("Answer: $10.50", "number:price", []).value == "10.5"
+    assert not parse_answer("Answer: cheap", "number:price", []).ok
+    assert is_correct("number:price", "10.5", ["9.99"], tolerance=1.0)
+    assert not is_correct("number:price", "12", ["9.99"], tolerance=1.0)
+    assert is_correct("number:price", "0", ["0"])
+
+
+@pytest.mark.django_db
+def test_a_price_probe_scores_answers_within_the_tolerance_and_refuses_what_means_nothing() -> None:
+    runs = explained_runs(n_users=4, n_runs=1)
+    dataset_id = runs[0].recommender_run.dataset_id
+    for index, item in enumerate(Item.objects.filter(dataset_id=dataset_id).order_by("pk")):
+        item.attributes["price"] = "Free to Play" if index % 2 else 10.0
+        item.save(update_fields=["attributes"])
+    prober, _ = scripted_judge(lambda prompt: "Answer: 10.4", name="scripted-prober")
+
+    probe = probe_start(
+        created_by=None, prober=prober, generation_run=runs[0], target="number:price", answer_mode="text",
+        tolerance=0.5, enqueue=False,
+    )  # fmt: skip
+    run_all(probe)
+
+    answers = list(ProbeAnswer.objects.filter(probe=probe))
+    assert probe.status == AttributeProbe.Status.SUCCEEDED and answers
+    assert all(a.correct == (a.truth == ["10"]) for a in answers) and {a.truth[0] for a in answers} <= {"0", "10"}
+    with pytest.raises(GenerationError, match="open number: probe it with the text answer mode"):
+        probe_start(created_by=None, prober=prober, generation_run=runs[0], target="number:price", enqueue=False)
+    with pytest.raises(GenerationError, match="a tolerance applies to number:<attribute> targets only"):
+        probe_start(created_by=None, prober=prober, generation_run=runs[0], target="age", tolerance=1, enqueue=False)
