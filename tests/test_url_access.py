@@ -155,6 +155,8 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "annotation:campaign_tune_judge[pairwise]": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "annotation:study": {"GET": page(STAFF)},
     "annotation:study_export": {"GET": page(STAFF, ok=400)},
+    "annotation:cross_study": {"GET": page(STAFF)},
+    "annotation:cross_study_export": {"GET": page(STAFF, ok=400)},
     "annotation:api_study_report": {"GET": api(STAFF, ok=400)},
     "annotation:api_campaigns": {"GET": api(STAFF)},
     "annotation:api_ratings": {"GET": api(STAFF)},

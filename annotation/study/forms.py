@@ -47,3 +47,48 @@ class StudyForm(forms.Form):
             "include_flagged": not data["exclude_flagged"],
             "reference_run": data["reference_run"],
         }
+
+
+MAX_STUDIES = 12
+
+
+class CrossStudyForm(forms.Form):
+    """Several studies for the cross-study tables: ``R:G,G;R:G,G`` (recommender run id, then its
+    generation run ids), as a GET parameter so that a page and its exports are one link."""
+
+    studies = forms.CharField(
+        max_length=2000,
+        help_text="recommender run id, a colon, its generation run ids separated by commas; studies "
+        "separated by semicolons, e.g. 3:10,11;7:14,15",
+    )
+    seed = DbIntegerField(initial=0, min_value=0, required=False)
+
+    def clean_studies(self) -> list[tuple[RecommenderRun, list[GenerationRun]]]:
+        text = self.cleaned_data["studies"]
+        chosen = []
+        for part in [p.strip() for p in text.split(";") if p.strip()]:
+            head, colon, tail = part.partition(":")
+            try:
+                run_id, run_ids = int(head), [int(i) for i in tail.split(",") if i.strip()]
+            except ValueError:
+                raise forms.ValidationError(f"{part!r} is not RUN:GENERATION,GENERATION") from None
+            if not colon or not run_ids:
+                raise forms.ValidationError(f"{part!r} names no generation runs")
+            recommender_run = (
+                RecommenderRun.objects.filter(pk=run_id, status=RecommenderRun.Status.SUCCEEDED)
+                .select_related("dataset")
+                .first()
+            )
+            if recommender_run is None:
+                raise forms.ValidationError(f"no finished recommender run #{run_id}")
+            runs = list(
+                GenerationRun.objects.filter(
+                    pk__in=run_ids, recommender_run=recommender_run, status=GenerationRun.Status.SUCCEEDED
+                ).select_related("generator")
+            )
+            if len(runs) != len(set(run_ids)):
+                raise forms.ValidationError(f"not all of {tail} are finished generation runs of #{run_id}")
+            chosen.append((recommender_run, runs))
+        if not chosen or len(chosen) > MAX_STUDIES:
+            raise forms.ValidationError(f"name 1 to {MAX_STUDIES} studies")
+        return chosen

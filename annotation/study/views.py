@@ -15,7 +15,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation.study.charts import report_charts
-from annotation.study.forms import StudyForm
+from annotation.study.cross import cross_study_tables
+from annotation.study.forms import CrossStudyForm, StudyForm
 from annotation.study.report import study_report_cached
 from annotation.study.tables import report_tables, to_csv, to_latex, to_markdown
 
@@ -73,4 +74,53 @@ def study_report_export(request: HttpRequest, fmt: str) -> HttpResponse:
     response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
     suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
     response["Content-Disposition"] = f'attachment; filename="xrec-study{suffix}.{fmt}"'
+    return response
+
+
+def _cross(request: HttpRequest) -> tuple[CrossStudyForm, list[Any] | None]:
+    """The cross-study form of the query string and, when it is valid, its tables (each study's
+    report from the cache when none of its inputs changed)."""
+    form = CrossStudyForm(request.GET or None)
+    if not form.is_valid():
+        return form, None
+    seed = form.cleaned_data["seed"] or 0
+    reports = [
+        study_report_cached(recommender_run=run, generation_runs=runs, seed=seed)
+        for run, runs in form.cleaned_data["studies"]
+    ]
+    return form, cross_study_tables(reports)
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def cross_study_view(request: HttpRequest) -> HttpResponse:
+    """Several studies in the paper's layout: a row per generator, a column per dataset and
+    recommender."""
+    form, tables = _cross(request)
+    context = {"form": form, "tables": tables, "query": request.GET.urlencode()}
+    return render(request, "annotation/cross_study.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def cross_study_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The cross-study tables as Markdown, LaTeX, or one of them as CSV (``?table=<name>``)."""
+    form, tables = _cross(request)
+    if tables is None:
+        return HttpResponse(f"bad studies: {form.errors.as_text()}", status=400, content_type="text/plain")
+    if fmt == "md":
+        body = to_markdown(tables)
+    elif fmt == "tex":
+        body = to_latex(tables)
+    else:
+        chosen = [table for table in tables if table.name == request.GET.get("table", "")]
+        if not chosen:
+            names = ", ".join(table.name for table in tables)
+            return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
+        body = to_csv(chosen[0])
+    response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
+    suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
+    response["Content-Disposition"] = f'attachment; filename="xrec-cross-study{suffix}.{fmt}"'
     return response

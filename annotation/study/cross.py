@@ -1,0 +1,79 @@
+"""The cross-study report: several studies side by side in the LLMXRec paper's layout.
+
+A study is one recommender run (a dataset and a recommender) with the generation runs that
+explained it. The paper's tables have a row per generator and a column per dataset and
+recommender; here each cell is a figure of one study's report with its interval: the judge's
+win rate in both orders and in the study's single order, and each human Likert criterion's mean
+(items and annotators resampled). Generators are matched across studies by name, as the paper
+matches its LLMs. Pure: it reads finished report dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from annotation.study.tables import MISSING, Table, estimate
+
+
+def _generators(report: dict[str, Any]) -> dict[str, str]:
+    """Run label → generator name."""
+    return {run["label"]: run["generator"] for run in report["runs"]}
+
+
+def _judge_rates(report: dict[str, Any], order: str) -> dict[str, dict[str, Any]]:
+    """The first pairwise judge's win rate of each run (``order``: both_orders or single_order)."""
+    judges = [judge for judge in report["judge"]["pairwise"] if judge.get("usable", 1)]
+    return judges[0]["win_rates"][order] if judges else {}
+
+
+def _human_means(report: dict[str, Any], criterion: str) -> dict[str, dict[str, Any]]:
+    """The first Likert campaign's mean of ``criterion`` per run, items and annotators resampled."""
+    for section in report["human"]:
+        if section["mode"] == "likert":
+            return {
+                row["run"]: row["criteria"][criterion].get("mean_by_item") or row["criteria"][criterion]["mean"]
+                for row in section["runs"]
+                if criterion in row["criteria"]
+            }
+    return {}
+
+
+def _criteria(reports: list[dict[str, Any]]) -> list[str]:
+    found: dict[str, None] = {}
+    for report in reports:
+        for section in report["human"]:
+            if section["mode"] == "likert":
+                found |= dict.fromkeys(section.get("scales", {}))
+    return list(found)
+
+
+def column_label(report: dict[str, Any]) -> str:
+    recommender = report["recommender"]
+    return f"{recommender['dataset']} / {recommender['algorithm']} (#{recommender['run']})"
+
+
+def cross_study_tables(reports: list[dict[str, Any]]) -> list[Table]:
+    """One table per figure; rows are generators, columns are the studies in the order given."""
+    figures: list[tuple[str, str, Callable[[dict[str, Any]], dict[str, dict[str, Any]]]]] = [
+        ("judge_win_rate", "Judge win rate, both orders (a win only when both agree)", lambda r: _judge_rates(r, "both_orders")),
+        ("judge_win_rate_single_order", "Judge win rate in a single order (the LLMXRec study's protocol)", lambda r: _judge_rates(r, "single_order")),
+    ]  # fmt: skip
+    for criterion in _criteria(reports):
+        caption = f"Human {criterion}: mean with items and annotators resampled"
+        figures.append((f"human_{criterion}", caption, partial(_human_means, criterion=criterion)))
+    header = ["generator", *[column_label(report) for report in reports]]
+    tables = []
+    for name, caption, figure in figures:
+        cells: dict[str, list[str]] = {}
+        for at, report in enumerate(reports):
+            generators = _generators(report)
+            for label, interval in figure(report).items():
+                row = cells.setdefault(generators.get(label, label), [MISSING] * len(reports))
+                row[at] = estimate(interval)
+        rows = [[generator, *values] for generator, values in sorted(cells.items())]
+        tables.append(
+            Table(f"cross_{name}", f"{caption}; 95% intervals. Columns: dataset / recommender.", header, rows)
+        )
+    return tables
