@@ -18,7 +18,7 @@ from annotation.study.charts import report_charts
 from annotation.study.cross import cross_study_tables
 from annotation.study.forms import CrossStudyForm, StudyForm
 from annotation.study.report import study_report_cached
-from annotation.study.tables import report_tables, to_csv, to_latex, to_markdown
+from annotation.study.tables import Table, report_tables, to_csv, to_latex, to_markdown
 
 REPORT_FORMATS = {
     "json": "application/json",
@@ -58,22 +58,28 @@ def study_report_export(request: HttpRequest, fmt: str) -> HttpResponse:
     form, report = _study(request)
     if report is None:
         return HttpResponse(f"bad study: {form.errors.as_text()}", status=400, content_type="text/plain")
-    tables = report_tables(report)
     if fmt == "json":
-        body = json.dumps(report, indent=1, default=str)
-    elif fmt == "md":
-        body = to_markdown(tables)
-    elif fmt == "tex":
-        body = to_latex(tables)
-    else:
-        chosen = [table for table in tables if table.name == request.GET.get("table", "")]
-        if not chosen:
-            names = ", ".join(table.name for table in tables)
-            return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
-        body = to_csv(chosen[0])
+        return _attachment(json.dumps(report, indent=1, default=str), fmt, "xrec-study")
+    return _tables_download(request, report_tables(report), fmt, "xrec-study")
+
+
+def _tables_download(request: HttpRequest, tables: list[Table], fmt: str, stem: str) -> HttpResponse:
+    """Every table as Markdown or LaTeX, or the one named by ``?table=`` as CSV (400 naming the
+    choices when it names none of them)."""
+    if fmt == "md":
+        return _attachment(to_markdown(tables), fmt, stem)
+    if fmt == "tex":
+        return _attachment(to_latex(tables), fmt, stem)
+    chosen = [table for table in tables if table.name == request.GET.get("table", "")]
+    if not chosen:
+        names = ", ".join(table.name for table in tables)
+        return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
+    return _attachment(to_csv(chosen[0]), fmt, f"{stem}-{chosen[0].name}")
+
+
+def _attachment(body: str, fmt: str, stem: str) -> HttpResponse:
     response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
-    suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
-    response["Content-Disposition"] = f'attachment; filename="xrec-study{suffix}.{fmt}"'
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
     return response
 
 
@@ -110,17 +116,4 @@ def cross_study_export(request: HttpRequest, fmt: str) -> HttpResponse:
     form, tables = _cross(request)
     if tables is None:
         return HttpResponse(f"bad studies: {form.errors.as_text()}", status=400, content_type="text/plain")
-    if fmt == "md":
-        body = to_markdown(tables)
-    elif fmt == "tex":
-        body = to_latex(tables)
-    else:
-        chosen = [table for table in tables if table.name == request.GET.get("table", "")]
-        if not chosen:
-            names = ", ".join(table.name for table in tables)
-            return HttpResponse(f"choose ?table= one of: {names}", status=400, content_type="text/plain")
-        body = to_csv(chosen[0])
-    response = HttpResponse(body, content_type=REPORT_FORMATS[fmt])
-    suffix = f"-{request.GET['table']}" if fmt == "csv" else ""
-    response["Content-Disposition"] = f'attachment; filename="xrec-cross-study{suffix}.{fmt}"'
-    return response
+    return _tables_download(request, tables, fmt, "xrec-cross-study")
