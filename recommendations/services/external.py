@@ -45,8 +45,8 @@ def external_run_import(
     made; nothing is written then.
     """
     name = name.strip()
-    if not name:
-        raise ImportFailed("give the run a name")
+    if not name or len(name) > 200:
+        raise ImportFailed("give the run a name of 1 to 200 characters")
     lists = read_lists(data, name=file_name)
     users, items = _lookup(dataset, lists, file_name)
     longest = max(len(ranked.items) for ranked in lists.lists)

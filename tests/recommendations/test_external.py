@@ -95,6 +95,8 @@ def test_an_unknown_user_or_item_is_refused_with_its_line_and_nothing_is_written
         external_run_import(dataset=dataset, name="x", data=b"user,item,rank\n0,1,1\n0,nine,2\n", file_name="top.csv")
     with pytest.raises(ImportFailed, match=r"top.csv line 2: no user 'ghost' in rated"):
         external_run_import(dataset=dataset, name="x", data=b"user,item,rank\nghost,1,1\n", file_name="top.csv")
+    with pytest.raises(ImportFailed, match="a name of 1 to 200 characters"):
+        external_run_import(dataset=dataset, name="x" * 201, data=b"user,item,rank\n0,1,1\n", file_name="top.csv")
     assert not RecommenderRun.objects.exists() and not Recommendation.objects.exists()
 
 
