@@ -86,7 +86,7 @@ def test_researcher_reads_every_section_and_chart_and_downloads_the_exports(page
     calibration = report["meta"]["calibration"]
     assert [group["n"] for group in calibration] == [2 * 4] * len(CRITERIA)  # explanations, per criterion
     markdown = _download(page, "Markdown")
-    assert "| campaign | run | criterion | mean | median | n |" in markdown
+    assert "| campaign | run | criterion | mean | mean (items and annotators resampled) | median | n |" in markdown
     assert dialogs == []
 
 
