@@ -6,9 +6,9 @@ from typing import Any
 from django import forms
 
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating, validate_completion_url
-from explanations.forms import positive
+from explanations.forms import JudgeTuningOptionsForm
 from explanations.judging import default_rubric
-from explanations.models import GenerationRun, Generator
+from explanations.models import GenerationRun
 from recommendations.shared.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
@@ -173,20 +173,13 @@ class AnswerForm(forms.Form):
         return None if visible_ms is None else visible_ms / 1000
 
 
-class JudgeTuningForm(forms.Form):
+class JudgeTuningForm(JudgeTuningOptionsForm):
     """Tune a pairwise judge with LoRA on a pairwise campaign's human preferences."""
 
-    base_generator = forms.ModelChoiceField(
-        queryset=Generator.objects.filter(backend=Generator.Backend.HF, adapter_path=""), label="Base judge model"
-    )
     criteria = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple, help_text="The answers that vote for a pair's winner."
     )
     include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
-    epochs = DbIntegerField(initial=1, min_value=1, max_value=100)
-    learning_rate = forms.FloatField(initial=2e-4, validators=[positive])
-    r = DbIntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
-    seed = DbIntegerField(initial=0, min_value=0)
 
     def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -194,6 +187,3 @@ class JudgeTuningForm(forms.Form):
         criteria = self.fields["criteria"]
         assert isinstance(criteria, forms.MultipleChoiceField)
         criteria.choices, criteria.initial = [(name, name) for name in names], names
-
-    def options(self) -> dict[str, Any]:
-        return {key: self.cleaned_data[key] for key in ("epochs", "learning_rate", "r", "seed")}

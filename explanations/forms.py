@@ -187,3 +187,19 @@ class ProbeForm(forms.Form):
     answer_mode = AnswerModeField(
         help_text="Likelihood scores every option (age: bands of ±5 years); text parses free answers."
     )
+
+
+class JudgeTuningOptionsForm(forms.Form):
+    """Tune a pairwise judge with LoRA on preferences: the base and the training's settings
+    (a judge run's agreeing verdicts here; a campaign's votes in ``annotation.forms``)."""
+
+    base_generator = forms.ModelChoiceField(
+        queryset=Generator.objects.filter(backend=Generator.Backend.HF, adapter_path=""), label="Base judge model"
+    )
+    epochs = DbIntegerField(initial=1, min_value=1, max_value=100)
+    learning_rate = forms.FloatField(initial=2e-4, validators=[positive])
+    r = DbIntegerField(initial=8, min_value=1, max_value=256, label="LoRA r")
+    seed = DbIntegerField(initial=0, min_value=0)
+
+    def options(self) -> dict[str, Any]:
+        return {key: self.cleaned_data[key] for key in ("epochs", "learning_rate", "r", "seed")}

@@ -26,6 +26,7 @@ urlpatterns = [
     path("explanations/judge-runs/", views.judge_run_list, name="judge_list"),
     path("explanations/judge-runs/new/", views.judge_run_create, name="judge_create"),
     path("explanations/judge-runs/<int:run_id>/", views.judge_run_detail, name="judge_detail"),
+    path("explanations/judge-runs/<int:run_id>/tune/", views.judge_run_tune, name="judge_tune"),
     path("explanations/probes/", views.probe_list, name="probe_list"),
     path("explanations/probes/new/", views.probe_create, name="probe_create"),
     path("explanations/probes/<int:probe_id>/", views.probe_detail, name="probe_detail"),

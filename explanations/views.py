@@ -7,12 +7,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from explanations.forms import AdapterTrainingForm, GenerationRunForm, JudgeRunForm, ProbeForm, PromptTemplateForm
+from explanations.forms import (
+    AdapterTrainingForm,
+    GenerationRunForm,
+    JudgeRunForm,
+    JudgeTuningOptionsForm,
+    ProbeForm,
+    PromptTemplateForm,
+)
 from explanations.models import (
     AdapterTraining,
     AttributeProbe,
@@ -42,7 +49,7 @@ from explanations.services.generators import (
     prompt_preview,
     prompt_template_revise,
 )
-from explanations.services.judging import JUDGE, judge_run_start
+from explanations.services.judging import JUDGE, judge_run_preferences, judge_run_start, judge_run_tuning_start
 from explanations.services.probing import PROBE, probe_start
 from explanations.services.text_metrics import TEXT_METRICS
 from recommendations.models import Recommendation
@@ -298,6 +305,33 @@ def judge_run_create(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("explanations:judge_detail", run_id=run.pk)
     return render(request, "explanations/judge_form.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.view_judgerun", raise_exception=True)
+@permission_required("explanations.add_adaptertraining", raise_exception=True)
+def judge_run_tune(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Tune a small judge on this run's verdicts where both orders agree (admins): the
+    LLM-labelled pairs the LLMXRec study tuned its judge on."""
+    run = get_object_or_404(JudgeRun.objects.select_related("judge"), pk=run_id)
+    if run.mode != JudgeRun.Mode.PAIRWISE:
+        raise Http404("only pairwise judge runs have verdicts between two explanations")
+    form = JudgeTuningOptionsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            training = judge_run_tuning_start(
+                run=run,
+                created_by=request.user,
+                base_generator=form.cleaned_data["base_generator"],
+                options=form.options(),
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:adapter_detail", training_id=training.pk)
+    context = {"form": form, "run": run, "n_preferences": len(judge_run_preferences(run))}
+    return render(request, "explanations/judge_tune_form.html", context)
 
 
 @require_GET

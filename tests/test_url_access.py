@@ -127,6 +127,7 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "explanations:judge_list": {"GET": page(STAFF)},
     "explanations:judge_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:judge_detail": {"GET": page(STAFF)},
+    "explanations:judge_tune": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:probe_list": {"GET": page(STAFF)},
     "explanations:probe_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:probe_detail": {"GET": page(STAFF)},

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,10 +38,10 @@ from explanations.judging import (
 )
 from explanations.lineage import subsample_record
 from explanations.llm import Messages
-from explanations.models import AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict
+from explanations.models import AdapterTraining, AnswerMode, GenerationRun, Generator, JudgeRun, JudgeVerdict
 from explanations.prompts import Controls, prompt_context
 from explanations.querysets import explanations_by_recommendation
-from explanations.services.adapters import trained_recommendations
+from explanations.services.adapters import judge_training_start, trained_recommendations
 from explanations.services.chunks import answer_in_mode, answer_mode_check, generate_with, score_with
 from explanations.services.engine import ChunkedKind, register
 from explanations.services.generators import GenerationError, generator_spec, run_lineage_record
@@ -265,3 +266,46 @@ def judge_runs_requeue_stalled() -> int:
     """Enqueue every chunk with PENDING verdicts in a RUNNING judge run; return how many
     (``ChunkedKind.requeue_stalled``)."""
     return JUDGE.requeue_stalled()
+
+
+def judge_run_preferences(run: JudgeRun) -> list[dict[str, Any]]:
+    """A pairwise judge run's verdicts as preferences (``judge_training_start``'s input): per
+    recommendation and pair of explanations judged in both orders, the winner where the two
+    orders agree. Pairs whose orders disagree are left out: that is the judge's slot preference,
+    not a preference between the explanations. ``a`` is the lower explanation id."""
+    by_order: dict[tuple[int, int, int], dict[bool, str | None]] = defaultdict(dict)
+    for recommendation, first, second, parsed, status in (
+        JudgeVerdict.objects.filter(judge_run=run, second__isnull=False)
+        .order_by("pk")
+        .values_list("recommendation_id", "first_id", "second_id", "parsed", "status")
+    ):
+        named = (parsed or {}).get("winner") if status == JudgeVerdict.Status.DONE else None
+        lower_first = first < second
+        sides = {"first": "a" if lower_first else "b", "second": "b" if lower_first else "a", "tie": "tie"}
+        by_order[(recommendation, min(first, second), max(first, second))][lower_first] = sides.get(named or "")
+    return [
+        {"recommendation": recommendation, "a": a, "b": b, "winner": orders[True]}
+        for (recommendation, a, b), orders in by_order.items()
+        if orders.get(True) is not None and orders.get(True) == orders.get(False)
+    ]
+
+
+def judge_run_tuning_start(
+    *, run: JudgeRun, created_by: Any, base_generator: Generator, options: dict[str, Any]
+) -> AdapterTraining:
+    """Tune a pairwise judge with LoRA on ``run``'s agreeing verdicts (a strong judge teaching a
+    small one, as the LLMXRec study tuned its judge on LLM-labelled pairs), prompted with
+    ``run``'s rubric. Raises GenerationError (nothing stored) for a Likert run, fewer than two
+    agreeing verdicts, or a base that cannot be tuned."""
+    if run.mode != JudgeRun.Mode.PAIRWISE:
+        raise GenerationError(
+            f"judge run #{run.pk} is {run.get_mode_display().lower()}: only pairwise verdicts teach a judge"
+        )
+    return judge_training_start(
+        created_by=created_by,
+        base_generator=base_generator,
+        preferences=judge_run_preferences(run),
+        rubric=run.rubric,
+        description=f"judge run #{run.pk} {run.judge.name[:100]}: verdicts both orders agree on",
+        options=options,
+    )

@@ -8,13 +8,22 @@ exactly where a worker would find a loaded model.
 import json
 
 import pytest
+from django.urls import reverse
 
 from explanations.judging import combine_orders, parse_likert, parse_pairwise
 from explanations.llm import BackendError
-from explanations.models import AnswerMode, JudgeRun, JudgeVerdict
+from explanations.models import AdapterTraining, AnswerMode, Explanation, JudgeRun, JudgeVerdict
 from explanations.services.generators import GenerationError
-from explanations.services.judging import judge_chunk_run, judge_run_retry_failed, judge_run_start
+from explanations.services.judging import (
+    judge_chunk_run,
+    judge_run_preferences,
+    judge_run_retry_failed,
+    judge_run_start,
+    judge_run_tuning_start,
+)
 from tests.annotation.factories import explained_runs
+from tests.conftest import client_for
+from tests.explanations.factories import tiny_generator
 from tests.explanations.scripted import scripted_judge
 
 BOTH_MODES = pytest.mark.parametrize("answer_mode", [AnswerMode.LIKELIHOOD, AnswerMode.TEXT])
@@ -419,3 +428,30 @@ def test_the_form_refuses_an_unknown_answer_mode_and_starts_nothing(admin_user) 
 
     started = client.post(reverse("explanations:judge_create"), form)  # left out: likelihood
     assert started.status_code == 302 and JudgeRun.objects.get().answer_mode == AnswerMode.LIKELIHOOD
+
+
+@pytest.mark.django_db
+def test_a_pairwise_run_teaches_a_judge_the_verdicts_both_orders_agree_on(tiny_model_dir, admin_user) -> None:
+    runs = explained_runs(n_users=4, n_runs=2)
+    # One scripted judge at a time: scripted backends share the process's backend cache.
+    slot_judge, _ = scripted_judge(lambda prompt: "Winner: 1", name="slot-judge")
+    by_slot = judge_run_start(created_by=None, judge=slot_judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(by_slot)
+    fair_judge, _ = scripted_judge(prefers_version_1, name="fair-judge")
+    fair = judge_run_start(created_by=None, judge=fair_judge, generation_runs=runs, rubric=RUBRIC, enqueue=False)
+    run_all(fair)
+
+    # A judge that always picks the first slot never agrees with itself across orders.
+    assert judge_run_preferences(by_slot) == []
+    preferences = judge_run_preferences(fair)
+    assert len(preferences) == 4 and all(p["a"] < p["b"] for p in preferences)
+    assert all("Version 1" in Explanation.objects.get(pk=p[p["winner"]]).text for p in preferences)
+
+    base = tiny_generator(tiny_model_dir, name="tiny-judge")
+    training = judge_run_tuning_start(run=fair, created_by=None, base_generator=base, options={"epochs": 1})
+    assert training.source == AdapterTraining.Source.PREFERENCES
+    assert f"judge run #{fair.pk}" in training.source_description
+    with pytest.raises(GenerationError, match="need at least 2 preferences"):
+        judge_run_tuning_start(run=by_slot, created_by=None, base_generator=base, options={"epochs": 1})
+    page = client_for(admin_user).get(reverse("explanations:judge_tune", args=[fair.pk])).content.decode()
+    assert "(4 pairs)" in page
