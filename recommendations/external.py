@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from recommendations.importers import ImportFailed
+from recommendations.importers.recbole import atomic_header
 from recommendations.importers.tabular import jsonl_records
 
 ROLES = ("user", "item", "rank", "score")
@@ -179,8 +180,8 @@ def _one_list(user: str, rows: list[_Row], name: str) -> RankedList:
 
 def _recbole_lists(text: str, name: str) -> ExternalLists:
     lines = text.splitlines()
-    header = [cell.strip().partition(":") for cell in lines[0].split("\t")]
-    columns = {column: at for at, (column, _, _) in enumerate(header)}
+    header = atomic_header(lines[0], f"{name} line 1")
+    columns = {column: at for at, (column, _) in enumerate(header)}
     if "user_id" not in columns or "item_id_list" not in columns:
         raise ImportFailed(
             f"{name} line 1: a RecBole top-K file needs user_id:token and item_id_list:token_seq columns"

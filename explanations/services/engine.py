@@ -23,6 +23,7 @@ A new kind is a module that builds one of these and passes it to ``register``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -49,7 +50,7 @@ class JobActionRefused(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Kind:
+class Kind(ABC):
     """What every kind of job has: a name, its model and the Celery task that runs it."""
 
     name: str  # short and stable: URL names and the API use it ("run", "judge", ...)
@@ -73,20 +74,20 @@ class Kind:
             raise JobActionRefused(f"a {job.get_status_display().lower()} {self.label} cannot be {verb}")
         return job
 
-    def cancel(self, job: Job) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def cancel(self, job: Job) -> bool: ...
 
-    def resume(self, job: Job) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def resume(self, job: Job) -> bool: ...
 
-    def retry(self, job: Job) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def retry(self, job: Job) -> bool: ...
 
-    def requeue_stalled(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def requeue_stalled(self) -> int: ...
 
-    def actions(self, job: Job, counts: dict[str, int]) -> list[tuple[str, str]]:
-        raise NotImplementedError
+    @abstractmethod
+    def actions(self, job: Job, counts: dict[str, int]) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from explanations.judging import (
     PAIRWISE_OPTIONS,
     PAIRWISE_PREFIX,
+    combine_orders,
     likert_from_scores,
     likert_messages,
     likert_questions,
@@ -273,6 +274,8 @@ def judge_run_preferences(run: JudgeRun) -> list[dict[str, Any]]:
     recommendation and pair of explanations judged in both orders, the winner where the two
     orders agree. Pairs whose orders disagree are left out: that is the judge's slot preference,
     not a preference between the explanations. ``a`` is the lower explanation id."""
+    # Per pair: the judge's raw winner ("first", "second", "tie") with the lower id shown first
+    # (True) and with the higher id shown first (False).
     by_order: dict[tuple[int, int, int], dict[bool, str | None]] = defaultdict(dict)
     for recommendation, first, second, parsed, status in (
         JudgeVerdict.objects.filter(judge_run=run, second__isnull=False)
@@ -280,14 +283,15 @@ def judge_run_preferences(run: JudgeRun) -> list[dict[str, Any]]:
         .values_list("recommendation_id", "first_id", "second_id", "parsed", "status")
     ):
         named = (parsed or {}).get("winner") if status == JudgeVerdict.Status.DONE else None
-        lower_first = first < second
-        sides = {"first": "a" if lower_first else "b", "second": "b" if lower_first else "a", "tie": "tie"}
-        by_order[(recommendation, min(first, second), max(first, second))][lower_first] = sides.get(named or "")
-    return [
-        {"recommendation": recommendation, "a": a, "b": b, "winner": orders[True]}
-        for (recommendation, a, b), orders in by_order.items()
-        if orders.get(True) is not None and orders.get(True) == orders.get(False)
-    ]
+        by_order[(recommendation, min(first, second), max(first, second))][first < second] = named
+    preferences = []
+    for (recommendation, a, b), orders in by_order.items():
+        lower_first, higher_first = orders.get(True), orders.get(False)
+        outcome = combine_orders(lower_first, higher_first)
+        # combine_orders calls a disagreement a tie too; only a tie in both orders is a preference.
+        if outcome in ("a", "b") or lower_first == higher_first == "tie":
+            preferences.append({"recommendation": recommendation, "a": a, "b": b, "winner": outcome})
+    return preferences
 
 
 def judge_run_tuning_start(

@@ -32,7 +32,8 @@ CANONICAL = {"class": "genres", "genre": "genres", "release_year": "year"}
 NUMERIC_TOKENS = {"age", "year"}
 
 
-def _header(line: str, where: str) -> list[tuple[str, str]]:
+def atomic_header(line: str, where: str) -> list[tuple[str, str]]:
+    """A typed atomic-file header as (name, type) pairs; a cell that is not NAME:TYPE is refused."""
     columns = []
     for cell in line.split("\t"):
         name, _, kind = cell.strip().partition(":")
@@ -64,7 +65,7 @@ def _rows(
     label = files.display(name)
     lines = files.lines(name, encoding=encoding, progress=progress)
     number, first = next(lines)
-    header = _header(first, f"{label} line {number}")
+    header = atomic_header(first, f"{label} line {number}")
 
     def rows() -> Iterator[tuple[int, str, list[str]]]:
         for number, line in lines:
