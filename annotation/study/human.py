@@ -102,7 +102,7 @@ def _likert_summary(
     summary = discrete_summary(
         values, scale=range(criterion.scale_min, criterion.scale_max + 1), n_resamples=RESAMPLES, seed=seed
     ).to_dict()
-    summary["mean_by_item"] = clustered_mean(values, items, participants, n_resamples=RESAMPLES, seed=seed).to_dict()
+    summary["mean_by_item"] = clustered_mean(values, items, participants, n_resamples=RESAMPLES).to_dict()
     return summary
 
 
@@ -143,12 +143,12 @@ def _columns(rows: Iterable[tuple[int | None, ...]], width: int) -> list[npt.NDA
 SCORE_OF_A = {"a": 1.0, "tie": 0.5, "b": 0.0}
 
 
-def _win_rate(scored: list[tuple[float, int, int]], seed: int) -> dict[str, Any]:
+def _win_rate(scored: list[tuple[float, int, int]]) -> dict[str, Any]:
     """A's win rate (ties count half) with an interval that resamples items and annotators."""
     if not scored:
         return clustered_mean([], []).to_dict()
     scores, items, annotators = zip(*scored, strict=True)
-    return clustered_mean(scores, items, annotators, n_resamples=RESAMPLES, seed=seed).to_dict()
+    return clustered_mean(scores, items, annotators, n_resamples=RESAMPLES).to_dict()
 
 
 def human_pairwise_section(
@@ -188,7 +188,7 @@ def human_pairwise_section(
                 "b": labels[b],
                 "criterion": name,
                 "win_tie_loss": win_tie_loss(choices, n_resamples=RESAMPLES, seed=seed).to_dict(),
-                "win_rate_by_item": _win_rate(scored[(a, b, name)], seed),
+                "win_rate_by_item": _win_rate(scored[(a, b, name)]),
             }
         )
     strengths = {}

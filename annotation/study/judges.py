@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
@@ -69,8 +70,8 @@ def judge_pairwise_section(run: JudgeRun, labels: dict[int, str], seed: int) -> 
         "bradley_terry": strengths,
         "position_bias": overall,
         "win_rates": {
-            "both_orders": _win_rates(both, labels, seed),
-            "single_order": _win_rates(single, labels, seed),
+            "both_orders": _win_rates(both, labels),
+            "single_order": _win_rates(single, labels),
         },
         # The bias in probability: a judge can lean to the first slot without flipping argmaxes.
         "probability_bias": {
@@ -86,17 +87,19 @@ def judge_pairwise_section(run: JudgeRun, labels: dict[int, str], seed: int) -> 
     }
 
 
-def _win_rates(outcomes: list[tuple[int, int, int, str]], labels: dict[int, str], seed: int) -> dict[str, Any]:
+def _win_rates(outcomes: list[tuple[int, int, int, str]], labels: dict[int, str]) -> dict[str, Any]:
     """Per run, the share of its comparisons it won (ties and unparsed verdicts count as not
     won), with an interval that resamples recommendations."""
-    won: dict[int, list[tuple[float, int]]] = defaultdict(list)
-    for recommendation, a, b, outcome in outcomes:
-        won[a].append((float(outcome == "a"), recommendation))
-        won[b].append((float(outcome == "b"), recommendation))
+    if not outcomes:
+        return {}
+    recommendations, a, b = (np.array(column) for column in list(zip(*outcomes, strict=True))[:3])
+    winners = np.array([outcome for *_, outcome in outcomes])
     rates = {}
-    for run_id, rows in sorted(won.items()):
-        values, items = zip(*rows, strict=True)
-        rates[labels[run_id]] = clustered_mean(values, items, n_resamples=RESAMPLES, seed=seed).to_dict()
+    for run_id in sorted(set(a.tolist()) | set(b.tolist())):
+        first, second = a == run_id, b == run_id
+        won = np.where(first, winners == "a", winners == "b")[first | second].astype(np.float64)
+        interval = clustered_mean(won, recommendations[first | second], n_resamples=RESAMPLES)
+        rates[labels[run_id]] = interval.to_dict()
     return rates
 
 

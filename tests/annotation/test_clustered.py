@@ -24,7 +24,7 @@ def _coverage(n_simulations: int, *, use_annotators: bool) -> float:
     covered = 0
     for seed in range(n_simulations):
         values, items, annotators = _simulate(seed)
-        interval = clustered_mean(values, items, annotators if use_annotators else None, n_resamples=1000, seed=seed)
+        interval = clustered_mean(values, items, annotators if use_annotators else None, n_resamples=1000)
         assert interval.low is not None and interval.high is not None
         covered += interval.low <= TRUTH <= interval.high
     return covered / n_simulations
@@ -44,8 +44,8 @@ def test_a_design_that_does_not_cross_annotators_resamples_items_only() -> None:
     annotators = np.arange(20)  # everyone rated one item
 
     assert not crossed(items, annotators) and crossed(np.repeat(np.arange(10), 2), np.tile([0, 1], 10))
-    with_annotators = clustered_mean(np.arange(20.0), items, annotators, seed=1)
-    without = clustered_mean(np.arange(20.0), items, None, seed=1)
+    with_annotators = clustered_mean(np.arange(20.0), items, annotators)
+    without = clustered_mean(np.arange(20.0), items, None)
     assert with_annotators == without and with_annotators.n == 10
 
 

@@ -27,7 +27,6 @@ from annotation.study.stats.bootstrap import Interval, check_bootstrap_args
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
-_BATCH = 200  # resamples per block: a block's weight matrix is batch x ratings
 
 
 def _codes(labels: npt.ArrayLike) -> tuple[IntArray, int]:
@@ -53,21 +52,28 @@ def clustered_mean(
     *,
     confidence: float = 0.95,
     n_resamples: int = 2000,
-    seed: int = 0,
 ) -> Interval:
-    """The mean rating with an interval that resamples items, and annotators where the design
-    crosses them with items. ``Interval.n`` is the number of items.
+    """The mean rating with an interval from resampling items, and annotators where the design
+    crosses them with items. ``Interval.n`` is the number of items; ``n_resamples=0`` gives no
+    interval, as for the other statistics.
 
-    Items only (no annotators given, or each annotator rated one item): the percentile interval
-    of the item bootstrap. Crossed: no bootstrap of a crossed design is unbiased (McCullagh
-    2000); the two-way pigeonhole bootstrap overstates the variance (its 95% intervals covered
-    the truth about 98% of the time in the simulations below). Instead the variance is combined by the method of moments from
-    three one-way bootstraps, V = V_items + V_annotators - V_ratings (each one-way variance holds
-    its own component plus the others divided by the number of ratings, so the sum counts those
-    twice and the ratings' bootstrap takes one copy away), floored at the larger one-way part,
-    and the interval is mean +- t * sqrt(V) with Satterthwaite's degrees of freedom from the
-    item and annotator parts. On 1,000 seeded simulations with item and annotator effects its
-    95% intervals cover the truth 94-95% of the time (tests/annotation/test_clustered.py).
+    Each one-way bootstrap (of items, of annotators, of single ratings) enters through its
+    variance, and that variance is taken in closed form: the ideal bootstrap's, linearised
+    (per unit, its total minus the mean times its size, squared, summed, over N squared), times
+    n/(n - 1) for n units. A Monte Carlo draw of it costs resamples x units; on a study of
+    100,000 ratings that made the report twenty times slower for the same figure plus noise.
+
+    Items only (no annotators given, or each annotator rated one item): mean +- t * sqrt(V_items)
+    with n_items - 1 degrees of freedom. Crossed: no bootstrap of a crossed design is unbiased
+    (McCullagh 2000); the two-way pigeonhole bootstrap overstates the variance (its 95% intervals
+    covered the truth about 98% of the time in the simulations below). Instead the variances are
+    combined by the method of moments, V = V_items + V_annotators - V_ratings (each one-way
+    variance holds its own component plus the others divided by the number of ratings, so the
+    sum counts those twice and the ratings' variance takes one copy away; the two-way
+    cluster-robust variance of Cameron, Gelbach and Miller 2011), floored at the larger one-way
+    part, and the interval is mean +- t * sqrt(V) with Satterthwaite's degrees of freedom from
+    the item and annotator parts. Its 95% intervals cover the truth 93-97% of the time on 1,000
+    seeded simulations with item and annotator effects (tests/annotation/test_clustered.py).
     """
     check_bootstrap_args(confidence, n_resamples)
     y = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -75,40 +81,31 @@ def clustered_mean(
     estimate = float(y.mean()) if y.size else None
     if n_items < 2 or n_resamples == 0 or estimate is None:
         return Interval(estimate, None, None, n_items, confidence)
-    rng = np.random.default_rng(seed)
+    by_item = _bootstrap_variance(y, item_codes, n_items)
     if annotators is None or not crossed(items, annotators):
-        distribution = _resampled_means(y, item_codes, n_items, n_resamples, rng)
-        tail = (1 - confidence) / 2 * 100
-        low, high = np.percentile(distribution, [tail, 100 - tail])
-        return Interval(estimate, float(low), float(high), n_items, confidence)
+        return _t_interval(estimate, by_item, n_items - 1, n_items, confidence)
     annotator_codes, n_annotators = _codes(annotators)
-    by_item = _variance(y, item_codes, n_items, n_resamples, rng)
-    by_annotator = _variance(y, annotator_codes, n_annotators, n_resamples, rng)
-    by_rating = _variance(y, np.arange(y.size), y.size, n_resamples, rng)
+    by_annotator = _bootstrap_variance(y, annotator_codes, n_annotators)
+    by_rating = _bootstrap_variance(y, np.arange(y.size), y.size)
     variance = max(by_item + by_annotator - by_rating, by_item, by_annotator)
     if variance <= 0:
         return Interval(estimate, estimate, estimate, n_items, confidence)
     df = variance**2 / (by_item**2 / (n_items - 1) + by_annotator**2 / (n_annotators - 1))
+    return _t_interval(estimate, variance, df, n_items, confidence)
+
+
+def _bootstrap_variance(y: FloatArray, codes: IntArray, n_units: int) -> float:
+    """The variance of the mean of ``y`` when its units (``codes``) are resampled, in closed
+    form (see ``clustered_mean``); the bootstrap's n/(n - 1) shortfall is undone."""
+    totals = np.bincount(codes, weights=y, minlength=n_units)
+    sizes = np.bincount(codes, minlength=n_units)
+    residuals = totals - y.mean() * sizes
+    return float(residuals @ residuals) / y.size**2 * n_units / (n_units - 1)
+
+
+def _t_interval(estimate: float, variance: float, df: float, n: int, confidence: float) -> Interval:
     half = float(scipy.stats.t.ppf(0.5 + confidence / 2, df)) * variance**0.5
-    return Interval(estimate, estimate - half, estimate + half, n_items, confidence)
-
-
-def _resampled_means(
-    y: FloatArray, codes: IntArray, n_units: int, n_resamples: int, rng: np.random.Generator
-) -> FloatArray:
-    """Means of ``y`` over ``n_resamples`` draws of its units (``codes``) with replacement."""
-    means = []
-    for start in range(0, n_resamples, _BATCH):
-        batch = min(_BATCH, n_resamples - start)
-        weights = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=batch)[:, codes].astype(np.float64)
-        means.append((weights @ y) / weights.sum(axis=1))
-    return np.concatenate(means)
-
-
-def _variance(y: FloatArray, codes: IntArray, n_units: int, n_resamples: int, rng: np.random.Generator) -> float:
-    # The bootstrap variance of a mean of n units is (n - 1)/n of the unbiased one: undone here.
-    means = _resampled_means(y, codes, n_units, n_resamples, rng)
-    return float(np.var(means, ddof=1)) * n_units / (n_units - 1)
+    return Interval(estimate, estimate - half, estimate + half, n, confidence)
 
 
 @dataclass(frozen=True)
