@@ -175,7 +175,7 @@ class ProbeForm(forms.Form):
     target = forms.CharField(
         max_length=100,
         initial="gender",
-        help_text="age (within 5 years), gender, occupation, popularity (quintile), popularity_fixed (the study's <50/100/150/200 interactions), item:<attribute>, e.g. item:genres, or number:<attribute>, e.g. number:price (text answers).",
+        help_text="age (within 5 years), gender, occupation, profile (the three in one JSON answer, scored per field; text answers), popularity (quintile), popularity_fixed (the study's <50/100/150/200 interactions), item:<attribute>, e.g. item:genres, or number:<attribute>, e.g. number:price (text answers).",
     )
     tolerance = forms.FloatField(
         required=False, min_value=0, help_text="number:<attribute> only: answers this close to the truth are correct."

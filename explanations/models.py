@@ -503,13 +503,14 @@ class AttributeProbe(ChunkedJob):
     generation_run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="probes")
     target = models.CharField(
         max_length=100,
-        help_text="age, gender, occupation, popularity, popularity_fixed, item:<attribute> (e.g. item:genres) "
-        "or number:<attribute> (e.g. number:price).",
+        help_text="age, gender, occupation, profile (the three in one JSON answer), popularity, popularity_fixed, "
+        "item:<attribute> (e.g. item:genres) or number:<attribute> (e.g. number:price).",
     )
     options = models.JSONField(
         default=list,
         blank=True,
-        help_text="The labels offered (categorical targets; age bands' centres by likelihood).",
+        help_text="The labels offered (categorical targets; age bands' centres by likelihood; the profile "
+        "target's: field → labels).",
     )
     answer_mode = models.CharField(max_length=12, choices=AnswerMode.choices, default=AnswerMode.LIKELIHOOD)
     tolerance = models.FloatField(
@@ -555,15 +556,24 @@ class ProbeAnswer(models.Model):
     probe = models.ForeignKey(AttributeProbe, on_delete=models.CASCADE, related_name="answers")
     explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="+")
     with_explanation = models.BooleanField()
-    truth = models.JSONField(default=list, help_text="The true value(s), as labels.")
+    truth = models.JSONField(
+        default=list, help_text="The true value(s), as labels; the profile target's: field → labels."
+    )
     chunk = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     prompt = models.JSONField(default=list, blank=True)
     output = models.TextField(blank=True)
     answer = models.CharField(max_length=200, blank=True, help_text="The parsed label; empty if unparsed.")
     probabilities = models.JSONField(null=True, blank=True, help_text="Label → probability, answered by likelihood.")
+    field_answers = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The profile target: field → {answer, correct, error}, each field scored on its own.",
+    )
     parse_error = models.CharField(max_length=200, blank=True)
-    correct = models.BooleanField(null=True, blank=True)
+    correct = models.BooleanField(
+        null=True, blank=True, help_text="The profile target: every field the user has is right."
+    )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     answered_at = models.DateTimeField(null=True, blank=True)

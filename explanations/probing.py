@@ -5,7 +5,9 @@ recommended item's popularity bucket (quintile of interaction counts, 1 = least 
 the LLMXRec study asked it, ``popularity_fixed``: fewer than 50, 100, 150, 200 interactions or
 more), any categorical item attribute (correct if the answer is one of the item's values), or
 a numeric item attribute (``number:<attribute>``, e.g. Steam's price; correct within the probe's
-tolerance; "free" is 0). Each target is asked twice: from the history alone, and from the history plus the explanation; the
+tolerance; "free" is 0), or, as the study asked them, the whole ``profile``: age, gender and
+occupation in one JSON answer, each field parsed and scored on its own (text answers only).
+Each target is asked twice: from the history alone, and from the history plus the explanation; the
 difference says whether the explanation carries information about the target.
 
 The held-out value is never in the prompt: the profile is left out for user targets, and the
@@ -20,6 +22,7 @@ the same as for a typed age.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -28,6 +31,7 @@ from explanations.llm import Messages
 from explanations.prompts import attributes_text
 
 USER_TARGETS = ("age", "gender", "occupation")
+PROFILE = "profile"
 POPULARITY = "popularity"
 POPULARITY_FIXED = "popularity_fixed"
 # The LLMXRec study's popularity groups: bucket 1 is fewer than 50 interactions, 5 is 200 or more.
@@ -49,6 +53,7 @@ DEFAULT_DOMAIN = ("item", "items", "chose")
 ANSWER_PREFIX = "Answer:"
 _NUMBER = re.compile(r"^(?:answer\s*:\s*)?(\d{1,3})\s*\.?$", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:answer\s*:\s*)?(.+?)\s*\.?$", re.IGNORECASE)
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
 def number_value(value: Any) -> float | None:
@@ -77,8 +82,18 @@ def hidden_attribute(target: str) -> str | None:
     return None
 
 
+def profile_question(options: dict[str, list[str]]) -> str:
+    """The study's joint question: every profile field in ``options`` (field → its labels; none
+    for age) in one JSON object."""
+    fields = list(options)
+    names = " and ".join([", ".join(fields[:-1]), fields[-1]] if len(fields) > 1 else fields)
+    choices = "".join(f"The {field} is one of: {', '.join(labels)}. " for field, labels in options.items() if labels)
+    shape = ", ".join(f'"{field}": <years>' if field == "age" else f'"{field}": "<choice>"' for field in fields)
+    return f"What are this person's {names}? {choices}Answer with exactly one line of JSON: `{{{shape}}}`."
+
+
 def question(target: str, options: list[str]) -> str:
-    """The question and the answer format for ``target``."""
+    """The question and the answer format for ``target`` (the profile's: ``profile_question``)."""
     if target == "age":
         return "How old is this person? Answer with exactly one line: `Answer: <age in years>`."
     if target == POPULARITY:
@@ -113,14 +128,14 @@ def probe_messages(
     history: list[dict[str, Any]],
     item_title: str,
     item_attributes: dict[str, Any],
-    options: list[str],
+    options: list[str] | dict[str, list[str]],
     explanation: str | None,
     domain: tuple[str, str, str] = DEFAULT_DOMAIN,
 ) -> Messages:
     """The probe prompt: history (titles, details, ratings), the recommended item without the
     held-out attribute, optionally the explanation, then the question. ``domain`` is the
     dataset's (noun, plural, verb in the past), so a game or news dataset is not asked about
-    "movies watched"."""
+    "movies watched". The profile target's ``options`` map each field to its labels."""
     _, plural, verb = domain
     hidden = hidden_attribute(target)
     lines = [f"The {plural} this person {verb} most recently:"]
@@ -134,7 +149,7 @@ def probe_messages(
     if explanation is not None:
         lines.append(f"Explanation given to the person:\n{explanation.strip()}")
     lines.append("")
-    lines.append(question(target, options))
+    lines.append(profile_question(options) if isinstance(options, dict) else question(target, options))
     return [
         {"role": "system", "content": PROBE_SYSTEM.format(verb=verb)},
         {"role": "user", "content": "\n".join(lines)},
@@ -166,6 +181,36 @@ def parse_answer(text: str, target: str, options: list[str]) -> Parsed:
     if answer not in by_fold:
         return Parsed(error=f"not one of the options: {lines[0][:80]!r}")
     return Parsed(by_fold[answer])
+
+
+def parse_profile(text: str, options: dict[str, list[str]]) -> dict[str, Parsed]:
+    """Each field of a profile answer, parsed on its own: the answer must be one JSON object
+    (a Markdown code fence around it is tolerated); a field that is missing or not valid is
+    unparsed while the others still count."""
+    body = _FENCE.sub("", text.strip()).strip()
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        return dict.fromkeys(options, Parsed(error=f"not one JSON object: {body[:80]!r}"))
+    return {field: _profile_field(field, value.get(field), labels) for field, labels in options.items()}
+
+
+def _profile_field(field: str, value: Any, labels: list[str]) -> Parsed:
+    if value is None or isinstance(value, bool | list | dict):
+        return Parsed(error="missing" if value is None else f"not a value: {str(value)[:40]!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if field == "age":
+        if re.fullmatch(r"\d{1,3}", text) is None:
+            return Parsed(error=f"not an age: {text[:40]!r}")
+        return Parsed(str(int(text)))
+    by_fold = {label.casefold(): label for label in labels}
+    if text.casefold() not in by_fold:
+        return Parsed(error=f"not one of the options: {text[:40]!r}")
+    return Parsed(by_fold[text.casefold()])
 
 
 def age_bands(ages: list[int]) -> list[str]:

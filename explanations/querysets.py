@@ -17,6 +17,7 @@ from explanations.models import (
     JudgeVerdict,
     ProbeAnswer,
 )
+from explanations.probing import PROFILE
 from explanations.textmetrics import length_distribution, refusal_rate
 from recommendations.models import Interaction
 
@@ -135,9 +136,27 @@ def judge_run_stats(run: JudgeRun) -> dict[str, Any]:
     return counts | {"total": total, "percent": int(100 * finished / total) if total else 100, "slots": slots}
 
 
+def _profile_field_stats(probe: AttributeProbe) -> dict[str, dict[str, dict[str, Any]]]:
+    """A profile probe's raw accuracy per field and variant, over its answered rows."""
+    stats: dict[str, dict[str, dict[str, Any]]] = {}
+    answered = ProbeAnswer.objects.filter(probe=probe, status=ProbeAnswer.Status.DONE)
+    for flag, results in answered.values_list("with_explanation", "field_answers"):
+        name = "history and explanation" if flag else "history alone"
+        for field, result in (results or {}).items():
+            counts = stats.setdefault(field, {}).setdefault(name, {"done": 0, "correct": 0, "unparsed": 0})
+            counts["done"] += 1
+            counts["correct"] += bool(result["correct"])
+            counts["unparsed"] += not result["answer"]
+    for variants in stats.values():
+        for counts in variants.values():
+            counts["accuracy"] = counts["correct"] / counts["done"]
+    return stats
+
+
 def probe_stats(probe: AttributeProbe) -> dict[str, Any]:
     """Progress and raw accuracy per variant (history alone, history and explanation):
-    answered, correct, unparsed (counted as wrong), failed, pending. One query."""
+    answered, correct, unparsed (counted as wrong), failed, pending. One query, and one more
+    for a profile probe's per-field ``fields``."""
     rows = (
         ProbeAnswer.objects.filter(probe=probe)
         .values("with_explanation")
@@ -159,6 +178,7 @@ def probe_stats(probe: AttributeProbe) -> dict[str, Any]:
     finished = sum(v["done"] + v["failed"] for v in variants.values())
     return {
         "variants": variants,
+        "fields": _profile_field_stats(probe) if probe.target == PROFILE else {},
         "total": total,
         "failed": sum(v["failed"] for v in variants.values()),
         "pending": total - finished,

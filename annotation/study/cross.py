@@ -3,18 +3,19 @@
 A study is one recommender run (a dataset and a recommender) with the generation runs that
 explained it. The paper's tables have a row per generator and a column per dataset and
 recommender; here each cell is a figure of one study's report with its interval: the judge's
-win rate in both orders and in the study's single order, and each human Likert criterion's mean
-(items and annotators resampled). Generators are matched across studies by name, as the paper
+win rate in both orders and in the study's single order, each human Likert criterion's mean
+(items and annotators resampled), and each probed attribute's accuracy with the explanation. Generators are matched across studies by name, as the paper
 matches its LLMs. Pure: it reads finished report dicts.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from annotation.study.tables import MISSING, Table, estimate
+from annotation.study.tables import MISSING, Table, estimate, scored_targets
 
 
 def _generators(report: dict[str, Any]) -> dict[str, str]:
@@ -40,6 +41,26 @@ def _human_means(report: dict[str, Any], criterion: str) -> dict[str, dict[str, 
     return {}
 
 
+def _probe_accuracy(report: dict[str, Any], target: str) -> dict[str, dict[str, Any]]:
+    """The first probe of ``target``'s accuracy with the explanation, per run."""
+    labels = {run["generation_run"]: run["label"] for run in report["runs"]}
+    found: dict[str, dict[str, Any]] = {}
+    for probe in report["attributes"]:
+        for name, variants in scored_targets(probe):
+            if name == target and probe.get("usable", 1):
+                run = labels.get(probe["generation_run"], str(probe["generation_run"]))
+                found.setdefault(run, variants["history_and_explanation"]["accuracy"])
+    return found
+
+
+def _probe_targets(reports: list[dict[str, Any]]) -> list[str]:
+    found: dict[str, None] = {}
+    for report in reports:
+        for probe in report["attributes"]:
+            found |= dict.fromkeys(name for name, _ in scored_targets(probe))
+    return list(found)
+
+
 def _criteria(reports: list[dict[str, Any]]) -> list[str]:
     found: dict[str, None] = {}
     for report in reports:
@@ -63,6 +84,10 @@ def cross_study_tables(reports: list[dict[str, Any]]) -> list[Table]:
     for criterion in _criteria(reports):
         caption = f"Human {criterion}: mean with items and annotators resampled"
         figures.append((f"human_{criterion}", caption, partial(_human_means, criterion=criterion)))
+    for target in _probe_targets(reports):
+        caption = f"Attribute prediction, {target}: accuracy from the history and the explanation"
+        name = re.sub(r"[^a-z0-9]+", "_", target.lower()).strip("_")
+        figures.append((f"probe_{name}", caption, partial(_probe_accuracy, target=target)))
     header = ["generator", *[column_label(report) for report in reports]]
     tables = []
     for name, caption, figure in figures:

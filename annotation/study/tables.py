@@ -290,24 +290,34 @@ def _judge_likert_table(report: dict[str, Any]) -> Table:
     )
 
 
+def scored_targets(probe: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A probe section's scored targets as (label, variant → figures): its target, or for a
+    profile probe all fields at once and then each field."""
+    if "fields" not in probe:
+        return [(probe["target"], probe["variants"])]
+    fields = [(f"profile: {field}", variants) for field, variants in probe["fields"].items()]
+    return [("profile (all fields)", probe["variants"]), *fields]
+
+
 def _attributes_table(report: dict[str, Any]) -> Table:
     labels = _run_labels(report)
     attribute_rows = []
     for probe in report["attributes"]:
         if not probe.get("usable", 1):
             continue
-        for variant, values in probe["variants"].items():
-            attribute_rows.append(
-                [
-                    probe["target"],
-                    labels.get(probe["generation_run"], str(probe["generation_run"])),
-                    variant.replace("_", " "),
-                    estimate(values["accuracy"]),
-                    _number(values["majority_accuracy"]),
-                    _number(values["parse_failure_rate"]),
-                    str(values["n"]),
-                ]
-            )
+        for target, variants in scored_targets(probe):
+            for variant, values in variants.items():
+                attribute_rows.append(
+                    [
+                        target,
+                        labels.get(probe["generation_run"], str(probe["generation_run"])),
+                        variant.replace("_", " "),
+                        estimate(values["accuracy"]),
+                        _number(values["majority_accuracy"]),
+                        _number(values["parse_failure_rate"]),
+                        str(values["n"]),
+                    ]
+                )
     return Table(
         "attributes",
         "Local attribute prediction: accuracy (unparsed answers count as wrong) against the majority baseline.",

@@ -8,11 +8,14 @@ Answers come in the probe's ``answer_mode``: by likelihood (the default) every l
 ``options`` (age: the bands of ``probing.age_bands``) is scored after ``Answer:``, the most
 likely is the answer and the distribution is stored; as text, answers are generated and parsed
 strictly. A backend that cannot score answers as text and the probe's ``fallback`` says so.
+The ``profile`` target asks every profile field in one JSON answer (text only): its truth is a
+field → labels object and each answer stores every field's parsed value and correctness.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import random
 from typing import Any
 
@@ -39,11 +42,13 @@ from explanations.probing import (
     POPULARITY_BUCKETS,
     POPULARITY_FIXED,
     POPULARITY_THRESHOLDS,
+    PROFILE,
     USER_TARGETS,
     age_bands,
     is_correct,
     number_value,
     parse_answer,
+    parse_profile,
     probe_messages,
 )
 from explanations.prompts import DOMAIN_NOUNS, history_for
@@ -84,12 +89,39 @@ def _popularity_buckets(dataset_id: int, split_id: int | None, *, fixed: bool = 
     }
 
 
+def _profile_truths(
+    dataset_id: int, explanations: list[Explanation]
+) -> tuple[dict[int, dict[str, list[str]]], dict[str, list[str]]]:
+    """explanation id → field → true labels for the profile target (fields the user lacks are
+    left out), and field → labels offered (none for age), over the profile fields the dataset has."""
+    profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
+    options = {
+        field: sorted({label for profile in profiles.values() for label in _labels(profile.get(field))})
+        for field in USER_TARGETS
+    }
+    options = {field: [] if field == "age" else labels for field, labels in options.items() if labels}
+    for field, labels in options.items():
+        if len(labels) > MAX_OPTIONS:
+            raise GenerationError(f"{field} has {len(labels)} distinct values; a probe offers at most {MAX_OPTIONS}")
+    truths = {}
+    for explanation in explanations:
+        profile = profiles.get(explanation.recommendation.user_id, {})
+        fields = {field: _labels(profile.get(field)) for field in options}
+        truths[explanation.pk] = {field: labels for field, labels in fields.items() if labels}
+    return {pk: fields for pk, fields in truths.items() if fields}, options
+
+
 def _truths(
     run: GenerationRun, target: str, explanations: list[Explanation], *, answer_mode: str
-) -> tuple[dict[int, list[str]], list[str]]:
+) -> tuple[dict[int, Any], Any]:
     """explanation id → true labels (explanations without a value are left out), and the
-    options offered: a categorical target's labels, age bands by likelihood, none for a typed age."""
+    options offered: a categorical target's labels, age bands by likelihood, none for a typed
+    age; the profile's are ``_profile_truths``."""
     dataset_id = run.recommender_run.dataset_id
+    if target == PROFILE:
+        if answer_mode == AnswerMode.LIKELIHOOD:
+            raise GenerationError("the profile probe asks for one JSON answer: use the text answer mode")
+        return _profile_truths(dataset_id, explanations)
     if target in USER_TARGETS:
         profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
         truths = {e.pk: _labels(profiles.get(e.recommendation.user_id, {}).get(target)) for e in explanations}
@@ -113,8 +145,8 @@ def _truths(
         options = sorted({label for values in attributes.values() for label in _labels(values.get(key))})
     else:
         raise GenerationError(
-            f"unknown target {target!r}: age, gender, occupation, popularity, popularity_fixed, item:<attribute> "
-            "or number:<attribute>"
+            f"unknown target {target!r}: age, gender, occupation, profile, popularity, popularity_fixed, "
+            "item:<attribute> or number:<attribute>"
         )
     if target == "age":
         ages = [int(label) for label in options if label.isdigit()]
@@ -149,7 +181,7 @@ def probe_start(
     answer_mode_check(answer_mode)
     if tolerance is not None and (not target.startswith(NUMBER_PREFIX) or tolerance < 0):
         raise GenerationError("a tolerance applies to number:<attribute> targets only, and is at least 0")
-    if target in USER_TARGETS and generation_run.include_profile:
+    if (target in USER_TARGETS or target == PROFILE) and generation_run.include_profile:
         # The explanation was written from a prompt that stated the age, gender and occupation:
         # "with the explanation" would measure copying, not what the text reveals.
         raise GenerationError(
@@ -261,6 +293,11 @@ def _answer_by_text(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: lis
     completions = generate_with(probe, prompts, max_new_tokens=probe.max_new_tokens)
     answered = []
     for row, prompt, completion in zip(rows, prompts, completions, strict=True):
+        if probe.target == PROFILE:
+            answered.append(
+                (row, {"prompt": prompt, "output": completion.text} | _profile_fields(probe, row, completion.text))
+            )
+            continue
         parsed = parse_answer(completion.text, probe.target, probe.options)
         answer = parsed.value if parsed.ok else None
         fields = {
@@ -275,6 +312,31 @@ def _answer_by_text(probe: AttributeProbe, rows: list[ProbeAnswer], prompts: lis
     PROBE.complete(answered)
 
 
+def _profile_fields(probe: AttributeProbe, row: ProbeAnswer, text: str) -> dict[str, Any]:
+    """A profile answer's columns: the parsed fields (as compact JSON; empty when none parsed),
+    each field's answer and correctness, the fields' parse errors, and ``correct`` when every
+    field the user has is right."""
+    parsed = parse_profile(text, probe.options)
+    fields = {
+        field: {
+            "answer": result.value if result.ok else "",
+            "correct": is_correct(field, result.value if result.ok else None, row.truth[field]),
+            "error": result.error[:80],
+        }
+        for field, result in parsed.items()
+        if field in row.truth
+    }
+    answers = {field: values["answer"] for field, values in fields.items() if values["answer"]}
+    errors = [f"{field}: {values['error']}" for field, values in fields.items() if values["error"]]
+    return {
+        "answer": json.dumps(answers, separators=(",", ":"))[:200] if answers else "",
+        "field_answers": fields,
+        "probabilities": None,
+        "parse_error": "; ".join(errors)[:200],
+        "correct": all(values["correct"] for values in fields.values()),
+    }
+
+
 PROBE = register(
     ChunkedKind(
         name="probe",
@@ -284,7 +346,15 @@ PROBE = register(
         row_model=ProbeAnswer,
         job_field="probe",
         done_at="answered_at",
-        blank={"prompt": [], "output": "", "answer": "", "parse_error": "", "error": "", "attempts": 0},
+        blank={
+            "prompt": [],
+            "output": "",
+            "answer": "",
+            "field_answers": None,
+            "parse_error": "",
+            "error": "",
+            "attempts": 0,
+        },
         prompts=_prompts,
         process=_answer,
         summary=lambda c: f"{c['finished']} answered, {c['unparsed']} unparsed, {c['failed']} failed",

@@ -3,10 +3,12 @@
 import pytest
 from django.urls import reverse
 
+from explanations.services.probing import probe_chunk_run, probe_start
 from recommendations.services.training import recommender_run_create, recommender_run_execute
 from tests.annotation.factories import explained_runs
 from tests.annotation.test_reports import judged, rated
 from tests.conftest import client_for
+from tests.explanations.scripted import scripted_judge
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +23,15 @@ def _two_studies() -> str:
     for index, runs in enumerate((first, second)):
         judged(runs, name=f"scripted-judge-{index}")
         rated(runs)
+    # A scripted backend answers for whichever model asked last: the prober comes after the judges.
+    prober, _ = scripted_judge(lambda prompt: "Answer: 22", name="scripted-prober")
+    for runs in (first, second):
+        for run in runs:
+            run.include_profile = False
+            run.save(update_fields=["include_profile"])
+            probe = probe_start(created_by=None, prober=prober, generation_run=run, target="age", enqueue=False)
+            for chunk in range(-(-probe.n_total // probe.chunk_size)):
+                probe_chunk_run(probe_id=probe.pk, chunk=chunk)
     return ";".join(f"{runs[0].recommender_run_id}:{runs[0].pk},{runs[1].pk}" for runs in (first, second))
 
 
@@ -44,6 +55,9 @@ def test_rows_are_generators_and_columns_are_dataset_and_recommender(researcher)
     assert "n/a" not in "".join(rows[:2])  # the judge's win rates exist in both studies
     assert latex.status_code == 200 and "\\begin{tabular}" in latex.content.decode()
     assert csv.status_code == 200 and csv.content.decode().startswith("generator,")
+    # Factory users are 20 to 25 years old: an answer of 22 is within five years of every age.
+    probes = text.split("Attribute prediction, age")[1].split("**")[1]
+    assert probes.count("| 1.000 [") == 4, probes
 
 
 def test_bad_studies_are_refused_with_the_reason(researcher, annotator) -> None:

@@ -3,12 +3,23 @@
 import itertools
 import re
 from collections import Counter
+from typing import Any
 
 import pytest
 from django.urls import reverse
 
+from annotation.study.attributes import probe_section
+from annotation.study.tables import _attributes_table
 from explanations.models import AnswerMode, AttributeProbe, Generator, ProbeAnswer
-from explanations.probing import age_bands, is_correct, number_value, parse_answer, probe_messages
+from explanations.probing import (
+    age_bands,
+    is_correct,
+    number_value,
+    parse_answer,
+    parse_profile,
+    probe_messages,
+    profile_question,
+)
 from explanations.services.generators import GenerationError
 from explanations.services.probing import _popularity_buckets, probe_chunk_run, probe_start
 from recommendations.models import Dataset, DatasetUser, Interaction, Item
@@ -375,3 +386,115 @@ def test_a_price_probe_scores_answers_within_the_tolerance_and_refuses_what_mean
         probe_start(created_by=None, prober=prober, generation_run=runs[0], target="number:price", enqueue=False)
     with pytest.raises(GenerationError, match="a tolerance applies to number:<attribute> targets only"):
         probe_start(created_by=None, prober=prober, generation_run=runs[0], target="age", tolerance=1, enqueue=False)
+
+
+PROFILE_OPTIONS = {"age": [], "gender": ["F", "M"], "occupation": ["artist", "engineer"]}
+
+
+def test_the_profile_question_asks_every_field_in_one_json_answer() -> None:
+    text = profile_question(PROFILE_OPTIONS)
+
+    assert text.startswith("What are this person's age, gender and occupation?")
+    assert "The gender is one of: F, M." in text and "The occupation is one of: artist, engineer." in text
+    assert '{"age": <years>, "gender": "<choice>", "occupation": "<choice>"}' in text
+    assert profile_question({"gender": ["F", "M"]}).startswith("What are this person's gender?")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"age": 31, "gender": "f", "occupation": "Artist"}', {"age": "31", "gender": "F", "occupation": "artist"}),
+        ('```json\n{"age": 31.0, "gender": "M",\n "occupation": "engineer"}\n```', {"age": "31", "gender": "M", "occupation": "engineer"}),
+        ('{"age": "31", "gender": "other", "occupation": ["artist"]}', {"age": "31", "gender": None, "occupation": None}),
+        ('{"gender": "F", "age": true}', {"age": None, "gender": "F", "occupation": None}),
+        ('Sure! {"age": 31, "gender": "F", "occupation": "artist"}', {"age": None, "gender": None, "occupation": None}),
+        ('[31, "F", "artist"]', {"age": None, "gender": None, "occupation": None}),
+    ],
+)  # fmt: skip
+def test_each_profile_field_is_parsed_on_its_own(text: str, expected: dict[str, str | None]) -> None:
+    parsed = parse_profile(text, PROFILE_OPTIONS)
+
+    assert {field: result.value for field, result in parsed.items()} == expected
+    assert all(result.ok == (expected[field] is not None) for field, result in parsed.items())
+
+
+def _profiled_run(n_users: int = 6) -> Any:
+    # Factory users are aged 20 + their index; here even users are F artists, odd ones M
+    # engineers, and the last user has no occupation (that field is then not scored for them).
+    runs = explained_runs(n_users=n_users, n_runs=1, include_profile=False)
+    users = DatasetUser.objects.filter(dataset_id=runs[0].recommender_run.dataset_id).order_by("pk")
+    for index, user in enumerate(users):
+        user.profile |= {"gender": "FM"[index % 2]}
+        if index < n_users - 1:
+            user.profile["occupation"] = ("artist", "engineer")[index % 2]
+        user.save(update_fields=["profile"])
+    return runs[0]
+
+
+@pytest.mark.django_db
+def test_a_profile_probe_asks_the_three_fields_at_once_and_scores_each_field(researcher) -> None:
+    run = _profiled_run()
+    prober, backend = scripted_judge(
+        lambda prompt: '{"age": 22, "gender": "F", "occupation": "poet"}', name="scripted-prober"
+    )
+
+    probe = probe_start(
+        created_by=None, prober=prober, generation_run=run, target="profile", answer_mode=AnswerMode.TEXT,
+        max_new_tokens=60, enqueue=False,
+    )  # fmt: skip
+    run_all(probe)
+
+    assert probe.status == AttributeProbe.Status.SUCCEEDED and probe.options == PROFILE_OPTIONS
+    answers = list(ProbeAnswer.objects.filter(probe=probe).select_related("explanation__recommendation__user"))
+    assert len(answers) == 12 and backend.prompts == 12
+    for answer in answers:
+        profile = answer.explanation.recommendation.user.profile
+        fields = answer.field_answers or {}
+        assert answer.truth == {key: [str(value)] for key, value in profile.items()}
+        assert fields["age"] == {"answer": "22", "correct": abs(profile["age"] - 22) <= 5, "error": ""}
+        assert fields["gender"]["correct"] == (profile["gender"] == "F")
+        if "occupation" in profile:
+            assert fields["occupation"] == {"answer": "", "correct": False, "error": "not one of the options: 'poet'"}
+            assert answer.parse_error == "occupation: not one of the options: 'poet'"
+        else:
+            assert "occupation" not in fields and answer.parse_error == ""
+        assert answer.correct == all(field["correct"] for field in fields.values())
+        assert answer.answer == '{"age":"22","gender":"F"}'
+        prompt = answer.prompt[-1]["content"]
+        assert "What are this person's age, gender and occupation?" in prompt and "year-old" not in prompt
+
+    section = probe_section(probe, seed=0)
+    fields = section["fields"]
+    history = fields["gender"]["history"]
+    # Three of the six users are F; the majority label ties F/M and goes to F, right for three.
+    assert history["accuracy"]["estimate"] == 0.5 and history["majority_accuracy"] == 0.5 and history["n"] == 6
+    assert fields["occupation"]["history"]["n"] == 5 and fields["occupation"]["history"]["parse_failure_rate"] == 1.0
+    assert fields["age"]["history_and_explanation"]["accuracy"]["estimate"] == 1.0  # ages 20 to 25, all within 5
+    assert section["variants"]["history"]["accuracy"]["estimate"] == 0.0  # the occupation is always unparsed...
+    assert section["variants"]["history"]["parse_failure_rate"] == 0.0  # ...but the other fields parse
+    table = _attributes_table({"attributes": [section], "runs": []})
+    targets = [row[0] for row in table.rows]
+    assert targets[:2] == ["profile (all fields)"] * 2 and "profile: occupation" in targets
+
+    page = client_for(researcher).get(reverse("explanations:probe_detail", args=[probe.pk])).content.decode()
+    assert (
+        'id="probe-fields"' in page
+        and "age: 22 (right)" in page
+        and "unparsed: not one of the options: &#x27;poet&#x27;" in page
+    )
+
+
+@pytest.mark.django_db
+def test_a_profile_probe_is_text_only_and_refused_where_the_prompts_showed_the_profile() -> None:
+    run = _profiled_run(n_users=3)
+    prober, _ = scripted_judge(lambda prompt: "{}", name="scripted-prober")
+
+    with pytest.raises(GenerationError, match="one JSON answer: use the text answer mode"):
+        probe_start(created_by=None, prober=prober, generation_run=run, target="profile", enqueue=False)
+    run.include_profile = True
+    run.save(update_fields=["include_profile"])
+    with pytest.raises(GenerationError, match="showed the user's profile"):
+        probe_start(
+            created_by=None, prober=prober, generation_run=run, target="profile", answer_mode="text", enqueue=False
+        )
+    assert not AttributeProbe.objects.exists()
