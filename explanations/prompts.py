@@ -9,7 +9,7 @@ for a model, and the context holds only plain values, so a template cannot reach
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.template import Context, Engine
@@ -47,6 +47,10 @@ class Controls:
     tone: str = "neutral"
     second_person: bool = True
     include_profile: bool = True
+
+    def run_fields(self) -> dict[str, Any]:
+        """The controls as a generation run's fields (to create or find one)."""
+        return asdict(self) | {"aspects": list(self.aspects)}
 
 
 def attributes_text(attributes: dict[str, Any], aspects: tuple[str, ...] = ()) -> str:

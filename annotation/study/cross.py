@@ -4,13 +4,15 @@ A study is one recommender run (a dataset and a recommender) with the generation
 explained it. The paper's tables have a row per generator and a column per dataset and
 recommender; here each cell is a figure of one study's report with its interval: the judge's
 win rate in both orders and in the study's single order, each human Likert criterion's mean
-(items and annotators resampled), and each probed attribute's accuracy with the explanation. Generators are matched across studies by name, as the paper
-matches its LLMs. Pure: it reads finished report dicts.
+(items and annotators resampled), and each probed attribute's accuracy with the explanation.
+Generators are matched across studies by name, as the paper matches its LLMs (a generator run
+with several prompts gives a row per prompt family). Pure: it reads finished report dicts.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -18,9 +20,23 @@ from typing import Any
 from annotation.study.tables import MISSING, Table, estimate, scored_targets
 
 
+def _prompt_family(prompt: str) -> str:
+    """A prompt's name without its version; the study's per-dataset prompts (llmxrec-movielens,
+    llmxrec-steam, llmxrec-mind) are one family, "llmxrec"."""
+    name = prompt.rsplit(" v", 1)[0]
+    return "llmxrec" if name.startswith("llmxrec-") else name
+
+
 def _generators(report: dict[str, Any]) -> dict[str, str]:
-    """Run label → generator name."""
-    return {run["label"]: run["generator"] for run in report["runs"]}
+    """Run label → row: the generator's name, or where a study explained with one generator
+    in several prompts, the name and the prompt's family."""
+    uses = Counter(run["generator"] for run in report["runs"])
+    return {
+        run["label"]: run["generator"]
+        if uses[run["generator"]] == 1
+        else f"{run['generator']} · {_prompt_family(run['prompt'])}"
+        for run in report["runs"]
+    }
 
 
 def _judge_rates(report: dict[str, Any], order: str) -> dict[str, dict[str, Any]]:

@@ -155,6 +155,13 @@ class ChunkedKind(Kind):
                 raise
         self.finish_if_done(job)
 
+    def run_here(self, job: ChunkedJob) -> None:
+        """Run every chunk of ``job`` in this process, in order, and reload it: for jobs
+        started with ``enqueue=False`` (the demo, the study command, the benchmarks)."""
+        for chunk in self.pending_chunks(job):
+            self.run_chunk(job.pk, chunk)
+        job.refresh_from_db()
+
     def complete(self, answered: Iterable[tuple[Any, dict[str, Any]]]) -> None:
         """Write each (row, fields) as DONE, in one transaction, but only while the row is
         still PENDING (a concurrent delivery of the same chunk may have written it)."""

@@ -1,5 +1,6 @@
 """Small dataset files in each supported format, written for one test into a temp folder."""
 
+import random
 import zipfile
 from pathlib import Path
 
@@ -47,3 +48,28 @@ def write_zip(path: Path, files: dict[str, str], *, prefix: str = "", encoding: 
         for name, text in files.items():
             archive.writestr(prefix + name, text.encode(encoding))
     return path
+
+
+def steam_files(folder: Path, n_users: int = 12, n_games: int = 15) -> Path:
+    """RecBole's Steam layout: play logs keyed by product_id, games keyed by id."""
+    rng = random.Random(1)
+    inter = ["user_id:token\tplay_hours:float\tproduct_id:token\ttimestamp:float"]
+    for user in range(n_users):
+        for position, game in enumerate(rng.sample(range(n_games), 6)):
+            inter.append(f"s{user}\t{rng.uniform(0, 90):.1f}\t{game}\t{1_500_000_000 + 1000 * user + position}")
+    item = ["id:token\tapp_name:token_seq\tgenres:token_seq\tprice:float"]
+    item += [f"{game}\tGame {game}\tAction Indie\t{game % 4 * 4.99:.2f}" for game in range(n_games)]
+    return write(folder, {"steam.inter": "\n".join(inter) + "\n", "steam.item": "\n".join(item) + "\n"})
+
+
+def mind_files(folder: Path, n_users: int = 12, n_news: int = 20) -> Path:
+    """MIND impressions: label 1 is a click, 0 a headline shown and not clicked."""
+    rng = random.Random(2)
+    inter = ["user_id:token\titem_id:token\tlabel:float\ttimestamp:float"]
+    for user in range(n_users):
+        for position, news in enumerate(rng.sample(range(n_news), 8)):
+            label = 1 if position % 2 == 0 else 0
+            inter.append(f"U{user}\tN{news}\t{label}\t{1_570_000_000 + 600 * user + position}")
+    item = ["item_id:token\tcategory:token\ttitle:token_seq"]
+    item += [f"N{news}\t{'sports' if news % 2 else 'news'}\tHeadline {news}" for news in range(n_news)]
+    return write(folder, {"mind.inter": "\n".join(inter) + "\n", "mind.item": "\n".join(item) + "\n"})

@@ -3,14 +3,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
 
 from annotation.models import Campaign
@@ -31,19 +29,20 @@ from explanations.models import (
 from explanations.prompts import Controls
 from explanations.querysets import generation_run_text_stats, judge_run_stats, probe_stats
 from explanations.services.adapters import adapter_training_run, adapter_training_start
-from explanations.services.generation import generation_chunk_run, generation_run_start
+from explanations.services.generation import GENERATION, generation_run_start
 from explanations.services.generators import (
     bundled_model_prepare,
     generator_ensure_bundled,
     prompt_templates_ensure_builtin,
 )
-from explanations.services.judging import judge_chunk_run, judge_run_start
-from explanations.services.probing import probe_chunk_run, probe_start
+from explanations.services.judging import JUDGE, judge_run_start
+from explanations.services.probing import PROBE, probe_start
 from explanations.services.text_metrics import text_metrics_request, text_metrics_run
 from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun, Split
 from recommendations.services import dataset_import_files
 from recommendations.services.training import recommender_run_create, recommender_run_execute
 from xrec_site.management.commands.createdemousers import DEFAULT_PASSWORD
+from xrec_site.management.staged import StagedCommand
 from xrec_site.roles import demo_users_create
 
 DEMO_DATASET = "movielens-100k"
@@ -59,7 +58,7 @@ DEMO_CONSENT = (
 )
 
 
-class Command(BaseCommand):
+class Command(StagedCommand):
     help = (
         "Run the demo pipeline on the embedded default, then serve the site with a worker. "
         "With --no-serve, run the pipeline only and print a JSON summary as the last line."
@@ -87,17 +86,6 @@ class Command(BaseCommand):
         )
         parser.add_argument("--host", default=os.environ.get("XREC_DEMO_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("XREC_DEMO_PORT", "8000")))
-
-    @contextmanager
-    def _stage(self, key: str, message: str) -> Iterator[None]:
-        """Print ``message``, run the block, print and record its elapsed seconds under ``key``
-        (added up when a key is timed twice)."""
-        self.stdout.write(f"{message}…")
-        started = time.perf_counter()
-        yield
-        elapsed = time.perf_counter() - started
-        self.seconds[key] = round(self.seconds.get(key, 0.0) + elapsed, 2)
-        self.stdout.write(f"  {key}: {elapsed:.1f} s")
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
@@ -268,9 +256,7 @@ class Command(BaseCommand):
                         mode=mode,
                         enqueue=False,
                     )
-                    for chunk in range(-(-run.n_total // run.chunk_size)):
-                        judge_chunk_run(run_id=run.pk, chunk=chunk)
-                    run.refresh_from_db()
+                    JUDGE.run_here(run)
             results[f"judge_{mode}"] = {"judge_run": run.pk, "phase": run.phase, "stats": judge_run_stats(run)}
         probes = {}
         for generation in runs:
@@ -280,9 +266,7 @@ class Command(BaseCommand):
                     probe = probe_start(
                         created_by=None, prober=judge, generation_run=generation, target="item:genres", enqueue=False
                     )
-                    for chunk in range(-(-probe.n_total // probe.chunk_size)):
-                        probe_chunk_run(probe_id=probe.pk, chunk=chunk)
-                    probe.refresh_from_db()
+                    PROBE.run_here(probe)
             probes[str(generation.pk)] = {"probe": probe.pk, "phase": probe.phase, "stats": probe_stats(probe)}
         results["probes"] = probes
         results["judge_runs_page"] = base_url + reverse("explanations:judge_list")
@@ -391,9 +375,7 @@ class Command(BaseCommand):
             controls=Controls(max_words=40),
             enqueue=False,
         )
-        for chunk in range(-(-generation.n_total // generation.chunk_size)):
-            generation_chunk_run(run_id=generation.pk, chunk=chunk)
-        generation.refresh_from_db()
+        GENERATION.run_here(generation)
         return generation
 
     def _serve(self, summary: dict[str, Any], host: str, port: int) -> None:
