@@ -36,16 +36,18 @@ def _rated_with_profiles() -> Dataset:
     return dataset
 
 
-def _lists(folder: Path, dataset: Dataset) -> Path:
-    """LightGCN-style top-3 lists for every user of ``dataset``, by rank."""
+def _lists(folder: Path, dataset: Dataset) -> tuple[Path, Path]:
+    """Top-3 lists for every user of ``dataset``: LightGCN's as RecBole's top-K atomic file
+    (items and scores, best first), SASRec's as CSV ranks."""
     items = list(Item.objects.filter(dataset=dataset).order_by("pk").values_list("external_id", flat=True))
-    users = DatasetUser.objects.filter(dataset=dataset).values_list("external_id", flat=True)
-    rows = ["user,item,rank"] + [
-        f"{u},{items[(n + r) % len(items)]},{r + 1}" for n, u in enumerate(users) for r in range(3)
-    ]
-    path = folder / "lightgcn.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    users = list(DatasetUser.objects.filter(dataset=dataset).values_list("external_id", flat=True))
+    atomic = ["user_id:token\titem_id_list:token_seq\tscore_list:float_seq"]
+    atomic += [f"{u}\t{' '.join(items[n : n + 3])}\t0.9 0.5 0.1" for n, u in enumerate(users)]
+    ranks = ["user,item,rank"] + [f"{u},{items[-1 - n - r]},{r + 1}" for n, u in enumerate(users) for r in range(3)]
+    lightgcn, sasrec = folder / "lightgcn_top10.atomic", folder / "sasrec_top10.csv"
+    lightgcn.write_text("\n".join(atomic) + "\n")
+    sasrec.write_text("\n".join(ranks) + "\n")
+    return lightgcn, sasrec
 
 
 def _reproduce(*args: str) -> tuple[str, dict]:
@@ -56,10 +58,10 @@ def _reproduce(*args: str) -> tuple[str, dict]:
 
 
 def test_the_study_runs_on_every_dataset_given_and_prints_its_tables(tmp_path: Path, tiny: Generator) -> None:
-    rated = _rated_with_profiles()
+    lightgcn, sasrec = _lists(tmp_path, _rated_with_profiles())
     args = [
         "--datasets", "rated", f"steam={steam_files(tmp_path / 'steam')}", f"mind={mind_files(tmp_path / 'mind')}",
-        "--lists", f"rated:LightGCN={_lists(tmp_path, rated)}",
+        "--lists", f"rated:LightGCN={lightgcn}", f"rated:SASRec={sasrec}",
         "--generators", "tiny", "--users", "3",
     ]  # fmt: skip
 
@@ -69,6 +71,7 @@ def test_the_study_runs_on_every_dataset_given_and_prints_its_tables(tmp_path: P
     assert studies == [
         ("rated", "BPR", "trained"),
         ("rated", "LightGCN", "external"),
+        ("rated", "SASRec", "external"),
         ("steam", "BPR", "trained"),
         ("mind", "BPR", "trained"),
     ]
@@ -76,7 +79,7 @@ def test_the_study_runs_on_every_dataset_given_and_prints_its_tables(tmp_path: P
     tables = {table["name"]: table for table in summary["tables"]}
     judged = tables["cross_judge_win_rate_single_order"]
     assert [column.split(" (#")[0] for column in judged["header"]] == [
-        "generator", "rated / BPR", "rated / LightGCN", "steam / BPR", "mind / BPR",
+        "generator", "rated / BPR", "rated / LightGCN", "rated / SASRec", "steam / BPR", "mind / BPR",
     ]  # fmt: skip
     # One generator in two prompts: a row per prompt family (the study's prompts are one family).
     assert [row[0] for row in judged["rows"]] == ["tiny · llmxrec", "tiny · xrec-default"]
@@ -94,9 +97,11 @@ def test_the_study_runs_on_every_dataset_given_and_prints_its_tables(tmp_path: P
         ("mind", "popularity_fixed", "likelihood"),
     }  # fmt: skip
     runs = GenerationRun.objects.select_related("template")
-    assert runs.count() == 8 and not runs.filter(include_profile=True).exists()
+    assert runs.count() == 10 and not runs.filter(include_profile=True).exists()
     assert {run.template.name for run in runs} == {"xrec-default", "llmxrec-movielens", "llmxrec-steam", "llmxrec-mind"}
-    assert JudgeRun.objects.count() == 4 and RecommenderRun.objects.filter(kind="external").count() == 1
+    assert JudgeRun.objects.count() == 5
+    imported = dict(RecommenderRun.objects.filter(kind="external").values_list("algorithm", "source__layout"))
+    assert imported == {"LightGCN": "recbole", "SASRec": "csv"}
 
     counts = [model.objects.count() for model in (Dataset, RecommenderRun, GenerationRun, JudgeRun, AttributeProbe)]
     _, again = _reproduce(*args)
