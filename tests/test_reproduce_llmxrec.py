@@ -123,7 +123,8 @@ def test_the_study_runs_on_every_dataset_given_and_prints_its_tables(tmp_path: P
             "--lists names datasets not in --datasets: mind",
         ),
         (["--datasets", "rated", "--lists", "rated:LightGCN=/nonexistent.csv"], "--lists: no file"),
-        (["--datasets", "rated", "--generators", "nobody"], "no generator named nobody"),
+        (["--datasets", "steam=/nonexistent", "--generators", "nobody"], "no generator named nobody"),
+        (["--datasets", "rated", "--judge", "nobody"], "no generator named nobody"),
         (["--datasets", "rated", "--users", "0"], "--users must be at least 1"),
     ],
 )

@@ -160,17 +160,16 @@ class Command(StagedCommand):
             raise CommandError("--users must be at least 1")
         with self._stage("migrate", "migrating the database"):
             call_command("migrate", interactive=False, verbosity=0)
+        # Everything named is checked before anything is imported, trained or converted.
         lists = _lists(options["lists"])
-        datasets = [self._dataset(entry, fresh=options["fresh"]) for entry in options["datasets"]]
-        unknown = set(lists) - {key for key, _ in datasets}
+        named = _named_generators([*options["generators"], *filter(None, [options["judge"]])])
+        keys = [entry.partition("=")[0] for entry in options["datasets"]]
+        unknown = set(lists) - set(keys)
         if unknown:
             raise CommandError(f"--lists names datasets not in --datasets: {', '.join(sorted(unknown))}")
-        generators = self._generators(options["generators"])
-        judge = generators[0]
-        if options["judge"]:
-            judge = Generator.objects.filter(name=options["judge"]).first()  # type: ignore[assignment]
-            if judge is None:
-                raise CommandError(f"--judge {options['judge']}: no generator by that name")
+        datasets = [self._dataset(entry, fresh=options["fresh"]) for entry in options["datasets"]]
+        generators = [named[name] for name in options["generators"]] or [self._bundled()]
+        judge = named[options["judge"]] if options["judge"] else generators[0]
         studies = []
         for key, dataset in datasets:
             runs = [self._trained(dataset, algorithm, options["seed"]) for algorithm in options["recommenders"]]
@@ -234,16 +233,10 @@ class Command(StagedCommand):
                 raise CommandError(f"importing {key} failed, nothing changed: {exc}") from None
         return key, result.dataset
 
-    def _generators(self, names: list[str]) -> list[Generator]:
-        if not names:
-            with self._stage("model", "preparing the bundled SmolLM2-135M-Instruct (once)"):
-                bundled_model_prepare()
-            return [generator_ensure_bundled()]
-        found = {generator.name: generator for generator in Generator.objects.filter(name__in=names)}
-        missing = [name for name in names if name not in found]
-        if missing:
-            raise CommandError(f"--generators: no generator named {', '.join(missing)}")
-        return [found[name] for name in names]
+    def _bundled(self) -> Generator:
+        with self._stage("model", "preparing the bundled SmolLM2-135M-Instruct (once)"):
+            bundled_model_prepare()
+        return generator_ensure_bundled()
 
     def _trained(self, dataset: Dataset, algorithm: str, seed: int) -> RecommenderRun:
         """The dataset's run of ``algorithm`` with the study's settings, trained once."""
@@ -411,6 +404,14 @@ class Command(StagedCommand):
                         PROBE,
                     )
                 study.probes[f"{generation.pk}:{target}"] = probe.pk
+
+
+def _named_generators(names: list[str]) -> dict[str, Generator]:
+    found = {generator.name: generator for generator in Generator.objects.filter(name__in=names)}
+    missing = [name for name in dict.fromkeys(names) if name not in found]
+    if missing:
+        raise CommandError(f"no generator named {', '.join(missing)} (register one with `manage.py prepare_model`)")
+    return found
 
 
 def _key(dataset: Dataset) -> str:
