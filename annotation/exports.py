@@ -1,7 +1,8 @@
 """Rating exports: one flat row per answer, with the annotator's pseudonym, timing, side
-order and the full lineage of what was rated (recommender run and split, generator, adapter
-and its checksum, prompt, the generation's seed and sample), as each generation run recorded
-it when it started; never a path on the server.
+order, what the campaign showed beside each explanation (profile fields, history rows; an
+empty history length means as many as the prompt showed) and the full lineage of what was rated
+(recommender run and split, generator, adapter and its checksum, prompt, the generation's seed
+and sample), as each generation run recorded it when it started; never a path on the server.
 
 Read-only; rows stream from the database in chunks, so an export of any size runs in
 constant memory. The CSV, JSONL and API exports all come from ``rating_export_rows``.
@@ -19,7 +20,8 @@ from annotation.agreement import included_pool_ratings
 from annotation.models import Assignment, Campaign, CampaignItem, Rating
 
 EXPORT_FIELDS = [
-    "campaign_id", "campaign_mode", "item_id", "item_kind", "assignment_id", "position",
+    "campaign_id", "campaign_mode", "shown_profile_fields", "shown_history_length",
+    "item_id", "item_kind", "assignment_id", "position",
     "annotator", "annotator_platform", "annotator_flagged", "annotator_excluded",
     "criterion", "value", "choice", "left_side", "swapped", "revisions", "check_passed",
     "served_at", "submitted_at", "seconds_on_task", "visible_seconds",
@@ -123,9 +125,10 @@ def _emit(
         .values_list("assignment_id", "criterion__name", "value", "choice")
     ):
         answers.setdefault(assignment_id, []).append((name, value, choice))
+    shown = {"shown_profile_fields": ",".join(campaign.profile_fields), "shown_history_length": campaign.history_length}
     for row in batch:
         base = {key: row[key] for key in EXPORT_FIELDS if key in row}
-        base |= {"campaign_id": campaign.pk, "campaign_mode": campaign.mode}
+        base |= {"campaign_id": campaign.pk, "campaign_mode": campaign.mode} | shown
         base["left_side"] = ("b" if row["swapped"] else "a") if row["explanation_b_id"] else ""
         for side, run_key in (("a", "run_a"), ("b", "run_b")):
             run = lineage.get(row[run_key]) if row[run_key] else None

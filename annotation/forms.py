@@ -32,6 +32,20 @@ class CampaignForm(forms.Form):
     overlap = DbIntegerField(initial=3, min_value=1, max_value=50, label="Annotators per item (k)")
     items_per_annotator = DbIntegerField(initial=20, min_value=1)
     lease_minutes = DbIntegerField(initial=30, min_value=1, max_value=24 * 60, label="Lease (minutes)")
+    profile_fields = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Profile fields shown",
+        help_text="Comma-separated, e.g. age, occupation. Empty (the default): annotators see no demographics; "
+        "zip code, age and gender together can single a person out.",
+    )
+    history_length = DbIntegerField(
+        required=False,
+        min_value=0,
+        max_value=50,
+        label="History rows shown",
+        help_text="Empty: as many as the prompt showed (at least 5).",
+    )
     instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, help_text="Markdown.")
     consent_text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="Markdown; leave empty to skip consent."
@@ -54,6 +68,9 @@ class CampaignForm(forms.Form):
         initial=json.dumps(default_rubric(), indent=1),
         help_text="JSON: a list of {name, question, scale_min, scale_max, anchors}.",
     )
+
+    def clean_profile_fields(self) -> list[str]:
+        return [field.strip() for field in self.cleaned_data["profile_fields"].split(",") if field.strip()]
 
     def clean_rubric(self) -> list[dict[str, Any]]:
         try:

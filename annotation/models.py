@@ -75,6 +75,18 @@ class Campaign(models.Model):
     lease_minutes = models.PositiveIntegerField(
         default=30, help_text="An item not submitted within this time returns to the pool."
     )
+    profile_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The dataset user's profile fields annotators see (none by default: zip code, age and gender "
+        "together can single a person out).",
+    )
+    history_length = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="History rows annotators see beside an explanation; empty: as many as the prompt showed (at "
+        "least 5).",
+    )
     instructions = models.TextField(blank=True, help_text="Markdown; shown sanitised.")
     consent_text = models.TextField(blank=True, help_text="Markdown; empty: no consent step.")
     attention_checks = models.PositiveSmallIntegerField(
@@ -117,6 +129,10 @@ class Campaign(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    def shown_history_length(self, prompt_length: int) -> int:
+        """History rows shown beside an explanation whose prompt showed ``prompt_length``."""
+        return max(prompt_length, 5) if self.history_length is None else self.history_length
 
     def completion_redirect_url(self) -> str:
         return self.completion_url.replace("{code}", self.completion_code) if self.completion_url else ""

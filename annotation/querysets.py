@@ -53,8 +53,8 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool
 
 def task_context(assignment: Assignment) -> dict[str, Any]:
     """What the rating page shows beside the explanation(s): the shown user's recent
-    train-side history (newest first, as long as the prompt's), the item's attributes, and
-    which history titles each explanation names. A fixed number of queries whatever the
+    train-side history (newest first, as long as the campaign says), the profile fields the
+    campaign shows, the item's attributes, and which history titles each explanation names. A fixed number of queries whatever the
     size of the data: explanations, recommendation, history (and the other user, for an
     attention check)."""
     item = assignment.item
@@ -70,7 +70,7 @@ def task_context(assignment: Assignment) -> dict[str, Any]:
     history_qs = Interaction.objects.history_of(shown_user)
     if run.split_id is not None:
         history_qs = history_qs.outside_test_of(run.split_id)
-    length = max(item.explanation.generation_run.history_length, 5)
+    length = assignment.campaign.shown_history_length(item.explanation.generation_run.history_length)
     history = list(history_qs.order_by("-timestamp", "-id")[:length])
     titles = [row.item.title for row in history if row.item.title]
     shown = []
@@ -83,4 +83,12 @@ def task_context(assignment: Assignment) -> dict[str, Any]:
         {"interaction": row, "mentioned": any(v.lower() in mentioned for v in title_variants(row.item.title))}
         for row in history
     ]
-    return {"explanations": shown, "history": rows, "shown_user": shown_user, "target": recommendation.item}
+    fields = assignment.campaign.profile_fields
+    profile = [(key, value) for key, value in shown_user.profile_pairs if key in fields]
+    return {
+        "explanations": shown,
+        "history": rows,
+        "shown_user": shown_user,
+        "profile": profile,
+        "target": recommendation.item,
+    }

@@ -97,6 +97,8 @@ def campaign_create_view(request: HttpRequest) -> HttpResponse:
                 max_check_failures=data["max_check_failures"],
                 completion_url=data["completion_url"],
                 rubric=data["rubric"],
+                profile_fields=data["profile_fields"],
+                history_length=data["history_length"],
             )
         except CampaignError as exc:
             form.add_error(None, str(exc))

@@ -28,7 +28,7 @@ from annotation.models import Campaign, CampaignItem, Criterion, Participant, va
 from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
 from explanations.querysets import explanations_by_recommendation
-from recommendations.models import Interaction, Recommendation
+from recommendations.models import DatasetUser, Interaction, Recommendation
 
 
 class CampaignError(ValueError):
@@ -43,6 +43,8 @@ CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # ``assignmentId`` is this value and there is no worker id. A finished worker's browser POSTs
 # ``assignmentId`` to ``turkSubmitTo`` + "/mturk/externalSubmit". Only MTurk's own hosts are
 # accepted as ``turkSubmitTo``: a link may not make the site post a worker's data elsewhere.
+# The most history rows a rating page shows beside an explanation.
+MAX_SHOWN_HISTORY = 50
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MTURK_SUBMIT_HOSTS = frozenset({"https://www.mturk.com", "https://workersandbox.mturk.com"})
 # The pages that show a HIT's frame: the worker site and the sandbox (and the older www site).
@@ -122,6 +124,8 @@ def campaign_create(
     max_check_failures: int = 1,
     completion_url: str | None = None,
     rubric: list[dict[str, Any]] | None = None,
+    profile_fields: Sequence[str] = (),
+    history_length: int | None = None,
 ) -> Campaign:
     """Create an open campaign with its rubric, its sampled items and its attention checks.
 
@@ -129,10 +133,13 @@ def campaign_create(
     one item per (sampled recommendation, run); pairwise campaigns one item per
     (recommendation, pair of runs), the explanation of the earlier run being ``a``. Sampling
     and the pool order are seeded, so the same arguments build the same items.
+    Annotators see the dataset user's ``profile_fields`` (none by default) and
+    ``history_length`` history rows (None: as many as the prompt showed, at least 5).
     Raises ``CampaignError`` (and writes nothing) when the choice cannot make a campaign.
     """
     runs = sorted(generation_runs, key=lambda run: run.pk)
     _check_campaign_choice(runs, mode, overlap, items_per_annotator, completion_url)
+    profile_fields = _check_shown(runs[0].recommender_run.dataset_id, profile_fields, history_length)
     explained = explanations_by_recommendation(runs)
     if not explained:
         raise CampaignError("No recommendation has a finished explanation in every chosen run.")
@@ -149,6 +156,8 @@ def campaign_create(
         overlap=overlap,
         items_per_annotator=items_per_annotator,
         lease_minutes=lease_minutes,
+        profile_fields=profile_fields,
+        history_length=history_length,
         instructions=instructions,
         consent_text=consent_text,
         attention_checks=attention_checks,
@@ -187,6 +196,19 @@ def _check_campaign_choice(
             validate_completion_url(completion_url)
         except ValidationError as exc:
             raise CampaignError(exc.messages[0]) from None
+
+
+def _check_shown(dataset_id: int, profile_fields: Sequence[str], history_length: int | None) -> list[str]:
+    """The profile fields to show, each one some user of the dataset has, without repeats;
+    CampaignError for an unknown field or a history length outside 0 to 50."""
+    fields = list(dict.fromkeys(field.strip() for field in profile_fields if field.strip()))
+    users = DatasetUser.objects.filter(dataset_id=dataset_id)
+    unknown = [field for field in fields if not users.filter(profile__has_key=field).exists()]
+    if unknown:
+        raise CampaignError(f"No user of this dataset has a profile field {', '.join(unknown)}.")
+    if history_length is not None and not 0 <= history_length <= MAX_SHOWN_HISTORY:
+        raise CampaignError(f"Show 0 to {MAX_SHOWN_HISTORY} history rows.")
+    return fields
 
 
 def _criteria_create(campaign: Campaign, rubric: list[dict[str, Any]]) -> None:

@@ -540,6 +540,8 @@ ATTRIBUTE_VALUE = "<iframe src=javascript:alert(4)>"
 
 def test_html_in_titles_texts_and_history_renders_as_text(runs, annotator) -> None:
     study = campaign(runs=runs, name="<u>study</u>", items_per_annotator=1)
+    Campaign.objects.filter(pk=study.pk).update(profile_fields=["occupation"])
+    study.refresh_from_db()
     assignment = _served(participant_join(campaign=study, user=annotator))
     history_item = task_context(assignment)["history"][0]["interaction"].item
     recommendation = assignment.item.recommendation
