@@ -51,6 +51,15 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool
     return pieces
 
 
+def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[Interaction]:
+    """The ``length`` newest train-side interactions of ``user`` (with their items), as a rating
+    page shows them beside an explanation."""
+    rows = Interaction.objects.history_of(user)
+    if split_id is not None:
+        rows = rows.outside_test_of(split_id)
+    return list(rows.order_by("-timestamp", "-id")[:length])
+
+
 def task_context(assignment: Assignment) -> dict[str, Any]:
     """What the rating page shows beside the explanation(s): the shown user's recent
     train-side history (newest first, as long as the campaign says), the profile fields the
@@ -66,12 +75,8 @@ def task_context(assignment: Assignment) -> dict[str, Any]:
         item.explanation_b = loaded[item.explanation_b_id]
     recommendation = Recommendation.objects.select_related("item", "user", "run").get(pk=item.recommendation_id)
     shown_user = DatasetUser.objects.get(pk=item.shown_user_id) if item.shown_user_id else recommendation.user
-    run = recommendation.run
-    history_qs = Interaction.objects.history_of(shown_user)
-    if run.split_id is not None:
-        history_qs = history_qs.outside_test_of(run.split_id)
     length = assignment.campaign.shown_history_length(item.explanation.generation_run.history_length)
-    history = list(history_qs.order_by("-timestamp", "-id")[:length])
+    history = shown_history(shown_user, recommendation.run.split_id, length)
     titles = [row.item.title for row in history if row.item.title]
     shown = []
     mentioned: set[str] = set()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("campaigns/new/", views.campaign_create_view, name="campaign_create"),
     path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign_detail"),
     path("campaigns/<int:campaign_id>/close/", views.campaign_close_view, name="campaign_close"),
+    path("campaigns/<int:campaign_id>/privacy/", views.campaign_privacy, name="campaign_privacy"),
     path("campaigns/<int:campaign_id>/reference-items/", views.reference_item_add, name="reference_add"),
     path(
         "campaigns/<int:campaign_id>/participants/<int:participant_id>/exclude/",

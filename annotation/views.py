@@ -46,6 +46,7 @@ from annotation.services.campaigns import (
     participant_set_excluded,
 )
 from annotation.services.judge_tuning import campaign_judge_tuning_start
+from annotation.services.privacy import campaign_privacy_check
 from explanations.models import Explanation
 from explanations.services.generators import GenerationError
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
@@ -130,6 +131,15 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
         "export_fields": EXPORT_FIELDS,
     }
     return render(request, "annotation/campaign_detail.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def campaign_privacy(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The privacy check of what the campaign's annotators see, as a fragment of its page."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    return render(request, "annotation/_privacy.html", {"check": campaign_privacy_check(campaign)})
 
 
 @require_POST

