@@ -59,6 +59,7 @@ class Campaign(models.Model):
         STRATIFIED = "stratified", "N stratified by user activity and item popularity"
 
     class Status(models.TextChoices):
+        REVIEW = "review", "In review (not open yet)"
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
@@ -129,6 +130,10 @@ class Campaign(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def not_open_reason(self) -> str:
+        return "This campaign is not open yet." if self.status == self.Status.REVIEW else "This campaign is closed."
 
     def shown_history_length(self, prompt_length: int) -> int:
         """History rows shown beside an explanation whose prompt showed ``prompt_length``."""
@@ -222,6 +227,40 @@ class CampaignItem(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.pk} ({self.kind})"
+
+
+class PrivacyFlag(models.Model):
+    """Something annotators of a campaign would see that looks like personal data
+    (``annotation.privacy``), found before the campaign opened, with the researcher's decision.
+
+    One flag per distinct (where, kind, match); ``items`` are the campaign items that would show
+    it (none for the instructions or consent text). Excluding a flag removes its items from
+    the campaign; ``n_items`` keeps how many there were.
+    """
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", "To decide"
+        EXCLUDED = "excluded", "Items excluded"
+        ACCEPTED = "accepted", "Accepted"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="privacy_flags")
+    source = models.CharField(max_length=20, help_text="explanation, item title, item details, history title, ...")
+    kind = models.CharField(max_length=20, help_text="email, url, phone, street_address, id_number, profile_echo")
+    match = models.CharField(max_length=200)
+    context = models.CharField(max_length=300, blank=True)
+    items = models.ManyToManyField(CampaignItem, blank=True, related_name="privacy_flags")
+    n_items = models.PositiveIntegerField(default=0)
+    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["campaign", "source", "kind", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in {self.source} ({self.decision})"
 
 
 class Participant(models.Model):

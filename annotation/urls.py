@@ -11,6 +11,12 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign_detail"),
     path("campaigns/<int:campaign_id>/close/", views.campaign_close_view, name="campaign_close"),
     path("campaigns/<int:campaign_id>/privacy/", views.campaign_privacy, name="campaign_privacy"),
+    path(
+        "campaigns/<int:campaign_id>/privacy/<int:flag_id>/decide/",
+        views.privacy_flag_decide_view,
+        name="privacy_flag_decide",
+    ),
+    path("campaigns/<int:campaign_id>/open/", views.campaign_open_view, name="campaign_open"),
     path("campaigns/<int:campaign_id>/reference-items/", views.reference_item_add, name="reference_add"),
     path(
         "campaigns/<int:campaign_id>/participants/<int:participant_id>/exclude/",

@@ -29,15 +29,15 @@ from annotation.exports import (
 )
 from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm
 from annotation.markdown import render_markdown
-from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant
+from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant, PrivacyFlag
 from annotation.querysets import task_context
 from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
     MTURK_FRAME_HOSTS,
     MTURK_PREVIEW,
-    CampaignError,
     campaign_close,
     campaign_create,
+    campaign_open,
     campaign_reference_item_add,
     crowd_participant_enter,
     mturk_submit_url,
@@ -45,8 +45,9 @@ from annotation.services.campaigns import (
     participant_join,
     participant_set_excluded,
 )
+from annotation.services.errors import CampaignError
 from annotation.services.judge_tuning import campaign_judge_tuning_start
-from annotation.services.privacy import campaign_privacy_check
+from annotation.services.privacy import campaign_reidentification, privacy_flag_decide
 from explanations.models import Explanation
 from explanations.services.generators import GenerationError
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
@@ -129,6 +130,7 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
             kind__in=[CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING]
         ).select_related("explanation"),
         "export_fields": EXPORT_FIELDS,
+        "privacy_flags": campaign.privacy_flags.select_related("decided_by"),
     }
     return render(request, "annotation/campaign_detail.html", context)
 
@@ -137,9 +139,38 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_privacy(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """The privacy check of what the campaign's annotators see, as a fragment of its page."""
+    """The re-identification estimate of the history the campaign shows, as a fragment of its page."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
-    return render(request, "annotation/_privacy.html", {"check": campaign_privacy_check(campaign)})
+    return render(request, "annotation/_privacy.html", {"check": campaign_reidentification(campaign)})
+
+
+@require_POST
+@login_required
+@permission_required("annotation.run_campaign", raise_exception=True)
+def privacy_flag_decide_view(request: HttpRequest, campaign_id: int, flag_id: int) -> HttpResponse:
+    """Exclude the items that show a privacy finding, or accept it; back to the campaign page."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    flag = get_object_or_404(PrivacyFlag.objects.filter(campaign=campaign), pk=flag_id)
+    try:
+        privacy_flag_decide(flag=flag, decision=request.POST.get("decision", ""), decided_by=request.user)
+    except CampaignError as exc:
+        messages.error(request, str(exc))
+    return redirect(f"{reverse('annotation:campaign_detail', args=[campaign.pk])}#review")
+
+
+@require_POST
+@login_required
+@permission_required("annotation.run_campaign", raise_exception=True)
+def campaign_open_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Open a reviewed campaign to annotators."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    try:
+        campaign_open(campaign=campaign)
+    except CampaignError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Campaign open: annotators can start.")
+    return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
 
 
 @require_POST

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from annotation.models import Assignment, Campaign, CampaignItem, Participant
+from annotation.models import Assignment, Campaign, CampaignItem, Participant, PrivacyFlag
 from annotation.services.assignments import rating_submit
 from annotation.services.campaigns import participant_join
 from explanations.models import (
@@ -49,6 +49,7 @@ class SiteObjects:
     text_metrics: TextMetrics  # PENDING: every action page and the job action API can act on it
     campaign: Campaign  # Likert
     pairwise_campaign: Campaign
+    privacy_flag: PrivacyFlag  # on ``campaign``
     participant: Participant  # the annotator's
     assignment: Assignment  # the annotator's, submitted
     other_participant: Participant
@@ -130,6 +131,9 @@ def site_objects() -> SiteObjects:
         text_metrics=text_metrics,
         campaign=study,
         pairwise_campaign=pairwise,
+        privacy_flag=PrivacyFlag.objects.create(
+            campaign=study, source="instructions", kind="url", match="www.example.org"
+        ),
         participant=participant,
         assignment=assignment,
         other_participant=other_participant,

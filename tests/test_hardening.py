@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from annotation.exports import csv_safe, csv_text
 from annotation.models import Campaign
-from annotation.services.campaigns import CampaignError, campaign_create
+from annotation.services.campaigns import campaign_create
+from annotation.services.errors import CampaignError
 from annotation.study.tables import Table, to_csv
 from explanations.models import GenerationRun
 from recommendations.models import RecommenderRun

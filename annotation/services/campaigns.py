@@ -24,16 +24,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from annotation.models import Campaign, CampaignItem, Criterion, Participant, validate_completion_url
+from annotation.models import Campaign, CampaignItem, Criterion, Participant, PrivacyFlag, validate_completion_url
+from annotation.privacy import KINDS
+from annotation.services.errors import CampaignError
+from annotation.services.privacy import campaign_privacy_flags_create, explanation_findings
 from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
 from explanations.querysets import explanations_by_recommendation
 from recommendations.models import DatasetUser, Interaction, Recommendation
-
-
-class CampaignError(ValueError):
-    """A campaign cannot be created or changed as asked; the message says why."""
-
 
 # Matched with fullmatch: "$" alone would also accept a trailing newline.
 CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -127,7 +125,9 @@ def campaign_create(
     profile_fields: Sequence[str] = (),
     history_length: int | None = None,
 ) -> Campaign:
-    """Create an open campaign with its rubric, its sampled items and its attention checks.
+    """Create a campaign with its rubric, its sampled items and its attention checks, in
+    review: what its annotators would see is scanned for personal data (one PrivacyFlag per
+    finding) and it opens (``campaign_open``) once the researcher has decided every flag.
 
     Every chosen generation run must explain the same recommender run. Likert campaigns get
     one item per (sampled recommendation, run); pairwise campaigns one item per
@@ -149,6 +149,7 @@ def campaign_create(
     campaign = Campaign.objects.create(
         name=name,
         mode=mode,
+        status=Campaign.Status.REVIEW,
         recommender_run_id=runs[0].recommender_run_id,
         sample=sample,
         sample_size=sample_size,
@@ -176,7 +177,24 @@ def campaign_create(
     for item in items:
         item.shuffle_key = rng.randrange(2**31)
     CampaignItem.objects.bulk_create(items, batch_size=2000)
+    campaign_privacy_flags_create(campaign)
     return campaign
+
+
+def campaign_open(*, campaign: Campaign) -> None:
+    """Open a campaign in review to annotators once every privacy finding is decided;
+    CampaignError, saying how many are left, otherwise. Idempotent for an open campaign."""
+    if campaign.status == Campaign.Status.OPEN:
+        return
+    if campaign.status != Campaign.Status.REVIEW:
+        raise CampaignError("A closed campaign does not open again.")
+    pending = campaign.privacy_flags.filter(decision=PrivacyFlag.Decision.PENDING).count()
+    if pending:
+        raise CampaignError(f"Decide the {pending} privacy finding{'s' if pending > 1 else ''} first.")
+    if not campaign.items.filter(kind=CampaignItem.Kind.REGULAR).exists():
+        raise CampaignError("Every item was excluded: nothing is left to rate.")
+    campaign.status = Campaign.Status.OPEN
+    campaign.save(update_fields=["status"])
 
 
 def _check_campaign_choice(
@@ -295,6 +313,10 @@ def campaign_reference_item_add(
     explanation outside the campaign's runs, an unknown criterion or a range off the scale."""
     if kind not in (CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING):
         raise CampaignError("A reference item is gold or training.")
+    findings = explanation_findings(explanation.text, explanation.recommendation.user.profile)
+    if findings:
+        shown = "; ".join(f"{KINDS[finding.kind]}: {finding.match}" for finding in findings[:3])
+        raise CampaignError(f"This explanation shows what looks like personal data ({shown}); choose another.")
     if not campaign.generation_runs.filter(pk=explanation.generation_run_id).exists():
         raise CampaignError("The explanation must come from one of the campaign's generation runs.")
     criteria = {criterion.name: criterion for criterion in campaign.criteria.all()}
@@ -348,7 +370,7 @@ def participant_join(*, campaign: Campaign, user: Any) -> Participant:
     if existing is not None:
         return existing
     if not campaign.is_open:
-        raise CampaignError("This campaign is closed.")
+        raise CampaignError(campaign.not_open_reason)
     try:
         with transaction.atomic():
             return Participant.objects.create(campaign=campaign, user=user, pseudonym=_new_pseudonym(campaign, "S"))
@@ -421,7 +443,7 @@ def crowd_participant_enter(
             existing.save(update_fields=["crowd_session"])
         return existing
     if not campaign.is_open:
-        raise CampaignError("This campaign is closed.")
+        raise CampaignError(campaign.not_open_reason)
     user_model = get_user_model()
     try:
         with transaction.atomic():

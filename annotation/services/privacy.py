@@ -1,7 +1,7 @@
-"""The privacy check of a campaign: every text its annotators would see, scanned for personal
-data, and how often the history shown beside an item would single its user out.
-
-Read-only: it lists what it finds for the researcher (``annotation.privacy`` does the matching).
+"""The privacy review of a campaign before it opens: every text its annotators would see,
+scanned for personal data (``annotation.privacy`` does the matching) and stored as flags for the
+researcher to exclude or accept, and how often the history shown beside an item would single
+its user out.
 """
 
 from __future__ import annotations
@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from annotation.models import Campaign, CampaignItem
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Campaign, CampaignItem, PrivacyFlag
 from annotation.privacy import KINDS, Finding, longest_below, profile_echoes, reidentification, scan
 from annotation.querysets import shown_history
+from annotation.services.errors import CampaignError
 from explanations.prompts import attributes_text
 from recommendations.models import DatasetUser, Interaction
 
 # A history shown beside more items than this share singles its users out too often.
 DEFAULT_THRESHOLD = 0.05
-MAX_FINDINGS = 500
 
 
 def _add(
@@ -39,17 +42,9 @@ def _add(
         entry["items"].add(item)
 
 
-def campaign_privacy_check(campaign: Campaign, *, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
-    """What the campaign's annotators would see that looks like personal data, and the
-    re-identification curve of the history it shows.
-
-    Scanned: every item's explanations (with the explanation's own user's profile values
-    echoed), the recommended items' titles and attributes, the titles of the history rows each
-    item shows, and the campaign's instructions and consent text. ``findings`` lists each
-    distinct match once with the items that would show it; ``reidentification`` gives, per
-    history length, the share of items whose shown titles match exactly one user of the
-    dataset, and ``longest_safe_length`` the longest history that stays below ``threshold``.
-    """
+def _scan(campaign: Campaign) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Every distinct finding in what the campaign's annotators would see, with the items that
+    show it, and each item's shown history titles (newest first)."""
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for source, text in (("instructions", campaign.instructions), ("consent text", campaign.consent_text)):
         for finding in scan(text):
@@ -65,9 +60,8 @@ def campaign_privacy_check(campaign: Campaign, *, threshold: float = DEFAULT_THR
     for item in items:
         recommendation = item.recommendation
         for explanation in filter(None, (item.explanation, item.explanation_b)):
-            text = explanation.text
-            for finding in scan(text) + profile_echoes(text, recommendation.user.profile):
-                _add(found, "explanation", text, finding, item.pk)
+            for finding in explanation_findings(explanation.text, recommendation.user.profile):
+                _add(found, "explanation", explanation.text, finding, item.pk)
         target = recommendation.item
         for source, text in (("item title", target.title), ("item details", attributes_text(target.attributes))):
             for finding in scan(text):
@@ -82,19 +76,72 @@ def campaign_privacy_check(campaign: Campaign, *, threshold: float = DEFAULT_THR
         for title in titles:
             for finding in scan(title):
                 _add(found, "history title", title, finding, item.pk)
+    findings = sorted(found.values(), key=lambda entry: (entry["source"], entry["kind"], entry["match"]))
+    return findings, shown_titles
+
+
+def explanation_findings(text: str, profile: dict[str, Any]) -> list[Finding]:
+    """Personal-data shapes in an explanation and its own user's profile values echoed in it."""
+    return scan(text) + profile_echoes(text, profile)
+
+
+def campaign_privacy_flags_create(campaign: Campaign) -> int:
+    """Store a pending PrivacyFlag per finding in what the campaign's annotators would see;
+    return how many."""
+    findings, _ = _scan(campaign)
+    for finding in findings:
+        flag = PrivacyFlag.objects.create(
+            campaign=campaign,
+            source=finding["source"],
+            kind=finding["kind"],
+            match=finding["match"][:200],
+            context=finding["context"][:300],
+            n_items=len(finding["items"]),
+        )
+        flag.items.set(finding["items"])
+    return len(findings)
+
+
+def privacy_flag_decide(*, flag: PrivacyFlag, decision: str, decided_by: Any) -> None:
+    """Exclude a flag's items from its campaign (they are deleted: nobody has seen them) or
+    accept what it found. Only while the campaign is in review; CampaignError otherwise, or
+    for excluding a finding in the instructions or consent text (no item shows it: accept it,
+    or make the campaign anew with other text)."""
+    campaign = flag.campaign
+    if campaign.status != Campaign.Status.REVIEW:
+        raise CampaignError("Findings are decided before the campaign opens.")
+    if decision == PrivacyFlag.Decision.EXCLUDED:
+        if not flag.n_items:
+            raise CampaignError(
+                f"No item shows this finding (it is in the {flag.source}): accept it or make the campaign anew."
+            )
+        with transaction.atomic():
+            CampaignItem.objects.filter(pk__in=flag.items.values("pk")).delete()
+            _record(flag, decision, decided_by)
+    elif decision == PrivacyFlag.Decision.ACCEPTED:
+        _record(flag, decision, decided_by)
+    else:
+        raise CampaignError("Decide to exclude or to accept.")
+
+
+def _record(flag: PrivacyFlag, decision: str, decided_by: Any) -> None:
+    flag.decision, flag.decided_by, flag.decided_at = decision, decided_by, timezone.now()
+    flag.save(update_fields=["decision", "decided_by", "decided_at"])
+
+
+def campaign_reidentification(campaign: Campaign, *, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """Per history length, the share of the campaign's items whose shown history titles match
+    exactly one user of the dataset, and ``longest_safe_length``: the longest history that
+    keeps the share below ``threshold``."""
+    _, shown_titles = _scan(campaign)
     owners: dict[str, set[int]] = defaultdict(set)
     interactions = Interaction.objects.filter(dataset_id=campaign.recommender_run.dataset_id)
     for title, external_id, user_id in interactions.values_list("item__title", "item__external_id", "user_id"):
         owners[title or external_id].add(user_id)
     longest = max((len(titles) for titles in shown_titles), default=0)
     curve = reidentification(shown_titles, owners, max_length=longest) if longest else []
-    findings = sorted(found.values(), key=lambda entry: (entry["source"], entry["kind"], entry["match"]))
-    for entry in findings:
-        entry["items"] = sorted(entry["items"])
     return {
-        "findings": findings[:MAX_FINDINGS],
-        "n_findings": len(findings),
-        "items": len(items),
+        "items": len(shown_titles),
         "reidentification": curve,
         "threshold": threshold,
         "longest_safe_length": longest_below(curve, threshold) if curve else None,

@@ -9,11 +9,17 @@ import re
 import pytest
 from django.urls import reverse
 
-from annotation.models import Campaign
+from annotation.models import Campaign, PrivacyFlag
 from annotation.privacy import longest_below
 from annotation.services.assignments import campaign_assign_next
-from annotation.services.campaigns import CampaignError, participant_join
-from annotation.services.privacy import campaign_privacy_check
+from annotation.services.campaigns import (
+    campaign_create,
+    campaign_open,
+    campaign_reference_item_add,
+    participant_join,
+)
+from annotation.services.errors import CampaignError
+from annotation.services.privacy import campaign_reidentification, privacy_flag_decide
 from explanations.models import Explanation
 from recommendations.models import DatasetUser, Item
 from tests.annotation.factories import campaign, campaign_form_data, explained_runs
@@ -98,42 +104,91 @@ def test_the_form_takes_comma_separated_fields(admin_user) -> None:
     assert Campaign.objects.get().profile_fields == ["age", "gender"]
 
 
-def test_the_privacy_check_lists_what_annotators_would_see_and_the_reidentification_curve(
-    researcher, annotator
-) -> None:
+def _review_campaign():
+    """A campaign made with an e-mail address and the user's occupation in one explanation, a web
+    address in a recommended title and a phone number in the instructions."""
     runs = _profiled_runs()
-    study = campaign(runs=runs, instructions="Questions? Call +44 20 7946 0958.", history_length=3)
-    item = study.items.select_related("explanation", "recommendation__item").order_by("pk").first()
-    assert item is not None
-    Explanation.objects.filter(pk=item.explanation_id).update(
-        text="<script>x</script> Mail me at fan@example.com, fellow artist."
-    )
-    Item.objects.filter(pk=item.recommendation.item_id).update(title="Visit www.example.org")
-    url = reverse("annotation:campaign_privacy", args=[study.pk])
+    explanation = Explanation.objects.filter(generation_run=runs[0]).select_related("recommendation").order_by("pk")[0]
+    Explanation.objects.filter(pk=explanation.pk).update(text="<script>x</script> Mail fan@example.com, fellow artist.")
+    Item.objects.filter(pk=explanation.recommendation.item_id).update(title="Visit www.example.org")
+    study = campaign_create(
+        created_by=None, name="review", generation_runs=runs, instructions="Questions? Call +44 20 7946 0958.",
+        history_length=3, attention_checks=0,
+    )  # fmt: skip
+    return study, explanation
 
-    check = campaign_privacy_check(study)
-    fragment = client_for(researcher).get(url).content.decode()
 
-    found = {(f["source"], f["kind"], f["match"]) for f in check["findings"]}
-    assert {
+def test_a_new_campaign_stays_in_review_until_every_finding_is_decided(researcher, annotator) -> None:
+    study, explanation = _review_campaign()
+    flags = {(f.source, f.kind, f.match): f for f in study.privacy_flags.all()}
+    items = study.items.count()
+
+    assert study.status == Campaign.Status.REVIEW and not study.is_open
+    assert set(flags) == {
         ("instructions", "phone", "+44 20 7946 0958"),
         ("explanation", "email", "fan@example.com"),
         ("explanation", "profile_echo", "artist"),
         ("item title", "url", "www.example.org"),
-    } <= found
-    assert all(item.pk in f["items"] for f in check["findings"] if f["source"] == "explanation")
+        ("history title", "url", "www.example.org"),  # the same film is in other users' histories
+    }
+    shown = flags[("explanation", "email", "fan@example.com")]
+    assert list(shown.items.values_list("explanation_id", flat=True)) == [explanation.pk] and shown.n_items == 1
+    with pytest.raises(CampaignError, match=r"This campaign is not open yet\."):
+        participant_join(campaign=study, user=annotator)
+    with pytest.raises(CampaignError, match=r"Decide the 5 privacy findings first\."):
+        campaign_open(campaign=study)
+    page = client_for(researcher).get(reverse("annotation:campaign_detail", args=[study.pk])).content.decode()
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page and 'id="crowd-link"' not in page
+    decide = reverse("annotation:privacy_flag_decide", args=[study.pk, shown.pk])
+    assert client_for(annotator).post(decide, {"decision": "excluded"}).status_code == 403
+
+    assert client_for(researcher).post(decide, {"decision": "excluded"}).status_code == 302
+    with pytest.raises(CampaignError, match="No item shows this finding"):
+        privacy_flag_decide(
+            flag=flags[("instructions", "phone", "+44 20 7946 0958")], decision="excluded", decided_by=None
+        )
+    for flag in study.privacy_flags.filter(decision=PrivacyFlag.Decision.PENDING):
+        privacy_flag_decide(flag=flag, decision="accepted", decided_by=researcher)
+    opened = client_for(researcher).post(reverse("annotation:campaign_open", args=[study.pk]))
+
+    study.refresh_from_db()
+    shown.refresh_from_db()
+    assert opened.status_code == 302 and study.status == Campaign.Status.OPEN
+    assert shown.decision == PrivacyFlag.Decision.EXCLUDED and shown.n_items == 1
+    assert study.items.count() == items - 1 and not study.items.filter(explanation=explanation).exists()
+    with pytest.raises(CampaignError, match="decided before the campaign opens"):
+        privacy_flag_decide(flag=shown, decision="accepted", decided_by=None)
+    assert participant_join(campaign=study, user=annotator).campaign_id == study.pk
+
+
+def test_reference_items_that_show_personal_data_are_refused() -> None:
+    study, explanation = _review_campaign()
+    explanation.refresh_from_db()
+
+    with pytest.raises(CampaignError, match=r"an e-mail address: fan@example\.com"):
+        campaign_reference_item_add(
+            campaign=study, explanation=explanation, kind="gold", accepted={"reasonability": [1, 10]}
+        )
+
+
+def test_the_reidentification_estimate_follows_the_history_shown(researcher, annotator) -> None:
+    study = campaign(runs=_profiled_runs(), history_length=3)
+    url = reverse("annotation:campaign_privacy", args=[study.pk])
+
+    check = campaign_reidentification(study)
+    fragment = client_for(researcher).get(url).content.decode()
+
     curve = check["reidentification"]
     assert [point["length"] for point in curve] == [1, 2, 3] and all(0 <= p["unique_share"] <= 1 for p in curve)
     assert check["longest_safe_length"] == longest_below(curve, 0.05)
-    assert "&lt;script&gt;x&lt;/script&gt;" in fragment and "<script>x" not in fragment
-    assert 'id="privacy-reidentification"' in fragment and "fan@example.com" in fragment
+    assert 'id="privacy-reidentification"' in fragment and 'id="privacy-safe-length"' in fragment
     assert client_for(annotator).get(url).status_code == 403
 
 
 def test_a_campaign_that_shows_no_history_cannot_single_anyone_out_by_it(researcher) -> None:
     study = campaign(runs=_profiled_runs(), history_length=0)
 
-    check = campaign_privacy_check(study)
+    check = campaign_reidentification(study)
     fragment = client_for(researcher).get(reverse("annotation:campaign_privacy", args=[study.pk])).content.decode()
 
     assert check["reidentification"] == [] and check["longest_safe_length"] is None

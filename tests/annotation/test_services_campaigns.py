@@ -7,13 +7,13 @@ import pytest
 
 from annotation.models import Campaign, CampaignItem, Participant
 from annotation.services.campaigns import (
-    CampaignError,
     campaign_create,
     campaign_reference_item_add,
     crowd_hash,
     crowd_participant_enter,
     participant_join,
 )
+from annotation.services.errors import CampaignError
 from explanations.judging import default_rubric
 from explanations.models import Explanation
 from recommendations.models import RecommenderRun

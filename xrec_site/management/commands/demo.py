@@ -11,8 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
 
-from annotation.models import Campaign
-from annotation.services.campaigns import campaign_create, campaign_reference_item_add
+from annotation.models import Campaign, PrivacyFlag
+from annotation.services.campaigns import campaign_create, campaign_open, campaign_reference_item_add
+from annotation.services.privacy import privacy_flag_decide
 from annotation.study.report import study_report_cached
 from annotation.study.tables import report_tables
 from explanations.judging import default_rubric
@@ -348,6 +349,7 @@ class Command(StagedCommand):
                         feedback="Any answer is accepted on this practice item: it is here to show you the page. "
                         "Read the user's history on the right before you rate.",
                     )
+            self._review(campaign)
             link = base_url + reverse("annotation:crowd_entry", args=[campaign.public_token])
             campaigns[str(mode)] = {
                 "campaign": campaign.pk,
@@ -356,6 +358,16 @@ class Command(StagedCommand):
                 "annotator_link": f"{link}?PROLIFIC_PID=demo-worker-1&STUDY_ID=demo&SESSION_ID=s1",
             }
         return campaigns
+
+    def _review(self, campaign: Campaign) -> None:
+        """Decide the campaign's privacy findings as a careful researcher would without reading
+        them (exclude every item that shows one; accept a finding in the demo's own
+        instructions) and open it."""
+        for flag in campaign.privacy_flags.filter(decision=PrivacyFlag.Decision.PENDING):
+            decision = PrivacyFlag.Decision.EXCLUDED if flag.n_items else PrivacyFlag.Decision.ACCEPTED
+            privacy_flag_decide(flag=flag, decision=decision, decided_by=None)
+            self.stdout.write(f"  privacy: {flag.kind} in {flag.source} ({flag.match!r}): {decision}")
+        campaign_open(campaign=campaign)
 
     def _generate(
         self, run: RecommenderRun, generator: Generator, template: PromptTemplate, *, seed: int, size: int
