@@ -184,17 +184,20 @@ def campaign_create(
 def campaign_open(*, campaign: Campaign) -> None:
     """Open a campaign in review to annotators once every privacy finding is decided;
     CampaignError, saying how many are left, otherwise. Idempotent for an open campaign."""
-    if campaign.status == Campaign.Status.OPEN:
-        return
-    if campaign.status != Campaign.Status.REVIEW:
-        raise CampaignError("A closed campaign does not open again.")
-    pending = campaign.privacy_flags.filter(decision=PrivacyFlag.Decision.PENDING).count()
-    if pending:
-        raise CampaignError(f"Decide the {pending} privacy finding{'s' if pending > 1 else ''} first.")
-    if not campaign.items.filter(kind=CampaignItem.Kind.REGULAR).exists():
-        raise CampaignError("Every item was excluded: nothing is left to rate.")
-    campaign.status = Campaign.Status.OPEN
-    campaign.save(update_fields=["status"])
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status == Campaign.Status.OPEN:
+            campaign.status = locked.status
+            return
+        if locked.status != Campaign.Status.REVIEW:
+            raise CampaignError("A closed campaign does not open again.")
+        pending = locked.privacy_flags.filter(decision=PrivacyFlag.Decision.PENDING).count()
+        if pending:
+            raise CampaignError(f"Decide the {pending} privacy finding{'s' if pending > 1 else ''} first.")
+        if not locked.items.filter(kind=CampaignItem.Kind.REGULAR).exists():
+            raise CampaignError("Every item was excluded: nothing is left to rate.")
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.OPEN)
+        campaign.status = Campaign.Status.OPEN
 
 
 def _check_campaign_choice(

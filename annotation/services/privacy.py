@@ -107,26 +107,22 @@ def privacy_flag_decide(*, flag: PrivacyFlag, decision: str, decided_by: Any) ->
     accept what it found. Only while the campaign is in review; CampaignError otherwise, or
     for excluding a finding in the instructions or consent text (no item shows it: accept it,
     or make the campaign anew with other text)."""
-    campaign = flag.campaign
-    if campaign.status != Campaign.Status.REVIEW:
-        raise CampaignError("Findings are decided before the campaign opens.")
-    if decision == PrivacyFlag.Decision.EXCLUDED:
-        if not flag.n_items:
-            raise CampaignError(
-                f"No item shows this finding (it is in the {flag.source}): accept it or make the campaign anew."
-            )
-        with transaction.atomic():
-            CampaignItem.objects.filter(pk__in=flag.items.values("pk")).delete()
-            _record(flag, decision, decided_by)
-    elif decision == PrivacyFlag.Decision.ACCEPTED:
-        _record(flag, decision, decided_by)
-    else:
+    if decision not in (PrivacyFlag.Decision.EXCLUDED, PrivacyFlag.Decision.ACCEPTED):
         raise CampaignError("Decide to exclude or to accept.")
-
-
-def _record(flag: PrivacyFlag, decision: str, decided_by: Any) -> None:
-    flag.decision, flag.decided_by, flag.decided_at = decision, decided_by, timezone.now()
-    flag.save(update_fields=["decision", "decided_by", "decided_at"])
+    if decision == PrivacyFlag.Decision.EXCLUDED and not flag.n_items:
+        raise CampaignError(
+            f"No item shows this finding (it is in the {flag.source}): accept it or make the campaign anew."
+        )
+    with transaction.atomic():
+        # The campaign's row lock orders this against ``campaign_open``: no item of an open
+        # campaign is ever deleted.
+        campaign = Campaign.objects.select_for_update().get(pk=flag.campaign_id)
+        if campaign.status != Campaign.Status.REVIEW:
+            raise CampaignError("Findings are decided before the campaign opens.")
+        if decision == PrivacyFlag.Decision.EXCLUDED:
+            CampaignItem.objects.filter(pk__in=flag.items.values("pk")).delete()
+        flag.decision, flag.decided_by, flag.decided_at = decision, decided_by, timezone.now()
+        flag.save(update_fields=["decision", "decided_by", "decided_at"])
 
 
 def campaign_reidentification(campaign: Campaign, *, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:

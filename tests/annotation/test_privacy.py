@@ -193,3 +193,16 @@ def test_a_campaign_that_shows_no_history_cannot_single_anyone_out_by_it(researc
 
     assert check["reidentification"] == [] and check["longest_safe_length"] is None
     assert "Annotators see no history" in fragment
+
+
+def test_a_campaign_whose_every_item_was_excluded_does_not_open() -> None:
+    runs = _profiled_runs()
+    Explanation.objects.filter(generation_run=runs[0]).update(text="Write to fan@example.com for more.")
+    study = campaign_create(created_by=None, name="all flagged", generation_runs=runs, attention_checks=0)
+    (flag,) = study.privacy_flags.all()
+
+    privacy_flag_decide(flag=flag, decision="excluded", decided_by=None)
+
+    assert flag.n_items == 4 and not study.items.exists()
+    with pytest.raises(CampaignError, match="Every item was excluded"):
+        campaign_open(campaign=study)
