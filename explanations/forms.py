@@ -189,6 +189,21 @@ class ProbeForm(forms.Form):
     )
 
 
+class ClaimCheckForm(forms.Form):
+    checker = forms.ModelChoiceField(
+        queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served."
+    )
+    generation_run = forms.ModelChoiceField(
+        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        help_text="Whose explanations are cut into claims and checked against the facts they were written from.",
+    )
+    sample_size = DbIntegerField(initial=0, min_value=0, help_text="Explanations to check; 0 = all.")
+    seed = DbIntegerField(initial=0, min_value=0)
+    chunk_size = DbIntegerField(initial=16, min_value=1, max_value=256)
+    max_new_tokens = DbIntegerField(initial=8, min_value=1, max_value=200)
+    answer_mode = AnswerModeField(help_text="Likelihood scores yes and no (P(supported)); text parses free answers.")
+
+
 class JudgeTuningOptionsForm(forms.Form):
     """Tune a pairwise judge with LoRA on preferences: the base and the training's settings
     (a judge run's agreeing verdicts here; a campaign's votes in ``annotation.forms``)."""

@@ -231,3 +231,32 @@ def combine_orders(first_order: str | None, second_order: str | None) -> str:
     if first_order == "second" and second_order == "first":
         return "b"
     return "tie"
+
+
+# The automatic claim checker: one claim of an explanation against the facts its generator had.
+CLAIM_PREFIX = "Supported:"
+CLAIM_OPTIONS = (" yes", " no")
+CLAIM_FORMAT = "Answer with exactly one line and nothing else: `Supported: yes` or `Supported: no`."
+_SUPPORTED = re.compile(r"^supported\s*:\s*(yes|no)\s*\.?$", re.IGNORECASE)
+
+
+def claim_messages(context: dict[str, Any], claim: str) -> Messages:
+    """Ask whether the facts (history, recommended item, the profile if the prompt had it)
+    support one claim of an explanation written from them."""
+    user = (
+        f"{_context_text(context)}\n\nA claim from an explanation of this recommendation:\n{claim.strip()}\n\n"
+        "Do the facts above support this claim? A claim that states something the facts do not show, "
+        f"or contradicts them, is not supported.\n\n{CLAIM_FORMAT}"
+    )
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def parse_claim_verdict(text: str) -> Parsed:
+    """``yes`` or ``no`` from an answer that is exactly one ``Supported: …`` line."""
+    lines = answer_lines(text)
+    if len(lines) != 1:
+        return Parsed(error=f"expected one line, got {len(lines)}")
+    match = _SUPPORTED.match(lines[0])
+    if match is None:
+        return Parsed(error=f"not a verdict: {lines[0][:80]!r}")
+    return Parsed(match[1].lower())

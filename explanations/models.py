@@ -191,7 +191,7 @@ def lineage_field() -> models.JSONField:
     )
 
 
-def _recorded_or_live(job: GenerationRun | JudgeRun | AttributeProbe, live: Any) -> dict[str, Any]:
+def _recorded_or_live(job: RecordedJob, live: Any) -> dict[str, Any]:
     # Runs started by a service always carry their record (older ones were backfilled by
     # migration 0010); only a row written directly has none, and is labelled "not recorded".
     if job.lineage:
@@ -492,7 +492,67 @@ class JudgeVerdict(models.Model):
         return f"verdict {self.pk} ({self.status})"
 
 
-class AttributeProbe(ChunkedJob):
+class QuestionJob(ChunkedJob):
+    """A job that asks a generator closed questions in chunks (attribute probes, claim checks):
+    how it answers, what it samples, and what it recorded of the generator (``asker``)."""
+
+    answer_mode = models.CharField(max_length=12, choices=AnswerMode.choices, default=AnswerMode.LIKELIHOOD)
+    fallback = models.CharField(max_length=200, blank=True, help_text=FALLBACK_FIELD_HELP)
+    seed = models.IntegerField(default=0)
+    precision = precision_field("float32 on cpu (set by workers)")
+    lineage = lineage_field()
+
+    class Meta(ChunkedJob.Meta):
+        abstract = True
+
+    # Each subclass has these fields (its own related names and help texts), and names the
+    # foreign key to the generator that answers.
+    generation_run: GenerationRun
+    sample_size: int
+    asker_field: str
+
+    @property
+    def asker(self) -> Generator:
+        generator: Generator = getattr(self, self.asker_field)
+        return generator
+
+    def public_lineage(self) -> dict[str, Any]:
+        """The recorded lineage of the generator that answers, as shown (``public_lineage``)."""
+        return _recorded_or_live(
+            self,  # type: ignore[arg-type]
+            lambda: run_lineage(
+                generator=self.asker,
+                adapter_sha256=_training_sha256(self.asker),
+                recommender_run=self.generation_run.recommender_run,
+                seed=self.seed,
+                sample=subsample_record(self.sample_size),
+                recorded="not recorded",
+            ),
+        )
+
+
+class AnswerRow(models.Model):
+    """One question of a ``QuestionJob``, answered in its chunk: the prompt, the raw output,
+    why it did not parse, or why the backend failed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    chunk = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    prompt = models.JSONField(default=list, blank=True)
+    output = models.TextField(blank=True)
+    parse_error = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class AttributeProbe(QuestionJob):
     """Local attribute prediction over one generation run's explanations.
 
     Every sampled explanation gives two answers: from the history alone, and from the history
@@ -512,46 +572,23 @@ class AttributeProbe(ChunkedJob):
         help_text="The labels offered (categorical targets; age bands' centres by likelihood; the profile "
         "target's: field → labels).",
     )
-    answer_mode = models.CharField(max_length=12, choices=AnswerMode.choices, default=AnswerMode.LIKELIHOOD)
     tolerance = models.FloatField(
         null=True, blank=True, help_text="number:<attribute> targets: an answer this close to the truth is correct."
     )
-    fallback = models.CharField(max_length=200, blank=True, help_text=FALLBACK_FIELD_HELP)
     sample_size = models.PositiveIntegerField(default=0, help_text="Explanations to probe; 0 = all.")
-    seed = models.IntegerField(default=0)
     chunk_size = models.PositiveSmallIntegerField(default=8)
     max_new_tokens = models.PositiveSmallIntegerField(default=16)
-    precision = precision_field("float32 on cpu (set by workers)")
-    lineage = lineage_field()
+    asker_field = "prober"
 
-    class Meta(ChunkedJob.Meta):
+    class Meta(QuestionJob.Meta):
         pass
-
-    def public_lineage(self) -> dict[str, Any]:
-        """The recorded lineage of the prober as shown (``public_lineage``)."""
-        return _recorded_or_live(
-            self,
-            lambda: run_lineage(
-                generator=self.prober,
-                adapter_sha256=_training_sha256(self.prober),
-                recommender_run=self.generation_run.recommender_run,
-                seed=self.seed,
-                sample=subsample_record(self.sample_size),
-                recorded="not recorded",
-            ),
-        )
 
     def __str__(self) -> str:
         return f"probe #{self.pk} ({self.target} on generation #{self.generation_run_id})"
 
 
-class ProbeAnswer(models.Model):
+class ProbeAnswer(AnswerRow):
     """One probe question about one explanation's recommendation, with the true value."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
 
     probe = models.ForeignKey(AttributeProbe, on_delete=models.CASCADE, related_name="answers")
     explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="+")
@@ -559,10 +596,6 @@ class ProbeAnswer(models.Model):
     truth = models.JSONField(
         default=list, help_text="The true value(s), as labels; the profile target's: field → labels."
     )
-    chunk = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    prompt = models.JSONField(default=list, blank=True)
-    output = models.TextField(blank=True)
     answer = models.CharField(max_length=200, blank=True, help_text="The parsed label; empty if unparsed.")
     probabilities = models.JSONField(null=True, blank=True, help_text="Label → probability, answered by likelihood.")
     field_answers = models.JSONField(
@@ -570,12 +603,9 @@ class ProbeAnswer(models.Model):
         blank=True,
         help_text="The profile target: field → {answer, correct, error}, each field scored on its own.",
     )
-    parse_error = models.CharField(max_length=200, blank=True)
     correct = models.BooleanField(
         null=True, blank=True, help_text="The profile target: every field the user has is right."
     )
-    error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -587,6 +617,55 @@ class ProbeAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"probe answer {self.pk} ({self.status})"
+
+
+class ClaimCheck(QuestionJob):
+    """The automatic claim checker over one generation run's explanations: each explanation is
+    cut into claims (``explanations.claims``) and the checker says, for each, how likely it is
+    that the facts its generator was given support it (``CheckedClaim.p_supported``)."""
+
+    checker = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="claim_checks")
+    generation_run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="claim_checks")
+    sample_size = models.PositiveIntegerField(default=0, help_text="Explanations to check; 0 = all.")
+    chunk_size = models.PositiveSmallIntegerField(default=16)
+    max_new_tokens = models.PositiveSmallIntegerField(default=8)
+    asker_field = "checker"
+
+    class Meta(QuestionJob.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"claim check #{self.pk} (generation #{self.generation_run_id})"
+
+
+class CheckedClaim(AnswerRow):
+    """One claim of one explanation, with the checker's verdict."""
+
+    claim_check = models.ForeignKey(ClaimCheck, on_delete=models.CASCADE, related_name="claims")
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField(help_text="The claim's place in its explanation, from 0.")
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    text = models.TextField()
+    answer = models.CharField(max_length=10, blank=True, help_text="yes (supported), no, or empty if unparsed.")
+    p_supported = models.FloatField(null=True, blank=True, help_text="P(yes), answered by likelihood.")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["claim_check", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["claim_check", "explanation", "position"], name="checked_claim_unique")
+        ]
+        indexes = [models.Index(fields=["claim_check", "chunk", "status"], name="checked_claim_chunk")]
+
+    def __str__(self) -> str:
+        return f"claim {self.pk} ({self.status})"
+
+
+# The jobs that ask a recorded generator questions (judge runs, probes, claim checks), and those
+# plus generation runs: every job whose chunks load the generator it recorded at its start.
+AnsweringJob = JudgeRun | AttributeProbe | ClaimCheck
+RecordedJob = GenerationRun | AnsweringJob
 
 
 class TextMetrics(Job):

@@ -52,6 +52,11 @@ class Controls:
         """The controls as a generation run's fields (to create or find one)."""
         return asdict(self) | {"aspects": list(self.aspects)}
 
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> Controls:
+        """The controls a generation run recorded (``GenerationRun.controls()``)."""
+        return cls(**fields | {"aspects": tuple(fields["aspects"])})
+
 
 def attributes_text(attributes: dict[str, Any], aspects: tuple[str, ...] = ()) -> str:
     """``"genres: Action, Sci-Fi; year: 1977"``, limited to ``aspects`` when given."""

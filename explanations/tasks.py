@@ -7,6 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from explanations.services.adapters import adapter_training_run
+from explanations.services.claims import claim_check_chunk_run
 from explanations.services.engine import requeue_all
 from explanations.services.generation import generation_chunk_run
 from explanations.services.generators import bundled_model_prepare, generator_ensure_bundled
@@ -62,6 +63,15 @@ def probe_chunk_run_task(probe_id: int, chunk: int) -> None:
     Idempotent (only PENDING answers are asked and written), so ``acks_late`` is safe.
     """
     probe_chunk_run(probe_id=probe_id, chunk=chunk)
+
+
+@shared_task(name="explanations.claim_check_chunk", acks_late=True, reject_on_worker_lost=True)
+def claim_check_chunk_run_task(check_id: int, chunk: int) -> None:
+    """Check chunk ``chunk`` of claim check ``check_id``.
+
+    Idempotent (only PENDING claims are asked and written), so ``acks_late`` is safe.
+    """
+    claim_check_chunk_run(check_id=check_id, chunk=chunk)
 
 
 @shared_task(name="explanations.text_metrics")

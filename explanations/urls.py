@@ -11,6 +11,7 @@ JOB_ROUTES = {
     "judge": "explanations/judge-runs/<int:run_id>/",
     "probe": "explanations/probes/<int:probe_id>/",
     "text_metrics": "explanations/text-metrics/<int:metrics_id>/",
+    "claim_check": "explanations/claim-checks/<int:check_id>/",
 }
 
 urlpatterns = [
@@ -30,6 +31,9 @@ urlpatterns = [
     path("explanations/probes/", views.probe_list, name="probe_list"),
     path("explanations/probes/new/", views.probe_create, name="probe_create"),
     path("explanations/probes/<int:probe_id>/", views.probe_detail, name="probe_detail"),
+    path("explanations/claim-checks/", views.claim_check_list, name="claim_check_list"),
+    path("explanations/claim-checks/new/", views.claim_check_create, name="claim_check_create"),
+    path("explanations/claim-checks/<int:check_id>/", views.claim_check_detail, name="claim_check_detail"),
     path("explanations/text-metrics/", views.text_metrics_list, name="text_metrics_list"),
     path("explanations/text-metrics/<int:metrics_id>/", views.text_metrics_detail, name="text_metrics_detail"),
     *(

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from explanations.forms import (
     AdapterTrainingForm,
+    ClaimCheckForm,
     GenerationRunForm,
     JudgeRunForm,
     JudgeTuningOptionsForm,
@@ -23,6 +24,8 @@ from explanations.forms import (
 from explanations.models import (
     AdapterTraining,
     AttributeProbe,
+    CheckedClaim,
+    ClaimCheck,
     Explanation,
     GenerationRun,
     Generator,
@@ -40,6 +43,7 @@ from explanations.querysets import (
     probe_stats,
 )
 from explanations.services.adapters import adapter_training_start
+from explanations.services.claims import CLAIM_CHECK, claim_check_start, claim_check_stats
 from explanations.services.engine import KINDS, JobActionRefused, Kind
 from explanations.services.generation import GENERATION, generation_run_start
 from explanations.services.generators import (
@@ -64,6 +68,7 @@ JOB_PAGES = {
     JUDGE.name: ("explanations:judge_detail", "run_id"),
     PROBE.name: ("explanations:probe_detail", "probe_id"),
     TEXT_METRICS.name: ("explanations:text_metrics_detail", "metrics_id"),
+    CLAIM_CHECK.name: ("explanations:claim_check_detail", "check_id"),
 }
 
 
@@ -398,6 +403,56 @@ def probe_detail(request: HtmxHttpRequest, probe_id: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "answers":
         return render(request, "explanations/probe_detail.html#answers", context)
     return render(request, "explanations/probe_detail.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("explanations.view_claimcheck", raise_exception=True)
+def claim_check_list(request: HttpRequest) -> HttpResponse:
+    checks = ClaimCheck.objects.select_related("checker", "generation_run__generator")[:200]
+    return render(request, "explanations/claim_check_list.html", {"checks": checks})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("explanations.add_claimcheck", raise_exception=True)
+def claim_check_create(request: HttpRequest) -> HttpResponse:
+    form = ClaimCheckForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            check = claim_check_start(created_by=request.user, **form.cleaned_data)
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:claim_check_detail", check_id=check.pk)
+    return render(request, "explanations/claim_check_form.html", {"form": form})
+
+
+@require_GET
+@login_required
+@permission_required("explanations.view_claimcheck", raise_exception=True)
+def claim_check_detail(request: HtmxHttpRequest, check_id: int) -> HttpResponse:
+    """A claim check: its progress and figures (polled until it ends), actions and claims."""
+    check = get_object_or_404(ClaimCheck.objects.select_related("checker", "generation_run__generator"), pk=check_id)
+    stats = claim_check_stats(check)
+    context: dict[str, Any] = {
+        "check": check,
+        "stats": stats,
+        "job_actions": job_actions(request, CLAIM_CHECK, check, stats),
+    }
+    if request.htmx and request.htmx.target == "progress":
+        return polled_partial(
+            request, "explanations/claim_check_detail.html#progress", context, finished=check.is_terminal
+        )
+    claims = (
+        CheckedClaim.objects.filter(claim_check=check)
+        .exclude(status=CheckedClaim.Status.PENDING)
+        .order_by("explanation_id", "position")
+    )
+    context |= {"page": Paginator(claims, PAGE_SIZE).get_page(request.GET.get("page"))}
+    if request.htmx and request.htmx.target == "claims":
+        return render(request, "explanations/claim_check_detail.html#claims", context)
+    return render(request, "explanations/claim_check_detail.html", context)
 
 
 @require_GET

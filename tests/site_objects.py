@@ -17,6 +17,7 @@ from annotation.services.campaigns import participant_join
 from explanations.models import (
     AdapterTraining,
     AttributeProbe,
+    ClaimCheck,
     GenerationRun,
     Generator,
     JudgeRun,
@@ -46,6 +47,7 @@ class SiteObjects:
     adapter_training: AdapterTraining
     judge_run: JudgeRun
     probe: AttributeProbe
+    claim_check: ClaimCheck
     text_metrics: TextMetrics  # PENDING: every action page and the job action API can act on it
     campaign: Campaign  # Likert
     pairwise_campaign: Campaign
@@ -106,6 +108,7 @@ def site_objects() -> SiteObjects:
         prober=judge, generation_run=runs[0], target="gender", options=["F", "M"], status=AttributeProbe.Status.PENDING
     )
     text_metrics = TextMetrics.objects.create(generation_run=runs[0], inputs_version="walk")
+    claim_check = ClaimCheck.objects.create(checker=judge, generation_run=runs[0], status=ClaimCheck.Status.PENDING)
 
     study = campaign(runs=runs, overlap=2, items_per_annotator=3)
     pairwise = campaign(runs=runs, name="pairwise study", mode=Campaign.Mode.PAIRWISE)
@@ -128,6 +131,7 @@ def site_objects() -> SiteObjects:
         adapter_training=adapter_training,
         judge_run=judge_run,
         probe=probe,
+        claim_check=claim_check,
         text_metrics=text_metrics,
         campaign=study,
         pairwise_campaign=pairwise,

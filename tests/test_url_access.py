@@ -115,7 +115,7 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     # Job actions act, or say in a message why they cannot, and go back to the job's page.
     **{
         f"explanations:{kind}_{action}": {"POST": page(ADMIN, ok=302)}
-        for kind in ("run", "judge", "probe", "text_metrics")
+        for kind in ("run", "judge", "probe", "text_metrics", "claim_check")
         for action in ("cancel", "resume", "retry")
     },
     "explanations:adapter_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
@@ -131,6 +131,9 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "explanations:probe_list": {"GET": page(STAFF)},
     "explanations:probe_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
     "explanations:probe_detail": {"GET": page(STAFF)},
+    "explanations:claim_check_list": {"GET": page(STAFF)},
+    "explanations:claim_check_create": {"GET": page(ADMIN), "POST": page(ADMIN)},
+    "explanations:claim_check_detail": {"GET": page(STAFF)},
     "explanations:text_metrics_list": {"GET": page(STAFF)},
     "explanations:text_metrics_detail": {"GET": page(STAFF)},
     # Cancelling the PENDING text metrics job succeeds (each request is rolled back).
@@ -204,6 +207,7 @@ def url_kwargs(name: str, objects: SiteObjects) -> list[tuple[str, dict[str, Any
         "training_id": objects.adapter_training.pk,
         "template_id": objects.template.pk,
         "probe_id": objects.probe.pk,
+        "check_id": objects.claim_check.pk,
         "campaign_id": objects.campaign.pk,
         "flag_id": objects.privacy_flag.pk,
         "participant_id": objects.participant.pk,

@@ -34,11 +34,12 @@ _DATA_MODELS = (
 
 _EXPLANATION_MODELS = (
     "generator", "prompttemplate", "generationrun", "explanation", "adaptertraining", "judgerun", "judgeverdict",
-    "attributeprobe", "probeanswer", "textmetrics",
+    "attributeprobe", "probeanswer", "textmetrics", "claimcheck", "checkedclaim",
 )  # fmt: skip
 
 _ANNOTATION_MODELS = (
     "campaign", "criterion", "campaignitem", "participant", "assignment", "rating", "ratingrevision", "submission",
+    "privacyflag",
 )  # fmt: skip
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

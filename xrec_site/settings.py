@@ -329,6 +329,7 @@ CELERY_TASK_ROUTES = {
     "explanations.train_*": {"queue": "gpu"},
     "explanations.judge_*": {"queue": "gpu"},
     "explanations.probe_*": {"queue": "gpu"},
+    "explanations.claim_check_*": {"queue": "gpu"},
     "*": {"queue": "default"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

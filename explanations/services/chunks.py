@@ -20,11 +20,10 @@ from explanations.llm import (
     ScoringUnavailable,
     load_backend,
 )
-from explanations.models import AnswerMode, AttributeProbe, GenerationRun, Generator, JudgeRun
+from explanations.models import AnsweringJob, AnswerMode, Generator, RecordedJob
 from explanations.services.generators import GenerationError, generator_spec, lineage_generator
 
 T = TypeVar("T")
-RecordedJob = GenerationRun | JudgeRun | AttributeProbe
 
 
 def precision_record(job: models.Model, backend: Backend) -> None:
@@ -54,7 +53,7 @@ def with_recorded_backend(job: RecordedJob, call: Callable[[Backend, Generator],
     return result
 
 
-def generate_with(job: JudgeRun | AttributeProbe, prompts: list[Messages], *, max_new_tokens: int) -> list[Completion]:
+def generate_with(job: AnsweringJob, prompts: list[Messages], *, max_new_tokens: int) -> list[Completion]:
     """One batched call of the job's recorded generator for ``prompts``: its sampling
     settings, with the job's token cap and seed."""
 
@@ -71,7 +70,7 @@ def generate_with(job: JudgeRun | AttributeProbe, prompts: list[Messages], *, ma
     return with_recorded_backend(job, generate)
 
 
-def score_with(job: JudgeRun | AttributeProbe, questions: list[tuple[Messages, str, list[str]]]) -> list[OptionScores]:
+def score_with(job: AnsweringJob, questions: list[tuple[Messages, str, list[str]]]) -> list[OptionScores]:
     """Score ``questions`` ((prompt, answer prefix, options), any number per row) with the
     job's recorded generator in one call, in order. Raises ``ScoringUnavailable``, changing
     nothing, when the backend cannot score, so the caller can answer the same rows as text."""
@@ -96,9 +95,7 @@ def answer_mode_check(answer_mode: str) -> None:
         raise GenerationError(f"unknown answer mode {answer_mode!r}; choose {' or '.join(AnswerMode.values)}")
 
 
-def answer_in_mode(
-    job: JudgeRun | AttributeProbe, *, by_likelihood: Callable[[], None], by_text: Callable[[], None]
-) -> None:
+def answer_in_mode(job: AnsweringJob, *, by_likelihood: Callable[[], None], by_text: Callable[[], None]) -> None:
     """Answer a chunk in ``job.answer_mode``: by likelihood, or as text where the job asks for
     text or its backend cannot score (noted on the job with ``fallback_record``)."""
     if job.answer_mode == AnswerMode.LIKELIHOOD:

@@ -136,7 +136,7 @@ def generation_run_start(
 
 def _prompts(run: GenerationRun, rows: list[Explanation]) -> list[Messages]:
     split = run.recommender_run.split
-    controls = Controls(**run.controls() | {"aspects": tuple(run.aspects)})
+    controls = Controls.of(run.controls())
     return [
         render(run.template.system_text, run.template.user_text, prompt_context(row.recommendation, split, controls))
         for row in rows

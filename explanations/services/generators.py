@@ -19,13 +19,7 @@ from explanations.lineage import public_model_name, run_lineage
 from explanations.llm import BackendError
 from explanations.llm.base import BackendSpec, DecodingParams, Messages
 from explanations.llm.bundled import BUNDLED_FOLDER, prepare_bundled_model, prepare_gguf_model
-from explanations.models import (
-    AttributeProbe,
-    GenerationRun,
-    Generator,
-    JudgeRun,
-    PromptTemplate,
-)
+from explanations.models import Generator, PromptTemplate, RecordedJob
 from explanations.prompts import BUILTIN_TEMPLATES, ENGINE, Controls, prompt_context, render
 from explanations.texts import token_budget
 from recommendations.models import Recommendation, RecommenderRun
@@ -220,7 +214,7 @@ def generator_from_snapshot(snapshot: Mapping[str, Any]) -> Generator:
     )
 
 
-def lineage_generator(job: GenerationRun | JudgeRun | AttributeProbe) -> Generator:
+def lineage_generator(job: RecordedJob) -> Generator:
     """The generator ``job`` recorded when it started, as an unsaved Generator: what its chunks
     (retried and requeued ones too) load and decode with, whatever the row says now.
     Raises GenerationError for a job without a record."""

@@ -9,6 +9,7 @@ from django.urls import reverse
 from explanations.llm import BackendError
 from explanations.models import AnswerMode, AttributeProbe, JudgeRun, JudgeVerdict, ProbeAnswer, TextMetrics
 from explanations.services import text_metrics
+from explanations.services.claims import claim_check_start
 from explanations.services.engine import KINDS, JobActionRefused, requeue_all
 from explanations.services.judging import JUDGE, judge_chunk_run, judge_run_start
 from explanations.services.probing import PROBE, probe_chunk_run, probe_start
@@ -48,6 +49,7 @@ def test_every_kind_is_registered_once_with_its_task() -> None:
         "judge": "explanations.judge_chunk",
         "probe": "explanations.probe_chunk",
         "text_metrics": "explanations.text_metrics",
+        "claim_check": "explanations.claim_check_chunk",
     }
 
 
@@ -151,6 +153,8 @@ def test_a_starting_worker_requeues_every_kind(django_capture_on_commit_callback
     runs = explained_runs(n_users=2, n_runs=2, include_profile=False)
     _judge_run(runs)  # 4 verdicts in 2 chunks, nothing run
     _probe(runs)  # 4 answers, 1 chunk
+    checker, _ = scripted_judge(lambda prompt: "Supported: yes", name="scripted-checker")
+    claim_check_start(created_by=None, checker=checker, generation_run=runs[0], enqueue=False)  # 1 chunk
     text_metrics_request(run=runs[0], embeddings=False, enqueue=False)
     sent: list[int] = []
     monkeypatch.setattr("explanations.tasks.text_metrics_run_task.delay", sent.append)
@@ -158,8 +162,8 @@ def test_a_starting_worker_requeues_every_kind(django_capture_on_commit_callback
     with django_capture_on_commit_callbacks(execute=False) as enqueued:
         counts = requeue_all()
     # The explanations of explained_runs were written directly: no generation run is running.
-    assert counts == {"run": 0, "judge": 2, "probe": 1, "text_metrics": 1}
-    assert len(enqueued) == 3 and len(sent) == 1
+    assert counts == {"run": 0, "judge": 2, "probe": 1, "text_metrics": 1, "claim_check": 1}
+    assert len(enqueued) == 4 and len(sent) == 1
 
 
 def test_admins_cancel_and_resume_a_judge_run_from_its_page_and_researchers_see_no_buttons(
