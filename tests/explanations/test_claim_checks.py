@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from explanations.judging import parse_claim_verdict
-from explanations.models import CheckedClaim, ClaimCheck, Explanation
+from explanations.models import CheckedClaim, ClaimCheck, Explanation, Generator
 from explanations.services.claims import CLAIM_CHECK, claim_check_start, claim_check_stats
 from explanations.services.generators import GenerationError
 from tests.annotation.factories import explained_runs
@@ -97,3 +97,16 @@ def test_bad_choices_are_refused_and_admins_start_checks_from_the_page(admin_use
     )
     listing = client_for(researcher).get(reverse("explanations:claim_check_list")).content.decode()
     assert f"#{check.pk}" in listing and "scripted-checker" in listing
+
+
+def test_a_local_model_gives_every_claim_a_probability(tiny_model_dir) -> None:
+    run = _run_with_two_claim_texts()
+    checker = Generator.objects.create(name="tiny", backend=Generator.Backend.HF, model=str(tiny_model_dir))
+
+    check = claim_check_start(created_by=None, checker=checker, generation_run=run, enqueue=False)
+    CLAIM_CHECK.run_here(check)
+
+    claims = list(CheckedClaim.objects.filter(claim_check=check))
+    assert check.status == ClaimCheck.Status.SUCCEEDED and "0 unparsed, 0 failed" in check.phase
+    assert claims and all(c.p_supported is not None and 0 < c.p_supported < 1 for c in claims)
+    assert all(c.answer == ("yes" if (c.p_supported or 0) >= 0.5 else "no") for c in claims)
