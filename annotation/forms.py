@@ -190,6 +190,29 @@ class AnswerForm(forms.Form):
         return None if visible_ms is None else visible_ms / 1000
 
 
+class TeacherTuningForm(JudgeTuningOptionsForm):
+    """Tune a generator with LoRA on a Likert campaign's best-rated explanations."""
+
+    criteria = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple, help_text="An explanation's score is its mean over these answers."
+    )
+    threshold = forms.FloatField(help_text="Explanations whose mean score is at least this become teacher examples.")
+    include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_generator"].label = "Base model"
+        criteria = list(campaign.criteria.all())
+        field = self.fields["criteria"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices, field.initial = [(c.name, c.name) for c in criteria], [c.name for c in criteria]
+        if criteria:
+            # The top fifth of the first criterion's scale, e.g. 8 on 1-10.
+            self.fields["threshold"].initial = (
+                criteria[0].scale_max - (criteria[0].scale_max - criteria[0].scale_min) // 5
+            )
+
+
 class JudgeTuningForm(JudgeTuningOptionsForm):
     """Tune a pairwise judge with LoRA on a pairwise campaign's human preferences."""
 

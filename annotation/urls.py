@@ -34,6 +34,7 @@ urlpatterns = [
         name="campaign_preferences",
     ),
     path("campaigns/<int:campaign_id>/tune-judge/", views.campaign_tune_judge, name="campaign_tune_judge"),
+    path("campaigns/<int:campaign_id>/tune-generator/", views.campaign_tune_generator, name="campaign_tune_generator"),
     path("c/<str:token>/", views.crowd_entry, name="crowd_entry"),
     path("annotate/<int:campaign_id>/join/", views.campaign_join, name="join"),
     path("annotate/<int:campaign_id>/", views.annotate_next, name="next"),

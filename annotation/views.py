@@ -27,7 +27,7 @@ from annotation.exports import (
     rating_export_lines,
     rating_export_rows,
 )
-from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm
+from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm, TeacherTuningForm
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant, PrivacyFlag
 from annotation.querysets import task_context
@@ -48,6 +48,7 @@ from annotation.services.campaigns import (
 from annotation.services.errors import CampaignError
 from annotation.services.judge_tuning import campaign_judge_tuning_start
 from annotation.services.privacy import campaign_reidentification, privacy_flag_decide
+from annotation.services.teacher import campaign_teacher_start
 from explanations.models import Explanation
 from explanations.services.generators import GenerationError
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
@@ -277,6 +278,34 @@ def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
         else:
             return redirect("explanations:adapter_detail", training_id=training.pk)
     return render(request, "annotation/judge_tuning_form.html", {"form": form, "campaign": campaign})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+@permission_required("explanations.add_adaptertraining", raise_exception=True)
+def campaign_tune_generator(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Tune a generator with LoRA on this Likert campaign's best-rated explanations (admins)."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    if campaign.mode != Campaign.Mode.LIKERT:
+        raise Http404("only Likert campaigns score explanations one by one")
+    form = TeacherTuningForm(request.POST or None, campaign=campaign)
+    if request.method == "POST" and form.is_valid():
+        try:
+            training = campaign_teacher_start(
+                campaign=campaign,
+                created_by=request.user,
+                base_generator=form.cleaned_data["base_generator"],
+                criteria=form.cleaned_data["criteria"],
+                threshold=form.cleaned_data["threshold"],
+                include_flagged=form.cleaned_data["include_flagged"],
+                options=form.options(),
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:adapter_detail", training_id=training.pk)
+    return render(request, "annotation/teacher_tuning_form.html", {"form": form, "campaign": campaign})
 
 
 # --- Annotators -----------------------------------------------------------------------------

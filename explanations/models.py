@@ -328,6 +328,7 @@ class AdapterTraining(Job):
         GENERATION_RUN = "generation_run", "Another generation run's explanations"
         JSONL = "jsonl", "An uploaded JSONL file"
         PREFERENCES = "preferences", "Human pairwise preferences (a judge)"
+        RATED = "rated", "The explanations people rated best in a campaign"
 
     base_generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="adapter_trainings")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.GENERATION_RUN)

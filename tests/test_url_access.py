@@ -160,6 +160,8 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "annotation:campaign_preferences[pairwise]": {"GET": page(STAFF)},
     "annotation:campaign_tune_judge": {"GET": page(ADMIN, ok=404), "POST": page(ADMIN, ok=404)},
     "annotation:campaign_tune_judge[pairwise]": {"GET": page(ADMIN), "POST": page(ADMIN)},
+    "annotation:campaign_tune_generator": {"GET": page(ADMIN), "POST": page(ADMIN)},
+    "annotation:campaign_tune_generator[pairwise]": {"GET": page(ADMIN, ok=404), "POST": page(ADMIN, ok=404)},
     "annotation:study": {"GET": page(STAFF)},
     "annotation:study_export": {"GET": page(STAFF, ok=400)},
     "annotation:cross_study": {"GET": page(STAFF)},

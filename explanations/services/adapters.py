@@ -62,6 +62,50 @@ def adapter_training_start(
     )
 
 
+def rated_teacher_start(
+    *,
+    created_by: Any,
+    base_generator: Generator,
+    explanations: Mapping[int, float],
+    description: str = "",
+    options: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> AdapterTraining:
+    """Record a LoRA tuning on explanations people rated well, and enqueue it.
+
+    ``explanations`` maps each chosen explanation's id to the human score it passed with (as
+    ``annotation.services.teacher`` picks them from a campaign); each becomes a teacher example
+    with the prompt it was written from, under the training's usual filters. Raises
+    GenerationError, storing nothing, for a bad base or fewer than 2 finished explanations."""
+    _check_base(base_generator, options)
+    found = set(
+        Explanation.objects.filter(pk__in=list(explanations), status=Explanation.Status.DONE).values_list(
+            "pk", flat=True
+        )
+    )
+    if len(found) < 2:
+        raise GenerationError(f"need at least 2 rated explanations to tune on (got {len(found)})")
+    record = {"explanations": {str(pk): float(explanations[pk]) for pk in sorted(found)}}
+    return _training_create(
+        created_by=created_by,
+        base_generator=base_generator,
+        source=AdapterTraining.Source.RATED,
+        write_source=lambda: _write_record("rated", record),
+        options=options,
+        enqueue=enqueue,
+        source_description=description[:300],
+    )
+
+
+def _write_record(kind: str, record: dict[str, Any]) -> str:
+    """``record`` as JSON in a new folder of the upload directory; its path."""
+    folder = Path(settings.XREC_UPLOAD_DIR) / kind / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    target = folder / f"{kind}.json"
+    target.write_text(json.dumps(record), encoding="utf-8")
+    return str(target)
+
+
 def _check_base(base_generator: Generator, options: dict[str, Any] | None) -> None:
     if base_generator.backend != Generator.Backend.HF:
         raise GenerationError("LoRA adapters train on a local model: pick an hf generator as the base")
@@ -165,11 +209,7 @@ def judge_training_start(
     record = {"rubric": rubric or default_rubric(), "preferences": checked}
 
     def write() -> str:
-        folder = Path(settings.XREC_UPLOAD_DIR) / "preferences" / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        target = folder / "preferences.json"
-        target.write_text(json.dumps(record), encoding="utf-8")
-        return str(target)
+        return _write_record("preferences", record)
 
     return _training_create(
         created_by=created_by,
@@ -238,7 +278,11 @@ def teacher_examples(training: AdapterTraining) -> tuple[list[Any], int]:
     if training.source == AdapterTraining.Source.PREFERENCES:
         return preference_examples(training)
     raw: list[tuple[list[dict[str, str]], str]] = []
-    if training.source_run_id is not None:
+    if training.source == AdapterTraining.Source.RATED:
+        chosen = json.loads(Path(training.source_path).read_text(encoding="utf-8"))["explanations"]
+        rows = Explanation.objects.filter(pk__in=[int(pk) for pk in chosen], status=Explanation.Status.DONE)
+        raw = [(row.prompt, row.text) for row in rows.order_by("id")]
+    elif training.source_run_id is not None:
         rows = Explanation.objects.filter(
             generation_run_id=training.source_run_id, status=Explanation.Status.DONE
         ).order_by("id")
