@@ -69,6 +69,15 @@ def _probe_accuracy(report: dict[str, Any], target: str) -> dict[str, dict[str, 
     return found
 
 
+def _claim_support(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The first claim check's share of claims found supported, per run."""
+    found: dict[str, dict[str, Any]] = {}
+    for section in report.get("claims", []):
+        if section["supported"]:
+            found.setdefault(section["run"], section["supported"])
+    return found
+
+
 def _probe_targets(reports: list[dict[str, Any]]) -> list[str]:
     found: dict[str, None] = {}
     for report in reports:
@@ -100,6 +109,8 @@ def cross_study_tables(reports: list[dict[str, Any]]) -> list[Table]:
     for criterion in _criteria(reports):
         caption = f"Human {criterion}: mean with items and annotators resampled"
         figures.append((f"human_{criterion}", caption, partial(_human_means, criterion=criterion)))
+    caption = "Claims found supported by the facts (automatic claim check, explanations resampled)"
+    figures.append(("claim_support", caption, _claim_support))
     for target in _probe_targets(reports):
         caption = f"Attribute prediction, {target}: accuracy from the history and the explanation"
         name = re.sub(r"[^a-z0-9]+", "_", target.lower()).strip("_")

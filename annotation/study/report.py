@@ -2,11 +2,11 @@
 
 A study is a recommender run and two or more of its generation runs. The report gathers what
 exists for them: pairwise and Likert judge runs over those generation runs, human campaigns
-over them, attribute probes on them, and their text metrics. Everything is read from the
+over them, attribute probes and claim checks on them, and their text metrics. Everything is read from the
 database and computed here, deterministically under ``seed``; nothing is written.
 
 Sections (keys of ``study_report``): ``recommender``, ``runs`` (lineage), ``judge``,
-``human``, ``attributes``, ``text``, ``meta``. Each number that estimates something carries
+``human``, ``attributes``, ``claims``, ``text``, ``meta``. Each number that estimates something carries
 an interval (``Interval.to_dict()``: estimate, low, high, n). Unparsed judge and probe answers
 are counted and shown, never dropped.
 
@@ -28,11 +28,21 @@ from django.db.models import Count, Max, Q
 
 from annotation.models import Campaign, Participant, Rating
 from annotation.study.attributes import probe_section
+from annotation.study.claims import claims_section
 from annotation.study.human import human_likert_section, human_pairwise_section
 from annotation.study.judges import judge_likert_section, judge_pairwise_section
 from annotation.study.meta import meta_section
 from annotation.study.sections import run_label
-from explanations.models import AttributeProbe, Explanation, GenerationRun, JudgeRun, JudgeVerdict, ProbeAnswer
+from explanations.models import (
+    AttributeProbe,
+    CheckedClaim,
+    ClaimCheck,
+    Explanation,
+    GenerationRun,
+    JudgeRun,
+    JudgeVerdict,
+    ProbeAnswer,
+)
 from explanations.services.text_metrics import text_metrics_request
 from recommendations.models import RecommenderRun
 
@@ -104,6 +114,8 @@ def study_report(
     ]
     meta = meta_section(pairwise_judges, likert_judges, human, text_metrics or {}, labels, seed)
     attributes = [probe_section(probe, seed) for probe in probes]
+    checks = ClaimCheck.objects.filter(generation_run__in=chosen, status=ClaimCheck.Status.SUCCEEDED)
+    claims = [claims_section(check, labels, seed) for check in checks.select_related("checker").order_by("pk")]
     meta["empty"] = _empty_sections(pairwise_judges, likert_judges, attributes)
     for section in (*pairwise_judges, *likert_judges, *human):
         for key in [key for key in section if key.startswith("_")]:
@@ -119,6 +131,7 @@ def study_report(
         "judge": {"pairwise": pairwise_judges, "likert": likert_judges},
         "human": human,
         "attributes": attributes,
+        "claims": claims,
         "text": {labels[run_id]: metrics for run_id, metrics in (text_metrics or {}).items() if run_id in labels},
         "meta": meta,
         "seed": seed,
@@ -198,6 +211,7 @@ def _inputs_version(runs: Sequence[GenerationRun]) -> str:
             excluded=Count("id", filter=Q(excluded=True)), flagged=Count("id", filter=Q(flagged=True))
         ),
         ProbeAnswer.objects.filter(probe__generation_run__in=ids).aggregate(n=Count("id"), t=Max("answered_at")),
+        CheckedClaim.objects.filter(claim_check__generation_run__in=ids).aggregate(n=Count("id"), t=Max("checked_at")),
         JudgeRun.objects.filter(generation_runs__in=ids).aggregate(n=Count("id"), t=Max("finished_at")),
         Campaign.objects.filter(generation_runs__in=ids).aggregate(n=Count("id")),
     ]

@@ -53,6 +53,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         *_judge_pairwise_tables(report),
         _judge_likert_table(report),
         _attributes_table(report),
+        _claims_table(report),
         _decisiveness_table(report),
         _text_table(report),
         _reference_table(report),
@@ -324,6 +325,31 @@ def _attributes_table(report: dict[str, Any]) -> Table:
         ["target", "run", "from", "accuracy", "majority", "parse failures", "n"],
         attribute_rows,
     )
+
+
+def _claims_table(report: dict[str, Any]) -> Table:
+    labels = _run_labels(report)
+    rows = [
+        [
+            section["checker"],
+            labels.get(section["generation_run"], section["run"]),
+            estimate(section["supported"]) if section["supported"] else MISSING,
+            _number(section["mean_p_supported"]),
+            estimate(section["unsupported_explanations"]) if section["unsupported_explanations"] else MISSING,
+            str(section["claims"]),
+            str(section["claims"] - section["answered"]),
+        ]
+        for section in report.get("claims", [])
+    ]
+    return Table(
+        "claims",
+        "Automatic claim check: share of claims found supported by the facts (explanations resampled), mean "
+        "P(supported), and share of explanations with a claim not found supported; unparsed or failed claims "
+        "left out and counted.",
+        ["checker", "run", "supported", "mean P(supported)", "explanations with an unsupported claim", "claims",
+         "unanswered"],
+        rows,
+    )  # fmt: skip
 
 
 def _decisiveness_table(report: dict[str, Any]) -> Table:

@@ -110,3 +110,28 @@ def test_a_local_model_gives_every_claim_a_probability(tiny_model_dir) -> None:
     assert check.status == ClaimCheck.Status.SUCCEEDED and "0 unparsed, 0 failed" in check.phase
     assert claims and all(c.p_supported is not None and 0 < c.p_supported < 1 for c in claims)
     assert all(c.answer == ("yes" if (c.p_supported or 0) >= 0.5 else "no") for c in claims)
+
+
+def test_the_study_report_and_the_cross_study_tables_show_what_the_checker_found(researcher) -> None:
+    from annotation.study.cross import cross_study_tables
+    from annotation.study.report import study_report
+    from annotation.study.tables import report_tables
+
+    runs = explained_runs(n_users=4, n_runs=2)
+    for index, explanation in enumerate(Explanation.objects.filter(generation_run=runs[1]).order_by("pk")):
+        text = "You liked Item 3. It won an Oscar." if index % 2 else "You liked Item 3."
+        Explanation.objects.filter(pk=explanation.pk).update(text=text)
+    checker, _ = scripted_judge(_verdict, name="scripted-checker")
+    check = claim_check_start(created_by=None, checker=checker, generation_run=runs[1], enqueue=False)
+    CLAIM_CHECK.run_here(check)
+
+    report = study_report(recommender_run=runs[0].recommender_run, generation_runs=runs, seed=0)
+
+    (section,) = report["claims"]
+    assert section["claims"] == section["answered"] == 6 and section["explanations"] == 4
+    assert section["supported"]["estimate"] == pytest.approx(4 / 6) and section["supported"]["n"] == 4
+    assert section["unsupported_explanations"]["estimate"] == 0.5
+    table = next(t for t in report_tables(report) if t.name == "claims")
+    assert table.rows[0][0] == "scripted-checker" and table.rows[0][2].startswith("0.667 [")
+    cross = next(t for t in cross_study_tables([report]) if t.name == "cross_claim_support")
+    assert [row[0] for row in cross.rows] == [runs[1].generator.name] and cross.rows[0][1].startswith("0.667")

@@ -193,7 +193,10 @@ class Command(StagedCommand):
         self.stdout.write("\n" + to_markdown([table for table in tables if table.rows]))
         empty = [table.name for table in tables if not table.rows]
         if empty:
-            self.stdout.write(f"No usable answers for {', '.join(empty)}: each study's report says why.\n")
+            self.stdout.write(
+                f"No figures for {', '.join(empty)}: nothing of the kind was run, or none of its answers could be "
+                "used (each study's report says which).\n"
+            )
         summary = {
             "studies": spec,
             "page": f"{reverse('annotation:cross_study')}?{urlencode({'studies': spec})}",
