@@ -91,10 +91,17 @@ def scan(text: str) -> list[Finding]:
     return sorted(kept, key=lambda finding: finding.start)
 
 
-def profile_echoes(text: str, profile: Mapping[str, Any]) -> list[Finding]:
+def profile_echoes(text: str, profile: Mapping[str, Any], titles: Sequence[str] = ()) -> list[Finding]:
     """The user's own profile values repeated in ``text`` as whole words (case-insensitive):
     numbers of two or more digits (an age, a zip code) and words of three or more letters that
-    are not too common to mean anything (an occupation)."""
+    are not too common to mean anything (an occupation). A value inside one of ``titles`` where
+    the text names it ("Apollo 13" for a 13-year-old) is the title, not an echo."""
+    named = [
+        (match.start(), match.end())
+        for title in titles
+        if title
+        for match in re.finditer(re.escape(title), text, re.IGNORECASE)
+    ]
     found = []
     for value in profile.values():
         for part in value if isinstance(value, list) else [value]:
@@ -102,7 +109,8 @@ def profile_echoes(text: str, profile: Mapping[str, Any]) -> list[Finding]:
             if word.casefold() in _COMMON_VALUES or len(word) < (2 if word.isdigit() else 3):
                 continue
             for match in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE):
-                found.append(Finding("profile_echo", match[0], match.start(), match.end()))
+                if not any(start <= match.start() and match.end() <= end for start, end in named):
+                    found.append(Finding("profile_echo", match[0], match.start(), match.end()))
     return sorted(found, key=lambda finding: finding.start)
 
 

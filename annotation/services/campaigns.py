@@ -316,7 +316,8 @@ def campaign_reference_item_add(
     explanation outside the campaign's runs, an unknown criterion or a range off the scale."""
     if kind not in (CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING):
         raise CampaignError("A reference item is gold or training.")
-    findings = explanation_findings(explanation.text, explanation.recommendation.user.profile)
+    recommendation = explanation.recommendation
+    findings = explanation_findings(explanation.text, recommendation.user.profile, [recommendation.item.title])
     if findings:
         shown = "; ".join(f"{KINDS[finding.kind]}: {finding.match}" for finding in findings[:3])
         raise CampaignError(f"This explanation shows what looks like personal data ({shown}); choose another.")

@@ -7,6 +7,7 @@ its user out.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -59,13 +60,7 @@ def _scan(campaign: Campaign) -> tuple[list[dict[str, Any]], list[list[str]]]:
     shown_titles = []
     for item in items:
         recommendation = item.recommendation
-        for explanation in filter(None, (item.explanation, item.explanation_b)):
-            for finding in explanation_findings(explanation.text, recommendation.user.profile):
-                _add(found, "explanation", explanation.text, finding, item.pk)
         target = recommendation.item
-        for source, text in (("item title", target.title), ("item details", attributes_text(target.attributes))):
-            for finding in scan(text):
-                _add(found, source, text, finding, item.pk)
         user = users[item.shown_user_id or recommendation.user_id]
         length = campaign.shown_history_length(item.explanation.generation_run.history_length)
         if (user.pk, length) not in histories:
@@ -73,6 +68,13 @@ def _scan(campaign: Campaign) -> tuple[list[dict[str, Any]], list[list[str]]]:
             histories[(user.pk, length)] = [row.item.title or row.item.external_id for row in rows]
         titles = histories[(user.pk, length)]
         shown_titles.append(titles)
+        for explanation in filter(None, (item.explanation, item.explanation_b)):
+            named = [target.title, *titles]
+            for finding in explanation_findings(explanation.text, recommendation.user.profile, named):
+                _add(found, "explanation", explanation.text, finding, item.pk)
+        for source, text in (("item title", target.title), ("item details", attributes_text(target.attributes))):
+            for finding in scan(text):
+                _add(found, source, text, finding, item.pk)
         for title in titles:
             for finding in scan(title):
                 _add(found, "history title", title, finding, item.pk)
@@ -80,9 +82,10 @@ def _scan(campaign: Campaign) -> tuple[list[dict[str, Any]], list[list[str]]]:
     return findings, shown_titles
 
 
-def explanation_findings(text: str, profile: dict[str, Any]) -> list[Finding]:
-    """Personal-data shapes in an explanation and its own user's profile values echoed in it."""
-    return scan(text) + profile_echoes(text, profile)
+def explanation_findings(text: str, profile: dict[str, Any], titles: Sequence[str] = ()) -> list[Finding]:
+    """Personal-data shapes in an explanation and its own user's profile values echoed in it
+    (outside the ``titles`` it names)."""
+    return scan(text) + profile_echoes(text, profile, titles)
 
 
 def campaign_privacy_flags_create(campaign: Campaign) -> int:

@@ -76,3 +76,11 @@ def test_reidentification_counts_items_whose_shown_titles_single_out_one_user() 
     assert longest_below(curve, 0.2) == 0
     assert longest_below(curve, 0.9) == 3
     assert reidentification([], owners, max_length=2)[0]["unique_share"] is None
+
+
+def test_a_number_inside_a_title_the_explanation_names_is_not_an_echo() -> None:
+    text = "You rated Apollo 13 highly; at 13 you will like it."
+
+    found = profile_echoes(text, {"age": 13}, titles=["Apollo 13"])
+
+    assert [(finding.match, finding.start) for finding in found] == [("13", text.index("at 13") + 3)]
