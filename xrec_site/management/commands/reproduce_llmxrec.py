@@ -242,7 +242,8 @@ class Command(StagedCommand):
         return generator_ensure_bundled()
 
     def _trained(self, dataset: Dataset, algorithm: str, seed: int) -> RecommenderRun:
-        """The dataset's run of ``algorithm`` with the study's settings, trained once."""
+        """The dataset's run of ``algorithm`` with the study's settings (default hyperparameters,
+        the leave-last-out split), trained once."""
         study = STUDY_DATASETS.get(_key(dataset))
         # Rated data are all positives, as in RecBole's defaults, unless the study dataset says
         # otherwise (MIND: a click); an implicit dataset has nothing to hold a threshold against.
@@ -255,6 +256,9 @@ class Command(StagedCommand):
                 seed=seed,
                 k=K,
                 positive_threshold=threshold,
+                hyperparameters={},
+                split__mode=_split(seed)["mode"],
+                split__seed=seed,
                 status=RecommenderRun.Status.SUCCEEDED,
             )
             .order_by("-id")
