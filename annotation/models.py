@@ -17,6 +17,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 
+from annotation.privacy import KINDS
 from annotation.querysets import AssignmentQuerySet, CampaignQuerySet
 from explanations.models import Explanation, GenerationRun
 from recommendations.models import DatasetUser, Recommendation, RecommenderRun
@@ -261,6 +262,11 @@ class PrivacyFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} in {self.source} ({self.decision})"
+
+    @property
+    def kind_text(self) -> str:
+        """What the finding looks like, in words ("an e-mail address")."""
+        return KINDS.get(self.kind, self.kind)
 
 
 class Participant(models.Model):
