@@ -35,14 +35,14 @@ from recommendations.models import DatasetUser, Interaction, Recommendation
 
 # Matched with fullmatch: "$" alone would also accept a trailing newline.
 CROWD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The most history rows a rating page shows beside an explanation.
+MAX_SHOWN_HISTORY = 50
 
 # MTurk's external-question protocol: the HIT shows the link in a frame with ``assignmentId``,
 # ``hitId``, ``workerId`` and ``turkSubmitTo``; while a worker only previews the HIT,
 # ``assignmentId`` is this value and there is no worker id. A finished worker's browser POSTs
 # ``assignmentId`` to ``turkSubmitTo`` + "/mturk/externalSubmit". Only MTurk's own hosts are
 # accepted as ``turkSubmitTo``: a link may not make the site post a worker's data elsewhere.
-# The most history rows a rating page shows beside an explanation.
-MAX_SHOWN_HISTORY = 50
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MTURK_SUBMIT_HOSTS = frozenset({"https://www.mturk.com", "https://workersandbox.mturk.com"})
 # The pages that show a HIT's frame: the worker site and the sandbox (and the older www site).
