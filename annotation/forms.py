@@ -190,40 +190,41 @@ class AnswerForm(forms.Form):
         return None if visible_ms is None else visible_ms / 1000
 
 
-class TeacherTuningForm(JudgeTuningOptionsForm):
-    """Tune a generator with LoRA on a Likert campaign's best-rated explanations."""
+class CampaignTuningForm(JudgeTuningOptionsForm):
+    """LoRA tuning on a campaign's answers: the training's settings, which of the campaign's
+    criteria count (all by default) and whether flagged annotators do."""
 
-    criteria = forms.MultipleChoiceField(
-        widget=forms.CheckboxSelectMultiple, help_text="An explanation's score is its mean over these answers."
-    )
-    threshold = forms.FloatField(help_text="Explanations whose mean score is at least this become teacher examples.")
+    criteria = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
     include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
 
     def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["base_generator"].label = "Base model"
-        criteria = list(campaign.criteria.all())
-        field = self.fields["criteria"]
-        assert isinstance(field, forms.MultipleChoiceField)
-        field.choices, field.initial = [(c.name, c.name) for c in criteria], [c.name for c in criteria]
-        if criteria:
-            # The top fifth of the first criterion's scale, e.g. 8 on 1-10.
-            self.fields["threshold"].initial = (
-                criteria[0].scale_max - (criteria[0].scale_max - criteria[0].scale_min) // 5
-            )
-
-
-class JudgeTuningForm(JudgeTuningOptionsForm):
-    """Tune a pairwise judge with LoRA on a pairwise campaign's human preferences."""
-
-    criteria = forms.MultipleChoiceField(
-        widget=forms.CheckboxSelectMultiple, help_text="The answers that vote for a pair's winner."
-    )
-    include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
-
-    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        names = [criterion.name for criterion in campaign.criteria.all()]
+        self.campaign_criteria = list(campaign.criteria.all())
+        names = [criterion.name for criterion in self.campaign_criteria]
         criteria = self.fields["criteria"]
         assert isinstance(criteria, forms.MultipleChoiceField)
         criteria.choices, criteria.initial = [(name, name) for name in names], names
+
+
+class TeacherTuningForm(CampaignTuningForm):
+    """Tune a generator with LoRA on a Likert campaign's best-rated explanations."""
+
+    threshold = forms.FloatField(help_text="Explanations whose mean score is at least this become teacher examples.")
+    field_order = ["base_generator", "criteria", "threshold"]
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, campaign=campaign, **kwargs)
+        self.fields["base_generator"].label = "Base model"
+        self.fields["criteria"].help_text = "An explanation's score is its mean over these answers."
+        if self.campaign_criteria:
+            # The top fifth of the first criterion's scale, e.g. 8 on 1-10.
+            first = self.campaign_criteria[0]
+            self.fields["threshold"].initial = first.scale_max - (first.scale_max - first.scale_min) // 5
+
+
+class JudgeTuningForm(CampaignTuningForm):
+    """Tune a pairwise judge with LoRA on a pairwise campaign's human preferences."""
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, campaign=campaign, **kwargs)
+        self.fields["criteria"].help_text = "The answers that vote for a pair's winner."

@@ -8,6 +8,7 @@ that names a generator, adapter, prompt or run reaches an annotator's page.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -27,7 +28,14 @@ from annotation.exports import (
     rating_export_lines,
     rating_export_rows,
 )
-from annotation.forms import AnswerForm, CampaignForm, JudgeTuningForm, ReferenceItemForm, TeacherTuningForm
+from annotation.forms import (
+    AnswerForm,
+    CampaignForm,
+    CampaignTuningForm,
+    JudgeTuningForm,
+    ReferenceItemForm,
+    TeacherTuningForm,
+)
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant, PrivacyFlag
 from annotation.querysets import task_context
@@ -49,7 +57,7 @@ from annotation.services.errors import CampaignError
 from annotation.services.judge_tuning import campaign_judge_tuning_start
 from annotation.services.privacy import campaign_reidentification, privacy_flag_decide
 from annotation.services.teacher import campaign_teacher_start
-from explanations.models import Explanation
+from explanations.models import AdapterTraining, Explanation
 from explanations.services.generators import GenerationError
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
 
@@ -253,31 +261,43 @@ def campaign_preferences_export(request: HttpRequest, campaign_id: int) -> HttpR
     return response
 
 
+def _tune_on_campaign(
+    request: HttpRequest,
+    campaign_id: int,
+    *,
+    mode: str,
+    form_class: type[CampaignTuningForm],
+    start: Callable[..., AdapterTraining],
+    template: str,
+) -> HttpResponse:
+    """A LoRA tuning on a ``mode`` campaign's answers (404 for another mode): the form, and on a
+    valid POST ``start`` with the campaign, the account and the form's choices."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    if campaign.mode != mode:
+        raise Http404(f"only {mode} campaigns give this kind of training data")
+    form = form_class(request.POST or None, campaign=campaign)
+    if request.method == "POST" and form.is_valid():
+        options = form.options()
+        choices = {key: value for key, value in form.cleaned_data.items() if key not in options}
+        try:
+            training = start(campaign=campaign, created_by=request.user, options=options, **choices)
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("explanations:adapter_detail", training_id=training.pk)
+    return render(request, template, {"form": form, "campaign": campaign})
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 @permission_required("explanations.add_adaptertraining", raise_exception=True)
 def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Tune a pairwise judge with LoRA on this campaign's human preferences (admins)."""
-    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
-    if campaign.mode != Campaign.Mode.PAIRWISE:
-        raise Http404("only pairwise campaigns have preferences")
-    form = JudgeTuningForm(request.POST or None, campaign=campaign)
-    if request.method == "POST" and form.is_valid():
-        try:
-            training = campaign_judge_tuning_start(
-                campaign=campaign,
-                created_by=request.user,
-                criteria=form.cleaned_data["criteria"],
-                base_generator=form.cleaned_data["base_generator"],
-                include_flagged=form.cleaned_data["include_flagged"],
-                options=form.options(),
-            )
-        except GenerationError as exc:
-            form.add_error(None, str(exc))
-        else:
-            return redirect("explanations:adapter_detail", training_id=training.pk)
-    return render(request, "annotation/judge_tuning_form.html", {"form": form, "campaign": campaign})
+    return _tune_on_campaign(
+        request, campaign_id, mode=Campaign.Mode.PAIRWISE, form_class=JudgeTuningForm,
+        start=campaign_judge_tuning_start, template="annotation/judge_tuning_form.html",
+    )  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
@@ -286,26 +306,10 @@ def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @permission_required("explanations.add_adaptertraining", raise_exception=True)
 def campaign_tune_generator(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Tune a generator with LoRA on this Likert campaign's best-rated explanations (admins)."""
-    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
-    if campaign.mode != Campaign.Mode.LIKERT:
-        raise Http404("only Likert campaigns score explanations one by one")
-    form = TeacherTuningForm(request.POST or None, campaign=campaign)
-    if request.method == "POST" and form.is_valid():
-        try:
-            training = campaign_teacher_start(
-                campaign=campaign,
-                created_by=request.user,
-                base_generator=form.cleaned_data["base_generator"],
-                criteria=form.cleaned_data["criteria"],
-                threshold=form.cleaned_data["threshold"],
-                include_flagged=form.cleaned_data["include_flagged"],
-                options=form.options(),
-            )
-        except GenerationError as exc:
-            form.add_error(None, str(exc))
-        else:
-            return redirect("explanations:adapter_detail", training_id=training.pk)
-    return render(request, "annotation/teacher_tuning_form.html", {"form": form, "campaign": campaign})
+    return _tune_on_campaign(
+        request, campaign_id, mode=Campaign.Mode.LIKERT, form_class=TeacherTuningForm,
+        start=campaign_teacher_start, template="annotation/teacher_tuning_form.html",
+    )  # fmt: skip
 
 
 # --- Annotators -----------------------------------------------------------------------------
