@@ -10,30 +10,78 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from django.db.models import Count, Q, QuerySet
 
-from annotation.models import Assignment, Campaign, CampaignItem, Participant, Rating
+from annotation.models import Assignment, Campaign, CampaignItem, ClaimLabel, Participant, Rating
 from annotation.study.stats.agreement import alpha_of_answers
 
 CHOICE_CODES = {"a": 0.0, "tie": 1.0, "b": 2.0}
+M = TypeVar("M", Rating, ClaimLabel)
 
 
-def included_pool_ratings(campaign: Campaign, *, include_flagged: bool = True) -> QuerySet[Rating]:
-    """The submitted answers to pool items that agreement and results count: excluded
-    annotators never, flagged ones unless ``include_flagged`` is False."""
-    ratings = Rating.objects.filter(
+def _included(answers: QuerySet[M], campaign: Campaign, include_flagged: bool) -> QuerySet[M]:
+    """The answers (rows with an ``assignment``) that agreement and results count: submitted,
+    to pool items, excluded annotators never, flagged ones unless ``include_flagged`` is False."""
+    answers = answers.filter(
         assignment__campaign=campaign,
         assignment__status=Assignment.Status.SUBMITTED,
         assignment__item__kind=CampaignItem.Kind.REGULAR,
         assignment__participant__excluded=False,
     )
-    return ratings if include_flagged else ratings.filter(assignment__participant__flagged=False)
+    return answers if include_flagged else answers.filter(assignment__participant__flagged=False)
+
+
+def included_pool_ratings(campaign: Campaign, *, include_flagged: bool = True) -> QuerySet[Rating]:
+    """The submitted answers to pool items that agreement and results count (``_included``)."""
+    return _included(Rating.objects.all(), campaign, include_flagged)
+
+
+def included_claim_labels(campaign: Campaign, *, include_flagged: bool = True) -> QuerySet[ClaimLabel]:
+    """A claims campaign's submitted labels of pool items, counted as ``included_pool_ratings``."""
+    return _included(ClaimLabel.objects.all(), campaign, include_flagged)
 
 
 Answers = tuple[np.ndarray, np.ndarray, np.ndarray]  # coders, units, values: parallel arrays
+# A claim's label on its ordinal scale, from supported to contradicted.
+CLAIM_CODES = {"supported": 0.0, "unsupported": 1.0, "contradicted": 2.0}
+
+
+def claim_agreement(campaign: Campaign) -> list[dict[str, Any]]:
+    """A claims campaign's agreement, claims being the units: on the three labels (nominal, and
+    ordinal from supported to contradicted) and on supported or not (nominal)."""
+    rows = np.asarray(
+        [
+            (participant, claim, CLAIM_CODES[label])
+            for participant, claim, label in included_claim_labels(campaign).values_list(
+                "assignment__participant_id", "claim_id", "label"
+            )
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    coders, units, values = rows[:, 0], rows[:, 1], rows[:, 2]
+    return [
+        _agreement_row("claim label", coders, units, values, {"nominal": None, "ordinal": [0.0, 1.0, 2.0]}),
+        _agreement_row("supported or not", coders, units, (values > 0).astype(np.float64), {"nominal": None}),
+    ]
+
+
+def _agreement_row(
+    name: str, coders: np.ndarray, units: np.ndarray, values: np.ndarray, levels: dict[str, list[float] | None]
+) -> dict[str, Any]:
+    """One row of the campaign page's agreement table: answers, units with two or more, and
+    alpha at each of ``levels`` (level → value domain), None without answers."""
+    per_unit = np.unique(units, return_counts=True)[1] if units.size else np.empty(0)
+    row: dict[str, Any] = {"criterion": name, "answers": int(values.size), "units_paired": int((per_unit >= 2).sum())}
+    for level, domain in levels.items():
+        row[level] = (
+            alpha_of_answers(coders, units, values, level, domain, n_resamples=0).estimate  # type: ignore[arg-type]
+            if values.size
+            else None
+        )
+    return row
 
 
 def campaign_answers(campaign: Campaign) -> dict[str, Answers]:
@@ -71,30 +119,20 @@ def campaign_agreement(campaign: Campaign) -> list[dict[str, Any]]:
     """Per criterion: answers, units with two or more answers, interval and ordinal alpha
     (Likert), or nominal and ordinal alpha on a < tie < b (pairwise). Computed from the
     answers themselves, never a coders x units matrix, so a large campaign stays cheap."""
+    if campaign.mode == Campaign.Mode.CLAIMS:
+        return claim_agreement(campaign)
     answers = campaign_answers(campaign)
     empty = (np.empty(0), np.empty(0), np.empty(0))
     result = []
     for criterion in campaign.criteria.all():
         coders, units, values = answers.get(criterion.name, empty)
-        per_unit = np.unique(units, return_counts=True)[1] if units.size else np.empty(0)
-        row: dict[str, Any] = {
-            "criterion": criterion.name,
-            "answers": int(values.size),
-            "units_paired": int((per_unit >= 2).sum()),
-        }
-
+        levels: dict[str, list[float] | None]
         if campaign.mode == Campaign.Mode.PAIRWISE:
             levels = {"nominal": None, "ordinal": [0.0, 1.0, 2.0]}
         else:
             scale = [float(v) for v in range(criterion.scale_min, criterion.scale_max + 1)]
             levels = {"interval": None, "ordinal": scale}
-        for level, domain in levels.items():
-            row[level] = (
-                alpha_of_answers(coders, units, values, level, domain, n_resamples=0).estimate  # type: ignore[arg-type]
-                if values.size
-                else None
-            )
-        result.append(row)
+        result.append(_agreement_row(criterion.name, coders, units, values, levels))
     return result
 
 

@@ -75,6 +75,13 @@ class RatingRowOutputSerializer(serializers.Serializer):
     generator_b = serializers.CharField()
     adapter_b = serializers.CharField()
     prompt_b = serializers.CharField()
+    claim_id = serializers.IntegerField(required=False, help_text="Claims campaigns: the labelled claim.")
+    claim_number = serializers.IntegerField(required=False)
+    claim_text = serializers.CharField(required=False)
+    claim_start = serializers.IntegerField(required=False, help_text="The claim's span in the explanation.")
+    claim_end = serializers.IntegerField(required=False)
+    marked_spans = serializers.CharField(required=False, help_text="Words marked as unsupported: JSON offsets.")
+    marked_text = serializers.CharField(required=False)
 
 
 class CampaignRatingListApi(APIView):

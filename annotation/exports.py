@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from annotation.agreement import included_pool_ratings
-from annotation.models import Assignment, Campaign, CampaignItem, Rating
+from annotation.models import Assignment, Campaign, CampaignItem, ClaimLabel, Rating
 
 EXPORT_FIELDS = [
     "campaign_id", "campaign_mode", "shown_profile_fields", "shown_history_length",
@@ -31,6 +31,7 @@ EXPORT_FIELDS = [
     "seed_a", "sample_a",
     "explanation_b_id", "generation_run_b", "generator_b", "adapter_b", "adapter_sha256_b", "prompt_b",
     "seed_b", "sample_b",
+    "claim_id", "claim_number", "claim_text", "claim_start", "claim_end", "marked_spans", "marked_text",
 ]  # fmt: skip
 _SIDE_LINEAGE = ("generator", "adapter", "adapter_sha256", "prompt", "seed", "sample")
 
@@ -92,7 +93,10 @@ def rating_export_rows(campaign: Campaign, *, include_excluded: bool = False) ->
     """Every stored answer of the campaign once, ordered by assignment then criterion.
 
     Likert answers fill ``value``, pairwise answers ``choice`` (canonical: ``a`` is
-    ``explanation_a_id``); ``left_side`` says which one the annotator saw on the left.
+    ``explanation_a_id``); ``left_side`` says which one the annotator saw on the left. A claims
+    campaign has one row per claim label: ``criterion`` is ``claim_<number>``, ``choice`` the
+    label, with the claim's text and span in the explanation and the words the annotator
+    marked in it (``marked_spans``: offsets in the claim's text, JSON).
     Attention checks appear once each with criterion ``fits_user``. Training answers are
     left out. Excluded annotators are left out unless ``include_excluded``.
     """
@@ -125,6 +129,7 @@ def _emit(
         .values_list("assignment_id", "criterion__name", "value", "choice")
     ):
         answers.setdefault(assignment_id, []).append((name, value, choice))
+    claims = _claim_answers(batch) if campaign.mode == Campaign.Mode.CLAIMS else {}
     shown = {"shown_profile_fields": ",".join(campaign.profile_fields), "shown_history_length": campaign.history_length}
     for row in batch:
         base = {key: row[key] for key in EXPORT_FIELDS if key in row}
@@ -143,6 +148,35 @@ def _emit(
             continue
         for name, value, choice in answers.get(row["assignment_id"], []):
             yield base | {"criterion": name, "value": value, "choice": choice}
+        for claim in claims.get(row["assignment_id"], []):
+            yield base | claim
+
+
+def _claim_answers(batch: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Assignment id → its claim labels as export fields, in claim order."""
+    claims: dict[int, list[dict[str, Any]]] = {}
+    labels = (
+        ClaimLabel.objects.filter(assignment_id__in=[row["assignment_id"] for row in batch])
+        .order_by("assignment_id", "claim__position")
+        .values_list("assignment_id", "claim_id", "claim__position", "claim__text", "claim__start", "claim__end",
+                     "label", "spans")
+    )  # fmt: skip
+    for assignment_id, claim_id, position, text, start, end, label, spans in labels:
+        claims.setdefault(assignment_id, []).append(
+            {
+                "criterion": f"claim_{position + 1}",
+                "value": None,
+                "choice": label,
+                "claim_id": claim_id,
+                "claim_number": position + 1,
+                "claim_text": text,
+                "claim_start": start,
+                "claim_end": end,
+                "marked_spans": json.dumps(spans) if spans else "",
+                "marked_text": " … ".join(text[a:b] for a, b in spans),
+            }
+        )
+    return claims
 
 
 # The rating export's formats (the ``fmt`` of its URL) and their media types.

@@ -5,15 +5,27 @@ from typing import Any
 
 from django import forms
 
-from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Rating, validate_completion_url
-from explanations.forms import JudgeTuningOptionsForm
+from annotation.models import (
+    Assignment,
+    Campaign,
+    CampaignItem,
+    ClaimLabel,
+    Criterion,
+    ItemClaim,
+    Rating,
+    validate_completion_url,
+)
+from explanations.claims import SplitError, marked_spans
+from explanations.forms import AnswerModeField, JudgeTuningOptionsForm
 from explanations.judging import default_rubric
-from explanations.models import GenerationRun
+from explanations.models import GenerationRun, Generator
 from recommendations.shared.formfields import SMALL_INT_MAX, DbIntegerField, DbModelMultipleChoiceField
 
 # Pairwise answers as the page shows them; the service stores them in canonical order.
 SIDE_CHOICES = [("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better")]
 FIT_CHOICES = [("yes", "Yes, it fits this user"), ("no", "No, it does not fit")]
+# A claim's answer, with the key that gives it on the page.
+CLAIM_CHOICES = [("supported", "Supported"), ("unsupported", "Not supported"), ("contradicted", "Contradicted")]
 
 
 class CampaignForm(forms.Form):
@@ -104,19 +116,22 @@ class ReferenceItemForm(forms.Form):
     )
     explanation_id = DbIntegerField(min_value=1, label="Explanation id")
     accepted = forms.CharField(
-        label="Accepted ranges", help_text="e.g. reasonability=1-3, faithfulness=1-4", max_length=500
+        label="Accepted answers",
+        help_text="Likert and pairwise: a range per criterion, e.g. reasonability=1-3, faithfulness=1-4. Claims: a "
+        "label per claim number, e.g. 1=supported, 2=contradicted (unsupported is the third label).",
+        max_length=500,
     )
     feedback = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Training only.")
 
-    def clean_accepted(self) -> dict[str, list[int]]:
-        """``criterion=low-high, ...`` as {criterion: [low, high]}; criteria are checked
-        against the rubric by the service."""
-        accepted = {}
+    def clean_accepted(self) -> dict[str, list[int] | str]:
+        """``criterion=low-high, ...`` as {criterion: [low, high]}, or ``claim=label, ...`` as
+        {claim number: label}; the service checks them against the rubric or the claims."""
+        accepted: dict[str, list[int] | str] = {}
         for part in filter(None, (p.strip() for p in self.cleaned_data["accepted"].split(","))):
-            match = re.fullmatch(r"([a-z][a-z0-9_]*)\s*=\s*(\d+)\s*-\s*(\d+)", part)
+            match = re.fullmatch(r"([a-z0-9][a-z0-9_]*)\s*=\s*(?:(\d+)\s*-\s*(\d+)|([a-z]+))", part)
             if match is None:
-                raise forms.ValidationError(f"{part!r}: write criterion=low-high.")
-            accepted[match[1]] = [int(match[2]), int(match[3])]
+                raise forms.ValidationError(f"{part!r}: write criterion=low-high, or claim number=label.")
+            accepted[match[1]] = match[4] if match[4] else [int(match[2]), int(match[3])]
         return accepted
 
 
@@ -124,16 +139,26 @@ class AnswerForm(forms.Form):
     """The answers to one assignment, built from its campaign's rubric.
 
     ``submission_id`` is minted when the form is first rendered and travels with every
-    retry, which is what lets the service store a double submit once.
+    retry, which is what lets the service store a double submit once. A claims item has one
+    label per claim (``claim_<id>``) and, beside each, the spans of the claim the annotator
+    marked as what makes it unsupported (``spans_<id>``, JSON).
     """
 
     submission_id = forms.UUIDField(widget=forms.HiddenInput)
     visible_ms = DbIntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
-    def __init__(self, *args: Any, assignment: Assignment, criteria: list[Criterion], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        assignment: Assignment,
+        criteria: list[Criterion],
+        claims: list[ItemClaim] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.assignment = assignment
         self.criteria = criteria
+        self.claims = claims or []
         if not self.is_bound:
             self.initial.setdefault("submission_id", uuid.uuid4())
         item = assignment.item
@@ -142,6 +167,13 @@ class AnswerForm(forms.Form):
                 choices=FIT_CHOICES, widget=forms.RadioSelect, label="Does this explanation fit this user?"
             )
             return
+        for claim in self.claims:
+            self.fields[claim.field_name] = forms.ChoiceField(
+                choices=CLAIM_CHOICES, widget=forms.RadioSelect, label=claim.text
+            )
+            self.fields[f"spans_{claim.pk}"] = forms.CharField(
+                required=False, max_length=2000, widget=forms.HiddenInput(attrs={"data-spans": claim.pk})
+            )
         for criterion in criteria:
             if item.explanation_b_id is not None:
                 choices = SIDE_CHOICES
@@ -152,6 +184,33 @@ class AnswerForm(forms.Form):
             self.fields[criterion.name] = forms.ChoiceField(
                 choices=choices, widget=forms.RadioSelect, label=criterion.question
             )
+
+    def clean(self) -> dict[str, Any]:
+        """Each claim's marked spans, parsed; a span on a claim answered "supported" is dropped."""
+        data = super().clean() or {}
+        self._spans: dict[str, list[list[int]]] = {}
+        for claim in self.claims:
+            raw = data.get(f"spans_{claim.pk}") or "[]"
+            try:
+                spans = marked_spans(json.loads(raw), len(claim.text))
+            except (json.JSONDecodeError, SplitError) as exc:
+                self.add_error(None, f"Claim {claim.position + 1}: {exc}")
+                continue
+            if spans and data.get(claim.field_name) not in (None, "supported"):
+                self._spans[claim.field_name] = spans
+        return data
+
+    def spans(self) -> dict[str, list[list[int]]]:
+        """Claim form name → the spans marked in it, for the claims not answered "supported"."""
+        return self._spans
+
+    def set_previous_labels(self, labels: list[ClaimLabel]) -> None:
+        """Pre-fill a claims revision with the stored labels and marked spans."""
+        by_claim = {claim.pk: claim for claim in self.claims}
+        for label in labels:
+            if label.claim_id in by_claim:
+                self.initial[by_claim[label.claim_id].field_name] = label.label
+                self.initial[f"spans_{label.claim_id}"] = json.dumps(label.spans)
 
     def set_previous(self, ratings: list[Rating], criteria: list[Criterion]) -> None:
         """Pre-fill a revision with the stored answers, shown as the page shows them."""
@@ -173,6 +232,8 @@ class AnswerForm(forms.Form):
         data = self.cleaned_data
         if "fits_user" in self.fields:
             return {"fits_user": data["fits_user"]}
+        if self.claims:
+            return {claim.field_name: data[claim.field_name] for claim in self.claims}
         answers: dict[str, Any] = {}
         for criterion in self.criteria:
             value = data[criterion.name]
@@ -220,6 +281,33 @@ class TeacherTuningForm(CampaignTuningForm):
             # The top fifth of the first criterion's scale, e.g. 8 on 1-10.
             first = self.campaign_criteria[0]
             self.fields["threshold"].initial = first.scale_max - (first.scale_max - first.scale_min) // 5
+
+
+class CampaignClaimCheckForm(forms.Form):
+    """Check a claims campaign's claims automatically, as annotators see them."""
+
+    checker = forms.ModelChoiceField(
+        queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served."
+    )
+    answer_mode = AnswerModeField(help_text="Likelihood scores yes and no (P(supported)); text parses free answers.")
+
+
+class ClaimsTeacherTuningForm(JudgeTuningOptionsForm):
+    """Tune a generator with LoRA on a claims campaign's best-supported explanations."""
+
+    threshold = forms.FloatField(
+        initial=1.0,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Explanations whose share of claim labels saying supported is at least this become teacher "
+        "examples (1: every annotator found every claim supported).",
+    )
+    include_flagged = forms.BooleanField(required=False, label="Count flagged annotators")
+    field_order = ["base_generator", "threshold"]
+
+    def __init__(self, *args: Any, campaign: Campaign, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_generator"].label = "Base model"
 
 
 class JudgeTuningForm(CampaignTuningForm):

@@ -53,6 +53,7 @@ class Campaign(models.Model):
     class Mode(models.TextChoices):
         LIKERT = "likert", "Likert: rate each explanation on every criterion"
         PAIRWISE = "pairwise", "Pairwise: which of two explanations is better (A / B / tie)"
+        CLAIMS = "claims", "Claims: is each claim of an explanation supported by the user's history and the item?"
 
     class Sample(models.TextChoices):
         ALL = "all", "All recommendations"
@@ -230,6 +231,31 @@ class CampaignItem(models.Model):
         return f"item {self.pk} ({self.kind})"
 
 
+class ItemClaim(models.Model):
+    """One claim of a claims-mode item's explanation: its text and its [start, end) span in the
+    explanation (``explanations.claims``). Written when the item is, with the default split;
+    the researcher may move the cuts while the campaign is in review
+    (``annotation.services.claims.item_claims_set``)."""
+
+    item = models.ForeignKey(CampaignItem, on_delete=models.CASCADE, related_name="claims")
+    position = models.PositiveSmallIntegerField()
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["item", "position"]
+        constraints = [models.UniqueConstraint(fields=["item", "position"], name="itemclaim_unique_position")]
+
+    def __str__(self) -> str:
+        return f"claim {self.position + 1} of item {self.item_id}"
+
+    @property
+    def field_name(self) -> str:
+        """The name of this claim's answer in a form and in ``rating_submit``'s answers."""
+        return f"claim_{self.pk}"
+
+
 class PrivacyFlag(models.Model):
     """Something annotators of a campaign would see that looks like personal data
     (``annotation.privacy``), found before the campaign opened, with the researcher's decision.
@@ -405,6 +431,32 @@ class RatingRevision(models.Model):
 
     def __str__(self) -> str:
         return f"revision of rating {self.rating_id}"
+
+
+class ClaimLabel(models.Model):
+    """One participant's label for one claim of one assignment, as last revised, with the
+    spans of the claim's text (``[[start, end], ...]`` within ``claim.text``) they marked as
+    what makes it unsupported or contradicted. ``previous`` keeps replaced answers."""
+
+    class Label(models.TextChoices):
+        SUPPORTED = "supported", "Supported by the history or the item's details"
+        UNSUPPORTED = "unsupported", "Not supported"
+        CONTRADICTED = "contradicted", "Contradicted"
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="claim_labels")
+    claim = models.ForeignKey(ItemClaim, on_delete=models.CASCADE, related_name="labels")
+    label = models.CharField(max_length=12, choices=Label.choices)
+    spans = models.JSONField(default=list, blank=True)
+    previous = models.JSONField(default=list, blank=True, help_text="Replaced answers: [{label, spans, replaced_at}].")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["assignment", "claim"]
+        constraints = [models.UniqueConstraint(fields=["assignment", "claim"], name="claimlabel_unique_claim")]
+
+    def __str__(self) -> str:
+        return f"{self.claim_id}={self.label}"
 
 
 class Submission(models.Model):

@@ -51,6 +51,20 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool
     return pieces
 
 
+def claim_pieces(text: str, claims: list[Any]) -> list[tuple[str, int | None]]:
+    """``text`` cut into (segment, claim number) pieces, None between claims; escaped by the template."""
+    pieces: list[tuple[str, int | None]] = []
+    cursor = 0
+    for claim in sorted(claims, key=lambda c: c.start):
+        if claim.start > cursor:
+            pieces.append((text[cursor : claim.start], None))
+        pieces.append((text[claim.start : claim.end], claim.position + 1))
+        cursor = claim.end
+    if cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces
+
+
 def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[Interaction]:
     """The ``length`` newest train-side interactions of ``user`` (with their items), as a rating
     page shows them beside an explanation."""

@@ -16,6 +16,9 @@ urlpatterns = [
         views.privacy_flag_decide_view,
         name="privacy_flag_decide",
     ),
+    path("campaigns/<int:campaign_id>/claims/", views.campaign_claims, name="campaign_claims"),
+    path("campaigns/<int:campaign_id>/claims/<int:item_id>/split/", views.item_claims_split, name="item_claims_split"),
+    path("campaigns/<int:campaign_id>/claims/check/", views.campaign_claim_check, name="campaign_claim_check"),
     path("campaigns/<int:campaign_id>/open/", views.campaign_open_view, name="campaign_open"),
     path("campaigns/<int:campaign_id>/reference-items/", views.reference_item_add, name="reference_add"),
     path(

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,15 +31,16 @@ from annotation.exports import (
 )
 from annotation.forms import (
     AnswerForm,
+    CampaignClaimCheckForm,
     CampaignForm,
-    CampaignTuningForm,
+    ClaimsTeacherTuningForm,
     JudgeTuningForm,
     ReferenceItemForm,
     TeacherTuningForm,
 )
 from annotation.markdown import render_markdown
-from annotation.models import Assignment, Campaign, CampaignItem, Criterion, Participant, PrivacyFlag
-from annotation.querysets import task_context
+from annotation.models import Assignment, Campaign, CampaignItem, Criterion, ItemClaim, Participant, PrivacyFlag
+from annotation.querysets import claim_pieces, task_context
 from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
     MTURK_FRAME_HOSTS,
@@ -53,10 +55,13 @@ from annotation.services.campaigns import (
     participant_join,
     participant_set_excluded,
 )
+from annotation.services.claims import campaign_claim_checks_start, item_claims_set
 from annotation.services.errors import CampaignError
 from annotation.services.judge_tuning import campaign_judge_tuning_start
 from annotation.services.privacy import campaign_reidentification, privacy_flag_decide
 from annotation.services.teacher import campaign_teacher_start
+from explanations.claims import word_pieces
+from explanations.forms import JudgeTuningOptionsForm
 from explanations.models import AdapterTraining, Explanation
 from explanations.services.generators import GenerationError
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
@@ -67,6 +72,8 @@ CROWD_PARAMETERS = {
     "mturk": ("workerId", ("assignmentId", "hitId", "turkSubmitTo")),
 }
 
+
+CLAIMS_PAGE_SIZE = 25
 
 # --- Researchers ----------------------------------------------------------------------------
 
@@ -140,6 +147,7 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
         ).select_related("explanation"),
         "export_fields": EXPORT_FIELDS,
         "privacy_flags": campaign.privacy_flags.select_related("decided_by"),
+        "claim_check_form": CampaignClaimCheckForm() if campaign.mode == Campaign.Mode.CLAIMS else None,
     }
     return render(request, "annotation/campaign_detail.html", context)
 
@@ -165,6 +173,79 @@ def privacy_flag_decide_view(request: HttpRequest, campaign_id: int, flag_id: in
     except CampaignError as exc:
         messages.error(request, str(exc))
     return redirect(f"{reverse('annotation:campaign_detail', args=[campaign.pk])}#review")
+
+
+@require_GET
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+def campaign_claims(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """A claims campaign's split, item by item: each explanation with its claims in place and,
+    while the campaign is in review, a form to re-split it."""
+    campaign = get_object_or_404(
+        Campaign.objects.visible_to(request.user).filter(mode=Campaign.Mode.CLAIMS), pk=campaign_id
+    )
+    items = (
+        campaign.items.exclude(kind=CampaignItem.Kind.ATTENTION)
+        .select_related("explanation", "recommendation__item")
+        .prefetch_related("claims")
+        .order_by("kind", "id")
+    )
+    page = Paginator(items, CLAIMS_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "item": item,
+            "pieces": claim_pieces(item.explanation.text, list(item.claims.all())),
+            "claims": list(item.claims.all()),
+            "lines": "\n".join(claim.text for claim in item.claims.all()),
+        }
+        for item in page
+    ]
+    editable = campaign.status == Campaign.Status.REVIEW and request.user.has_perm("annotation.run_campaign")
+    return render(
+        request,
+        "annotation/campaign_claims.html",
+        {"campaign": campaign, "page": page, "rows": rows, "editable": editable},
+    )
+
+
+@require_POST
+@login_required
+@permission_required("annotation.run_campaign", raise_exception=True)
+def item_claims_split(request: HttpRequest, campaign_id: int, item_id: int) -> HttpResponse:
+    """Re-split one pool item's explanation: the claims written one per line."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    item = get_object_or_404(campaign.items.select_related("explanation"), pk=item_id)
+    try:
+        claims = item_claims_set(item=item, pieces=request.POST.get("claims", "").splitlines())
+    except CampaignError as exc:
+        messages.error(request, f"Item {item.pk}: {exc}")
+    else:
+        messages.success(request, f"Item {item.pk}: {len(claims)} claim{'s' if len(claims) != 1 else ''}.")
+    page = request.POST.get("page", "")
+    query = f"?page={page}" if page.isdigit() else ""
+    return redirect(f"{reverse('annotation:campaign_claims', args=[campaign.pk])}{query}#item-{item.pk}")
+
+
+@require_POST
+@login_required
+@permission_required("annotation.view_campaign", raise_exception=True)
+@permission_required("explanations.add_claimcheck", raise_exception=True)
+def campaign_claim_check(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Start the automatic claim checker on a claims campaign's claims, one check per run."""
+    campaign = get_object_or_404(
+        Campaign.objects.visible_to(request.user).filter(mode=Campaign.Mode.CLAIMS), pk=campaign_id
+    )
+    form = CampaignClaimCheckForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(str(error) for errors in form.errors.values() for error in errors))
+        return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+    try:
+        checks = campaign_claim_checks_start(campaign=campaign, created_by=request.user, **form.cleaned_data)
+    except GenerationError as exc:
+        messages.error(request, str(exc))
+        return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+    messages.success(request, f"Started {len(checks)} claim check{'s' if len(checks) != 1 else ''}.")
+    return redirect("explanations:claim_check_list")
 
 
 @require_POST
@@ -265,17 +346,17 @@ def _tune_on_campaign(
     request: HttpRequest,
     campaign_id: int,
     *,
-    mode: str,
-    form_class: type[CampaignTuningForm],
+    forms: dict[str, Callable[..., JudgeTuningOptionsForm]],
     start: Callable[..., AdapterTraining],
     template: str,
 ) -> HttpResponse:
-    """A LoRA tuning on a ``mode`` campaign's answers (404 for another mode): the form, and on a
-    valid POST ``start`` with the campaign, the account and the form's choices."""
+    """A LoRA tuning on a campaign's answers, with the form of its mode (404 for a mode not in
+    ``forms``): the form, and on a valid POST ``start`` with the campaign, the account and the
+    form's choices."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
-    if campaign.mode != mode:
-        raise Http404(f"only {mode} campaigns give this kind of training data")
-    form = form_class(request.POST or None, campaign=campaign)
+    if campaign.mode not in forms:
+        raise Http404(f"{campaign.mode} campaigns do not give this kind of training data")
+    form = forms[campaign.mode](request.POST or None, campaign=campaign)
     if request.method == "POST" and form.is_valid():
         options = form.options()
         choices = {key: value for key, value in form.cleaned_data.items() if key not in options}
@@ -295,7 +376,7 @@ def _tune_on_campaign(
 def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Tune a pairwise judge with LoRA on this campaign's human preferences (admins)."""
     return _tune_on_campaign(
-        request, campaign_id, mode=Campaign.Mode.PAIRWISE, form_class=JudgeTuningForm,
+        request, campaign_id, forms={Campaign.Mode.PAIRWISE: JudgeTuningForm},
         start=campaign_judge_tuning_start, template="annotation/judge_tuning_form.html",
     )  # fmt: skip
 
@@ -305,9 +386,11 @@ def campaign_tune_judge(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @permission_required("annotation.view_campaign", raise_exception=True)
 @permission_required("explanations.add_adaptertraining", raise_exception=True)
 def campaign_tune_generator(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """Tune a generator with LoRA on this Likert campaign's best-rated explanations (admins)."""
+    """Tune a generator with LoRA on this campaign's best explanations: a Likert campaign's
+    best-rated, a claims campaign's best-supported (admins)."""
     return _tune_on_campaign(
-        request, campaign_id, mode=Campaign.Mode.LIKERT, form_class=TeacherTuningForm,
+        request, campaign_id,
+        forms={Campaign.Mode.LIKERT: TeacherTuningForm, Campaign.Mode.CLAIMS: ClaimsTeacherTuningForm},
         start=campaign_teacher_start, template="annotation/teacher_tuning_form.html",
     )  # fmt: skip
 
@@ -464,15 +547,39 @@ def done(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
+def _claims(assignment: Assignment) -> list[ItemClaim]:
+    """The claims an assignment's page asks about: none outside claims mode or on an attention check."""
+    if assignment.campaign.mode != Campaign.Mode.CLAIMS or assignment.item.kind == CampaignItem.Kind.ATTENTION:
+        return []
+    return list(assignment.item.claims.all())
+
+
+def _claim_rows(form: AnswerForm) -> list[dict[str, Any]]:
+    """Per claim: its number, label field, spans field and words, as the claims page shows them."""
+    return [
+        {
+            "claim": claim,
+            "number": claim.position + 1,
+            "field": form[claim.field_name],
+            "spans": form[f"spans_{claim.pk}"],
+            "words": word_pieces(claim.text),
+        }
+        for claim in form.claims
+    ]
+
+
 def _page_context(assignment: Assignment, criteria: list[Criterion], form: AnswerForm | None = None) -> dict[str, Any]:
     """What the rating page and its htmx partial render; a submitted assignment's form shows
     its previous answers, so a revision starts from them."""
     campaign = assignment.campaign
     if form is None:
-        form = AnswerForm(assignment=assignment, criteria=criteria)
+        form = AnswerForm(assignment=assignment, criteria=criteria, claims=_claims(assignment))
         if assignment.is_submitted:
-            form.set_previous(list(assignment.ratings.all()), criteria)
-    return {
+            if form.claims:
+                form.set_previous_labels(list(assignment.claim_labels.all()))
+            else:
+                form.set_previous(list(assignment.ratings.all()), criteria)
+    context = {
         "assignment": assignment,
         "campaign": campaign,
         "form": form,
@@ -482,7 +589,11 @@ def _page_context(assignment: Assignment, criteria: list[Criterion], form: Answe
         "is_pairwise": assignment.item.explanation_b_id is not None,
         "is_attention": assignment.item.kind == CampaignItem.Kind.ATTENTION,
         "is_training": assignment.item.kind == CampaignItem.Kind.TRAINING,
+        "claim_rows": _claim_rows(form),
     } | task_context(assignment)
+    if form.claims:
+        context["explanation_claims"] = claim_pieces(assignment.item.explanation.text, form.claims)
+    return context
 
 
 @require_GET
@@ -504,7 +615,7 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
     item or move on to the next item."""
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
     criteria = list(assignment.campaign.criteria.all())
-    form = AnswerForm(request.POST, assignment=assignment, criteria=criteria)
+    form = AnswerForm(request.POST, assignment=assignment, criteria=criteria, claims=_claims(assignment))
     if form.is_valid():
         try:
             result = rating_submit(
@@ -513,6 +624,7 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
                 submission_id=form.cleaned_data["submission_id"],
                 visible_seconds=form.visible_seconds(),
                 criteria=criteria,
+                spans=form.spans(),
             )
         except SubmitError as exc:
             form.add_error(None, str(exc))

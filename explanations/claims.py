@@ -110,3 +110,74 @@ def claims_from_cuts(text: str, cuts: list[int]) -> list[Claim]:
 def split_claims(text: str) -> list[Claim]:
     """``text`` cut into claims at its sentences and clauses (see the module docstring)."""
     return claims_from_cuts(text, default_cuts(text))
+
+
+class SplitError(ValueError):
+    """Claims that are not consecutive parts of their explanation; the message says which."""
+
+
+def claims_from_pieces(text: str, pieces: list[str]) -> list[Claim]:
+    """The claims a researcher wrote out, one piece each, located in ``text`` in order (case
+    and spacing as in the text; runs of white space match any white space). Text between
+    pieces belongs to no claim, so a greeting can be left out. Raises ``SplitError`` naming
+    the first piece that is not found after the one before it, or when no piece is given."""
+    claims: list[Claim] = []
+    cursor = 0
+    for piece in (p.strip() for p in pieces):
+        if not piece:
+            continue
+        number = len(claims) + 1
+        pattern = r"\s+".join(re.escape(word) for word in piece.split())
+        match = re.compile(pattern).search(text, cursor)
+        if match is None:
+            where = "in the explanation" if number == 1 else f"after claim {number - 1}"
+            raise SplitError(f"Claim {number} ({piece[:60]!r}) is not found {where}: copy it from the text.")
+        claims.append(Claim(match[0], match.start(), match.end()))
+        cursor = match.end()
+    if not claims:
+        raise SplitError("Give at least one claim.")
+    return claims
+
+
+def marked_spans(value: object, length: int, *, limit: int = 20) -> list[list[int]]:
+    """Spans an annotator marked in a claim of ``length`` characters, checked and tidied:
+    ``value`` is a list of ``[start, end]`` pairs with 0 <= start < end <= length (at most
+    ``limit``); they come back sorted, with overlapping and touching spans merged. Raises
+    ``SplitError`` for anything else."""
+    if not isinstance(value, list) or len(value) > limit:
+        raise SplitError(f"Marked spans are a list of at most {limit} [start, end] pairs.")
+    spans = []
+    for pair in value:
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(bound, int) and not isinstance(bound, bool) for bound in pair)
+            and 0 <= pair[0] < pair[1] <= length
+        ):
+            raise SplitError(f"A marked span must be [start, end] within the claim's {length} characters.")
+        spans.append(list(pair))
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+_WORD = re.compile(r"[\w'\u2019-]+")
+
+
+def word_pieces(text: str) -> list[tuple[str, int | None, int | None]]:
+    """``text`` as (piece, start, end) pieces: words carry their [start, end) offsets (a page
+    lets an annotator mark them), the text between words carries None."""
+    pieces: list[tuple[str, int | None, int | None]] = []
+    cursor = 0
+    for match in _WORD.finditer(text):
+        if match.start() > cursor:
+            pieces.append((text[cursor : match.start()], None, None))
+        pieces.append((match[0], match.start(), match.end()))
+        cursor = match.end()
+    if cursor < len(text):
+        pieces.append((text[cursor:], None, None))
+    return pieces

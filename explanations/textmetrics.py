@@ -176,6 +176,7 @@ def grounding(
     *,
     features_named: Sequence[bool] | None = None,
     max_examples: int = 5,
+    per_case: bool = False,
 ) -> dict[str, Any]:
     """How often explanations name titles the prompt never showed.
 
@@ -195,7 +196,8 @@ def grounding(
       true attribute of its item): naming a true attribute or a shown history title, i.e.
       tying the item to a checkable fact rather than to nothing or to an invented one;
 
-    with mention counts and up to ``max_examples`` hallucinated mentions, in input order.
+    with mention counts and up to ``max_examples`` hallucinated mentions, in input order; with
+    ``per_case``, also ``hallucinated``: one flag per case, in input order.
     Titles that are also common phrases ("Home Alone", "First Knight") can still be found
     where no film was meant: the examples are there to be read.
     """
@@ -205,6 +207,7 @@ def grounding(
     matcher = PhraseMatcher(owners)
     hallucinating = naming_history = naming_target = n_mentions = n_hallucinated = grounded = 0
     examples: list[dict[str, Any]] = []
+    flags: list[bool] = []
     for index, case in enumerate(cases):
         target = {form.lower() for form in title_variants(case.target_title)}
         history = {
@@ -230,11 +233,12 @@ def grounding(
                         }
                     )
         hallucinating += found_other
+        flags.append(found_other)
         naming_history += found_history
         naming_target += found_target
         grounded += found_history or bool(features_named and features_named[index])
     n = len(cases)
-    return {
+    return ({"hallucinated": flags} if per_case else {}) | {
         "n": n,
         "hallucination_rate": hallucinating / n if n else None,
         "history_mention_rate": naming_history / n if n else None,

@@ -51,6 +51,8 @@ class SiteObjects:
     text_metrics: TextMetrics  # PENDING: every action page and the job action API can act on it
     campaign: Campaign  # Likert
     pairwise_campaign: Campaign
+    claims_campaign: Campaign
+    claims_item: CampaignItem  # a pool item of ``claims_campaign``
     privacy_flag: PrivacyFlag  # on ``campaign``
     participant: Participant  # the annotator's
     assignment: Assignment  # the annotator's, submitted
@@ -112,6 +114,7 @@ def site_objects() -> SiteObjects:
 
     study = campaign(runs=runs, overlap=2, items_per_annotator=3)
     pairwise = campaign(runs=runs, name="pairwise study", mode=Campaign.Mode.PAIRWISE)
+    claims = campaign(runs=runs, name="claims study", mode=Campaign.Mode.CLAIMS)
     participant = participant_join(campaign=study, user=users[ANNOTATOR])
     assignment = take(participant)
     _answer(assignment)
@@ -135,6 +138,8 @@ def site_objects() -> SiteObjects:
         text_metrics=text_metrics,
         campaign=study,
         pairwise_campaign=pairwise,
+        claims_campaign=claims,
+        claims_item=claims.items.filter(kind=CampaignItem.Kind.REGULAR).first(),  # type: ignore[arg-type]
         privacy_flag=PrivacyFlag.objects.create(
             campaign=study, source="instructions", kind="url", match="www.example.org"
         ),

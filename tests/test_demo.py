@@ -71,6 +71,8 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     # Base and tuned explain the same two recommendations: 2 x 2 Likert items, 2 pairs.
     annotation = summary["annotation"]
     assert annotation["likert"]["items"] == 4 and annotation["pairwise"]["items"] == 2
+    assert annotation["claims"]["items"] == 4 and annotation["claims"]["status"] == "review"
+    assert annotation["likert"]["status"] == "open"
     assert "/c/" in annotation["likert"]["annotator_link"] and "PROLIFIC_PID=" in annotation["likert"]["annotator_link"]
     assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
     # Every stage is timed, and the output's worth is summarised in shares.

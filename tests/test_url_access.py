@@ -152,6 +152,13 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "annotation:campaign_privacy": {"GET": page(STAFF)},
     "annotation:privacy_flag_decide": {"POST": page(STAFF, ok=302)},
     "annotation:campaign_open": {"POST": page(STAFF, ok=302)},
+    # Only a claims campaign has a split to show or change.
+    "annotation:campaign_claims": {"GET": page(STAFF, ok=404)},
+    "annotation:campaign_claims[claims]": {"GET": page(STAFF)},
+    "annotation:item_claims_split": {"POST": page(STAFF, ok=404)},
+    "annotation:campaign_claim_check": {"POST": page(ADMIN, ok=404)},
+    "annotation:campaign_claim_check[claims]": {"POST": page(ADMIN, ok=302)},
+    "annotation:item_claims_split[claims]": {"POST": page(STAFF, ok=302)},
     "annotation:reference_add": {"POST": page(STAFF, ok=302)},
     "annotation:participant_exclude": {"POST": page(STAFF, ok=302)},
     "annotation:campaign_export": {"GET": page(STAFF)},
@@ -212,6 +219,7 @@ def url_kwargs(name: str, objects: SiteObjects) -> list[tuple[str, dict[str, Any
         "check_id": objects.claim_check.pk,
         "campaign_id": objects.campaign.pk,
         "flag_id": objects.privacy_flag.pk,
+        "item_id": objects.claims_item.pk,
         "participant_id": objects.participant.pk,
         "token": objects.campaign.public_token,
         "assignment_id": objects.assignment.pk,
@@ -225,6 +233,8 @@ def url_kwargs(name: str, objects: SiteObjects) -> list[tuple[str, dict[str, Any
         variants.append((f"{name}[other]", kwargs | {"assignment_id": objects.other_assignment.pk}))
     if f"{name}[pairwise]" in RULES:
         variants.append((f"{name}[pairwise]", kwargs | {"campaign_id": objects.pairwise_campaign.pk}))
+    if f"{name}[claims]" in RULES:
+        variants.append((f"{name}[claims]", kwargs | {"campaign_id": objects.claims_campaign.pk}))
     return variants
 
 

@@ -39,7 +39,7 @@ _EXPLANATION_MODELS = (
 
 _ANNOTATION_MODELS = (
     "campaign", "criterion", "campaignitem", "participant", "assignment", "rating", "ratingrevision", "submission",
-    "privacyflag",
+    "privacyflag", "itemclaim", "claimlabel",
 )  # fmt: skip
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

@@ -35,6 +35,7 @@ from annotation.models import (
     Assignment,
     Campaign,
     CampaignItem,
+    ClaimLabel,
     Criterion,
     Participant,
     Rating,
@@ -275,12 +276,15 @@ def rating_submit(
     submission_id: uuid.UUID,
     visible_seconds: float | None = None,
     criteria: list[Criterion] | None = None,
+    spans: dict[str, list[list[int]]] | None = None,
 ) -> SubmitResult:
     """Store the participant's answers to ``assignment`` (first answer or a revision).
 
     ``answers`` maps criterion name → int (Likert) or canonical ``a``/``b``/``tie``
-    (pairwise), or ``fits_user`` → ``yes``/``no`` for attention checks; the caller has
-    validated them against the rubric (``criteria``, read from the campaign if not given).
+    (pairwise), claim form name (``ItemClaim.field_name``) → label (claims, with the marked
+    ``spans`` of each claim by the same name), or ``fits_user`` → ``yes``/``no`` for attention
+    checks; the caller has validated them against the rubric (``criteria``, read from the
+    campaign if not given) or the item's claims.
     The same ``submission_id`` twice returns the first result and writes nothing: the
     Submission row is inserted first and its unique constraint settles any race. A revision
     keeps each replaced answer as a RatingRevision. Raises ``SubmitError`` (nothing written)
@@ -304,6 +308,8 @@ def rating_submit(
                 _retake_slot(locked)
             revised = locked.status == Assignment.Status.SUBMITTED
             check_passed = _check_passed(locked.item, answers)
+            if locked.campaign.mode == Campaign.Mode.CLAIMS and locked.item.kind != CampaignItem.Kind.ATTENTION:
+                _claim_labels_store(locked, answers, spans or {})
             if revised:
                 _revise(locked, answers, check_passed)
             else:
@@ -328,7 +334,7 @@ def _first_answer(
     now = timezone.now()
     if assignment.item.kind == CampaignItem.Kind.ATTENTION:
         assignment.check_answer = str(answers["fits_user"])
-    else:
+    elif assignment.campaign.mode != Campaign.Mode.CLAIMS:
         by_name = {criterion.name: criterion for criterion in criteria or assignment.campaign.criteria.all()}
         Rating.objects.bulk_create(
             [
@@ -351,10 +357,35 @@ def _stored(value: Any) -> dict[str, Any]:
     return {"choice": value, "value": None} if isinstance(value, str) else {"value": int(value), "choice": ""}
 
 
+def _claim_labels_store(assignment: Assignment, answers: dict[str, Any], spans: dict[str, list[list[int]]]) -> None:
+    """A claims item's labels, first given or revised: one ClaimLabel per claim, a revision
+    keeping the replaced label and spans in ``previous``. SubmitError unless every claim of
+    the item, and nothing else, has a label."""
+    claims = {claim.field_name: claim for claim in assignment.item.claims.all()}
+    if set(answers) != set(claims) or any(label not in ClaimLabel.Label.values for label in answers.values()):
+        raise SubmitError("Label every claim of this explanation, and nothing else; reload the page.")
+    stored = {
+        label.claim_id: label
+        for label in ClaimLabel.objects.select_for_update(of=("self",), no_key=True).filter(assignment=assignment)
+    }
+    now = timezone.now().isoformat()
+    new = []
+    for name, claim in claims.items():
+        label, marked = answers[name], spans.get(name, [])
+        earlier = stored.get(claim.pk)
+        if earlier is None:
+            new.append(ClaimLabel(assignment=assignment, claim=claim, label=label, spans=marked))
+        elif (earlier.label, earlier.spans) != (label, marked):
+            earlier.previous = [*earlier.previous, {"label": earlier.label, "spans": earlier.spans, "replaced_at": now}]
+            earlier.label, earlier.spans = label, marked
+            earlier.save(update_fields=["label", "spans", "previous", "updated_at"])
+    ClaimLabel.objects.bulk_create(new)
+
+
 def _revise(assignment: Assignment, answers: dict[str, Any], check_passed: bool | None) -> None:
     if assignment.item.kind == CampaignItem.Kind.ATTENTION:
         assignment.check_answer = str(answers["fits_user"])
-    else:
+    elif assignment.campaign.mode != Campaign.Mode.CLAIMS:
         for rating in assignment.ratings.select_related("criterion").select_for_update(of=("self",), no_key=True):
             new = _stored(answers[rating.criterion.name])
             if (rating.value, rating.choice) == (new["value"], new["choice"]):
@@ -368,10 +399,19 @@ def _revise(assignment: Assignment, answers: dict[str, Any], check_passed: bool 
 
 
 def _feedback(assignment: Assignment, answers: dict[str, Any]) -> list[dict[str, Any]]:
-    """Training items: each criterion's accepted range beside the annotator's answer."""
+    """Training items: each criterion's accepted range (or each claim's accepted label) beside
+    the annotator's answer, and ``expected`` in words."""
     if assignment.item.kind != CampaignItem.Kind.TRAINING:
         return []
-    return [
-        {"criterion": name, "accepted": accepted, "given": answers.get(name)}
-        for name, accepted in assignment.item.accepted.items()
-    ]
+    claims = assignment.item.claims.all() if assignment.campaign.mode == Campaign.Mode.CLAIMS else []
+    numbers = {claim.field_name: claim.position + 1 for claim in claims}
+    rows = []
+    for name, accepted in assignment.item.accepted.items():
+        if name in numbers:
+            label, expected = f"Claim {numbers[name]}", dict(ClaimLabel.Label.choices).get(accepted, accepted)
+            given = dict(ClaimLabel.Label.choices).get(answers.get(name, ""), answers.get(name))
+        else:
+            label, given = name, answers.get(name)
+            expected = f"{accepted[0]}\u2013{accepted[1]}" if isinstance(accepted, list) else accepted
+        rows.append({"criterion": label, "accepted": accepted, "given": given, "expected": expected})
+    return rows

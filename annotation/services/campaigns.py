@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from annotation.models import Campaign, CampaignItem, Criterion, Participant, PrivacyFlag, validate_completion_url
 from annotation.privacy import KINDS
+from annotation.services.claims import accepted_claim_labels, item_claims_create, reference_claims_create
 from annotation.services.errors import CampaignError
 from annotation.services.privacy import campaign_privacy_flags_create, explanation_findings
 from explanations.judging import default_rubric
@@ -129,8 +130,9 @@ def campaign_create(
     review: what its annotators would see is scanned for personal data (one PrivacyFlag per
     finding) and it opens (``campaign_open``) once the researcher has decided every flag.
 
-    Every chosen generation run must explain the same recommender run. Likert campaigns get
-    one item per (sampled recommendation, run); pairwise campaigns one item per
+    Every chosen generation run must explain the same recommender run. Likert and claims
+    campaigns get one item per (sampled recommendation, run); a claims item's explanation is
+    cut into claims (``services.claims``) and the rubric is not used. Pairwise campaigns one item per
     (recommendation, pair of runs), the explanation of the earlier run being ``a``. Sampling
     and the pool order are seeded, so the same arguments build the same items.
     Annotators see the dataset user's ``profile_fields`` (none by default) and
@@ -168,7 +170,8 @@ def campaign_create(
         **({} if completion_url is None else {"completion_url": completion_url}),
     )
     campaign.generation_runs.set(runs)
-    _criteria_create(campaign, rubric or default_rubric())
+    if mode != Campaign.Mode.CLAIMS:
+        _criteria_create(campaign, rubric or default_rubric())
 
     items = _pool_items(campaign, chosen, explained, runs)
     items += _attention_items(campaign, chosen, explained, runs, attention_checks, rng)
@@ -177,6 +180,10 @@ def campaign_create(
     for item in items:
         item.shuffle_key = rng.randrange(2**31)
     CampaignItem.objects.bulk_create(items, batch_size=2000)
+    if mode == Campaign.Mode.CLAIMS:
+        item_claims_create(items)
+        # An explanation with nothing to label (no sentence with a word in it) is no item.
+        campaign.items.exclude(kind=CampaignItem.Kind.ATTENTION).filter(claims__isnull=True).delete()
     campaign_privacy_flags_create(campaign)
     return campaign
 
@@ -254,7 +261,7 @@ def _pool_items(
     items = []
     for recommendation_id in chosen:
         by_run = explained[recommendation_id]
-        if campaign.mode == Campaign.Mode.LIKERT:
+        if campaign.mode != Campaign.Mode.PAIRWISE:
             items += [
                 CampaignItem(campaign=campaign, recommendation_id=recommendation_id, explanation_id=by_run[run.pk])
                 for run in runs
@@ -312,8 +319,10 @@ def campaign_reference_item_add(
 ) -> CampaignItem:
     """Add a gold or training item: one of the campaign's explanations with an accepted
     ``[low, high]`` range per criterion. Reference items show a single explanation rated
-    on the rubric's scale, in pairwise campaigns too. Raises ``CampaignError`` for an
-    explanation outside the campaign's runs, an unknown criterion or a range off the scale."""
+    on the rubric's scale, in pairwise campaigns too. In a claims campaign ``accepted`` maps
+    claim numbers (1 = first) to labels instead (``services.claims.accepted_claim_labels``).
+    Raises ``CampaignError`` (nothing stored) for an explanation outside the campaign's runs,
+    an unknown criterion or claim, a range off the scale or an unknown label."""
     if kind not in (CampaignItem.Kind.GOLD, CampaignItem.Kind.TRAINING):
         raise CampaignError("A reference item is gold or training.")
     recommendation = explanation.recommendation
@@ -323,12 +332,16 @@ def campaign_reference_item_add(
         raise CampaignError(f"This explanation shows what looks like personal data ({shown}); choose another.")
     if not campaign.generation_runs.filter(pk=explanation.generation_run_id).exists():
         raise CampaignError("The explanation must come from one of the campaign's generation runs.")
+    if campaign.mode == Campaign.Mode.CLAIMS:
+        return _claims_reference_item_add(campaign, explanation, kind, accepted, feedback)
     criteria = {criterion.name: criterion for criterion in campaign.criteria.all()}
     cleaned: dict[str, list[int]] = {}
     for name, bounds in accepted.items():
         criterion = criteria.get(name)
         if criterion is None:
             raise CampaignError(f"Unknown criterion {name!r}.")
+        if not isinstance(bounds, list):
+            raise CampaignError(f"{name}: give a range, e.g. {name}=1-3.")
         low, high = (int(bound) for bound in bounds)
         if not criterion.scale_min <= low <= high <= criterion.scale_max:
             raise CampaignError(
@@ -346,6 +359,24 @@ def campaign_reference_item_add(
         feedback=feedback,
         shuffle_key=secrets.randbelow(2**31),
     )
+
+
+@transaction.atomic
+def _claims_reference_item_add(
+    campaign: Campaign, explanation: Explanation, kind: str, accepted: dict[str, Any], feedback: str
+) -> CampaignItem:
+    """A claims campaign's gold or training item: accepted labels by claim number."""
+    item = CampaignItem.objects.create(
+        campaign=campaign,
+        kind=kind,
+        recommendation_id=explanation.recommendation_id,
+        explanation=explanation,
+        feedback=feedback,
+        shuffle_key=secrets.randbelow(2**31),
+    )
+    item.accepted = accepted_claim_labels(reference_claims_create(item), accepted)
+    item.save(update_fields=["accepted"])
+    return item
 
 
 def campaign_close(*, campaign: Campaign) -> None:

@@ -78,6 +78,15 @@ def _claim_support(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _human_claim_support(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The first claims campaign's human-verified support rate, per run."""
+    found: dict[str, dict[str, Any]] = {}
+    for section in report.get("human_claims", []):
+        for run in section["runs"]:
+            found.setdefault(run["run"], run["support"])
+    return found
+
+
 def _probe_targets(reports: list[dict[str, Any]]) -> list[str]:
     found: dict[str, None] = {}
     for report in reports:
@@ -111,6 +120,8 @@ def cross_study_tables(reports: list[dict[str, Any]]) -> list[Table]:
         figures.append((f"human_{criterion}", caption, partial(_human_means, criterion=criterion)))
     caption = "Claims found supported by the facts (automatic claim check, explanations resampled)"
     figures.append(("claim_support", caption, _claim_support))
+    caption = "Claims annotators found supported (claims campaigns; explanations and annotators resampled)"
+    figures.append(("human_claim_support", caption, _human_claim_support))
     for target in _probe_targets(reports):
         caption = f"Attribute prediction, {target}: accuracy from the history and the explanation"
         name = re.sub(r"[^a-z0-9]+", "_", target.lower()).strip("_")

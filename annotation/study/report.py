@@ -6,7 +6,8 @@ over them, attribute probes and claim checks on them, and their text metrics. Ev
 database and computed here, deterministically under ``seed``; nothing is written.
 
 Sections (keys of ``study_report``): ``recommender``, ``runs`` (lineage), ``judge``,
-``human``, ``attributes``, ``claims``, ``text``, ``meta``. Each number that estimates something carries
+``human``, ``attributes``, ``claims`` (the automatic checker), ``human_claims`` (claims
+campaigns), ``text``, ``meta``. Each number that estimates something carries
 an interval (``Interval.to_dict()``: estimate, low, high, n). Unparsed judge and probe answers
 are counted and shown, never dropped.
 
@@ -26,9 +27,9 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Max, Q
 
-from annotation.models import Campaign, Participant, Rating
+from annotation.models import Campaign, ClaimLabel, Participant, Rating
 from annotation.study.attributes import probe_section
-from annotation.study.claims import claims_section
+from annotation.study.claims import claims_section, human_claims_section
 from annotation.study.human import human_likert_section, human_pairwise_section
 from annotation.study.judges import judge_likert_section, judge_pairwise_section
 from annotation.study.meta import meta_section
@@ -111,6 +112,12 @@ def study_report(
         if c.mode == Campaign.Mode.LIKERT
         else human_pairwise_section(c, labels, seed, include_flagged=include_flagged)
         for c in campaigns
+        if c.mode != Campaign.Mode.CLAIMS
+    ]
+    human_claims = [
+        human_claims_section(c, labels, seed, include_flagged=include_flagged)
+        for c in campaigns
+        if c.mode == Campaign.Mode.CLAIMS
     ]
     meta = meta_section(pairwise_judges, likert_judges, human, text_metrics or {}, labels, seed)
     attributes = [probe_section(probe, seed) for probe in probes]
@@ -132,6 +139,7 @@ def study_report(
         "human": human,
         "attributes": attributes,
         "claims": claims,
+        "human_claims": human_claims,
         "text": {labels[run_id]: metrics for run_id, metrics in (text_metrics or {}).items() if run_id in labels},
         "meta": meta,
         "seed": seed,
@@ -205,6 +213,9 @@ def _inputs_version(runs: Sequence[GenerationRun]) -> str:
         Explanation.objects.filter(generation_run__in=ids).aggregate(n=Count("id"), t=Max("generated_at")),
         JudgeVerdict.objects.filter(judge_run__generation_runs__in=ids).aggregate(n=Count("id"), t=Max("judged_at")),
         Rating.objects.filter(assignment__campaign__generation_runs__in=ids).aggregate(
+            n=Count("id"), t=Max("updated_at")
+        ),
+        ClaimLabel.objects.filter(assignment__campaign__generation_runs__in=ids).aggregate(
             n=Count("id"), t=Max("updated_at")
         ),
         Participant.objects.filter(campaign__generation_runs__in=ids).aggregate(

@@ -54,6 +54,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         _judge_likert_table(report),
         _attributes_table(report),
         _claims_table(report),
+        *_human_claims_tables(report),
         _decisiveness_table(report),
         _text_table(report),
         _reference_table(report),
@@ -350,6 +351,74 @@ def _claims_table(report: dict[str, Any]) -> Table:
          "unanswered"],
         rows,
     )  # fmt: skip
+
+
+def _human_claims_tables(report: dict[str, Any]) -> list[Table]:
+    sections = report.get("human_claims", [])
+    support = [
+        [
+            f"#{section['campaign']} {section['name']}",
+            run["run"],
+            estimate(run["support"]),
+            estimate(run["contradicted"]),
+            estimate(run["verified_claims"]),
+            estimate(run["unsupported_explanations"]),
+            str(run["labels"]),
+            str(run["claims"]),
+            str(run["explanations"]),
+        ]
+        for section in sections
+        for run in section["runs"]
+    ]
+    agreement = []
+    for section in sections:
+        name = f"#{section['campaign']} {section['name']}"
+        for key, words in (("labels", "the three labels"), ("supported", "supported or not")):
+            alpha = estimate(section["agreement"][key])
+            agreement.append([name, f"annotators: alpha on {words}", str(section["labels"]), alpha, *[MISSING] * 3])
+        for check in section["checkers"]:
+            agreement.append(
+                _detection_row(
+                    name,
+                    f"checker {check['checker']} on {check['run']} (claims; {check['unmatched']} unmatched)",
+                    check,
+                )
+            )
+        if section["hallucinated_titles"]:
+            agreement.append(
+                _detection_row(name, "hallucinated title named (explanations)", section["hallucinated_titles"])
+            )
+    return [
+        Table(
+            "human_claims",
+            "Claims campaigns: share of claim labels saying supported (the human-verified support rate) and "
+            "contradicted, with intervals resampling explanations and annotators; share of claims whose majority "
+            "label is supported; share of explanations with at least one claim that is not.",
+            ["campaign", "run", "supported", "contradicted", "claims supported by majority",
+             "explanations with an unsupported claim", "labels", "claims", "explanations"],
+            support,
+        ),
+        Table(
+            "claim_agreement",
+            "Agreement on claims: Krippendorff's alpha among annotators; Cohen's kappa and AUROC of the automatic "
+            "checker (P(supported) against the majority's supported) and of the hallucinated-title metric "
+            "(against at least one claim not supported), cases resampled.",
+            ["campaign", "signal", "n", "alpha or kappa", "AUROC", "precision", "recall"],
+            agreement,
+        ),
+    ]  # fmt: skip
+
+
+def _detection_row(campaign: str, signal: str, figures: dict[str, Any]) -> list[str]:
+    return [
+        campaign,
+        signal,
+        str(figures["n"]),
+        estimate(figures["kappa"]),
+        estimate(figures["auroc"]),
+        _number(figures["precision"]),
+        _number(figures["recall"]),
+    ]
 
 
 def _decisiveness_table(report: dict[str, Any]) -> Table:

@@ -12,6 +12,7 @@ had it, profile: ``prompts.prompt_context`` with the run's controls) and the che
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -40,10 +41,15 @@ def claim_check_start(
     max_new_tokens: int = 8,
     answer_mode: str = AnswerMode.LIKELIHOOD,
     enqueue: bool = True,
+    claims: Sequence[tuple[int, int, int, str]] | None = None,
+    claims_from: str = "",
 ) -> ClaimCheck:
     """Create the check and one PENDING row per claim of the sampled explanations; enqueue one
-    task per chunk after commit. Raises GenerationError, storing nothing, for an unknown answer
-    mode, bad sizes, a checker that cannot load or a run with no claim to check."""
+    task per chunk after commit. ``claims`` ((explanation id, start, end, text), e.g. a claims
+    campaign's split, named by ``claims_from`` in the lineage) replaces the default split and
+    the sample; those of explanations outside the run are left out. Raises GenerationError,
+    storing nothing, for an unknown answer mode, bad sizes, a checker that cannot load or a run
+    with no claim to check."""
     answer_mode_check(answer_mode)
     if not 1 <= chunk_size <= 256 or not 1 <= max_new_tokens <= 200:
         raise GenerationError("chunk size must be 1 to 256 and max new tokens 1 to 200")
@@ -51,13 +57,22 @@ def claim_check_start(
     explanations = list(
         Explanation.objects.filter(generation_run=generation_run, status=Explanation.Status.DONE).order_by("pk")
     )
-    if sample_size and sample_size < len(explanations):
+    if claims is None and sample_size and sample_size < len(explanations):
         explanations = sorted(random.Random(seed).sample(explanations, sample_size), key=lambda e: e.pk)  # noqa: S311
-    rows = [
-        (explanation.pk, position, claim.start, claim.end, claim.text)
-        for explanation in explanations
-        for position, claim in enumerate(split_claims(explanation.text))
-    ]
+    if claims is None:
+        rows = [
+            (explanation.pk, position, claim.start, claim.end, claim.text)
+            for explanation in explanations
+            for position, claim in enumerate(split_claims(explanation.text))
+        ]
+    else:
+        done = {explanation.pk for explanation in explanations}
+        given = sorted((row for row in claims if row[0] in done), key=lambda row: (row[0], row[1]))
+        positions: dict[int, int] = {}
+        rows = []
+        for explanation_id, start, end, text in given:
+            positions[explanation_id] = positions.get(explanation_id, -1) + 1
+            rows.append((explanation_id, positions[explanation_id], start, end, text))
     if not rows:
         raise GenerationError(f"generation run #{generation_run.pk} has no finished explanation with a claim")
     lineage = run_lineage_record(
@@ -65,7 +80,7 @@ def claim_check_start(
         recommender_run=generation_run.recommender_run,
         seed=seed,
         sample=subsample_record(sample_size),
-    )
+    ) | ({"claims_from": claims_from} if claims_from else {})
     with transaction.atomic():
         check = ClaimCheck.objects.create(
             created_by=created_by,

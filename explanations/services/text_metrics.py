@@ -184,21 +184,9 @@ def generation_run_text_metrics(
     Reads a fixed number of queries whatever the run's size (at most five); loads the
     embedding model once per process when ``embeddings`` is on.
     """
-    recommender_run = RecommenderRun.objects.values("dataset_id", "split_id").get(pk=run.recommender_run_id)
-    rows = list(
-        Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE)
-        .order_by("id")
-        .values_list("id", "text", "prompt", "recommendation_id", "recommendation__user_id", "recommendation__item_id")
-    )
-    catalogue = {
-        pk: (title, external_id, attributes)
-        for pk, title, external_id, attributes in Item.objects.filter(
-            dataset_id=recommender_run["dataset_id"]
-        ).values_list("id", "title", "external_id", "attributes")
-    }
-    titles = sorted({title for title, _, _ in catalogue.values() if title})
+    rows, catalogue, titles, split_id = _run_rows(run)
     texts = [text for _, text, *_ in rows]
-    cases, recomputed = _grounding_cases(run, rows, catalogue, titles, recommender_run["split_id"])
+    cases, recomputed = _grounding_cases(run, rows, catalogue, titles, split_id)
     features, features_named = _run_features(rows, catalogue, titles, feature_attributes)
     echoes = [bool(_prompt_text(prompt)) and copies_prompt(text, prompt) for _, text, prompt, *_ in rows]
     result: dict[str, Any] = {
@@ -230,6 +218,40 @@ def generation_run_text_metrics(
 
 Row = tuple[int, str, Any, int, int, int]  # id, text, prompt, recommendation, user, item
 Catalogue = dict[int, tuple[str, str, dict[str, Any]]]  # item id → title, external id, attributes
+
+
+def _run_rows(
+    run: GenerationRun, explanation_ids: Collection[int] | None = None
+) -> tuple[list[Row], Catalogue, list[str], int | None]:
+    """The run's DONE explanations (those of ``explanation_ids`` when given) as rows, its
+    dataset's catalogue and sorted titles, and its recommender run's split."""
+    recommender_run = RecommenderRun.objects.values("dataset_id", "split_id").get(pk=run.recommender_run_id)
+    explanations = Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE)
+    if explanation_ids is not None:
+        explanations = explanations.filter(pk__in=list(explanation_ids))
+    rows = list(
+        explanations.order_by("id").values_list(
+            "id", "text", "prompt", "recommendation_id", "recommendation__user_id", "recommendation__item_id"
+        )
+    )
+    catalogue = {
+        pk: (title, external_id, attributes)
+        for pk, title, external_id, attributes in Item.objects.filter(
+            dataset_id=recommender_run["dataset_id"]
+        ).values_list("id", "title", "external_id", "attributes")
+    }
+    titles = sorted({title for title, _, _ in catalogue.values() if title})
+    return rows, catalogue, titles, recommender_run["split_id"]
+
+
+def hallucinated_titles(run: GenerationRun, explanation_ids: Collection[int]) -> dict[int, bool]:
+    """Explanation id → whether it names a catalogue title its prompt never showed (the
+    ``grounding`` metric, explanation by explanation), for the run's DONE explanations among
+    ``explanation_ids``."""
+    rows, catalogue, titles, split_id = _run_rows(run, explanation_ids)
+    cases, _ = _grounding_cases(run, rows, catalogue, titles, split_id)
+    flags = grounding(cases, titles, per_case=True)["hallucinated"]
+    return {row[0]: flag for row, flag in zip(rows, flags, strict=True)}
 
 
 def _grounding_cases(

@@ -5,7 +5,9 @@
 
   const SIDE_KEYS = { "1": "left", l: "left", "2": "tie", t: "tie", "3": "right", r: "right" };
   const FIT_KEYS = { y: "yes", n: "no" };
+  const CLAIM_KEYS = { s: "supported", "1": "supported", n: "unsupported", "2": "unsupported", c: "contradicted", "3": "contradicted" };
   let current = 0;
+  let wordAt = 0; // the word cursor in the current claim
   let visibleMs = 0;
   let visibleSince = document.visibilityState === "visible" ? performance.now() : null;
 
@@ -14,7 +16,48 @@
   function draftKey() { const task = document.getElementById("task"); return task ? "xrec-draft-" + task.dataset.assignment : null; }
 
   function mark() {
-    fieldsets().forEach((fs, i) => fs.classList.toggle("current", i === current));
+    fieldsets().forEach((fs, i) => {
+      fs.classList.toggle("current", i === current);
+      const open = i === current && markable(fs);
+      fs.querySelectorAll(".word").forEach((w, j) => w.classList.toggle("cursor", open && j === wordAt));
+    });
+    document.querySelectorAll(".claim-span").forEach((span) => {
+      span.classList.toggle("current", span.dataset.claimNumber === String(current + 1));
+    });
+  }
+
+  // --- Claims: marking the words that make a claim unsupported ---------------------------
+  function markable(fs) {
+    const chosen = fs.querySelector("input[type=radio]:checked");
+    return fs.classList.contains("claim") && chosen !== null && chosen.value !== "supported";
+  }
+  function spansInput(fs) { return fs.querySelector("input[data-spans]"); }
+  function writeSpans(fs) {
+    // Consecutive marked words make one span, from the first word's start to the last's end.
+    const spans = [];
+    let open = null;
+    fs.querySelectorAll(".word").forEach((w) => {
+      if (w.classList.contains("marked")) {
+        if (open) open[1] = Number(w.dataset.end);
+        else { open = [Number(w.dataset.start), Number(w.dataset.end)]; spans.push(open); }
+      } else open = null;
+    });
+    const input = spansInput(fs);
+    if (input) input.value = spans.length ? JSON.stringify(spans) : "";
+  }
+  function readSpans(fs) {
+    const input = spansInput(fs);
+    let spans = [];
+    try { spans = input && input.value ? JSON.parse(input.value) : []; } catch (e) { spans = []; }
+    fs.querySelectorAll(".word").forEach((w) => {
+      const start = Number(w.dataset.start), end = Number(w.dataset.end);
+      w.classList.toggle("marked", spans.some(([s, e]) => start >= s && end <= e));
+    });
+  }
+  function toggleWord(fs, word) {
+    word.classList.toggle("marked");
+    writeSpans(fs);
+    saveDraft();
   }
 
   function choose(fs, value) {
@@ -44,6 +87,7 @@
     if (!key || !f) return;
     const answers = {};
     f.querySelectorAll("input[type=radio]:checked").forEach((r) => { answers[r.name] = r.value; });
+    f.querySelectorAll("input[data-spans]").forEach((i) => { if (i.value) answers[i.name] = i.value; });
     try { sessionStorage.setItem(key, JSON.stringify(answers)); } catch (e) { /* storage full or disabled */ }
   }
 
@@ -54,6 +98,8 @@
     try { answers = JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { answers = null; }
     if (!answers) return;
     Object.entries(answers).forEach(([name, value]) => {
+      const spans = f.querySelector(`input[data-spans][name="${name}"]`);
+      if (spans) { if (!spans.value) spans.value = value; return; }
       const radio = f.querySelector(`input[type=radio][name="${name}"][value="${value}"]`);
       if (radio && !f.querySelector(`input[type=radio][name="${name}"]:checked`)) radio.checked = true;
     });
@@ -80,6 +126,8 @@
     visibleSince = document.visibilityState === "visible" ? performance.now() : null;
     restoreDraft();
     const all = fieldsets();
+    all.forEach((fs) => { if (fs.classList.contains("claim")) readSpans(fs); });
+    wordAt = 0;
     const firstOpen = all.findIndex((fs) => !fs.querySelector("input:checked"));
     current = firstOpen < 0 ? 0 : firstOpen;
     mark();
@@ -104,6 +152,7 @@
   document.addEventListener("change", (event) => {
     const fs = event.target.closest && event.target.closest("fieldset.criterion");
     if (!fs) return;
+    if (fieldsets().indexOf(fs) !== current) wordAt = 0;
     current = fieldsets().indexOf(fs);
     mark();
     saveDraft();
@@ -131,8 +180,23 @@
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
       current = Math.max(0, Math.min(all.length - 1, current + (event.key === "ArrowDown" ? 1 : -1)));
+      wordAt = 0;
       mark();
       return;
+    }
+    if (kind === "claim" && markable(fs)) {
+      const words = fs.querySelectorAll(".word");
+      if (words.length && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+        event.preventDefault();
+        wordAt = Math.max(0, Math.min(words.length - 1, wordAt + (event.key === "ArrowRight" ? 1 : -1)));
+        mark();
+        return;
+      }
+      if (words.length && (event.key === " " || key === "x")) {
+        event.preventDefault();
+        toggleWord(fs, words[Math.min(wordAt, words.length - 1)]);
+        return;
+      }
     }
     if (kind === "scale" && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
       event.preventDefault();
@@ -143,11 +207,23 @@
     if (kind === "scale" && /^[0-9]$/.test(key)) value = key === "0" ? "10" : key;
     else if (kind === "side") value = SIDE_KEYS[key] || null;
     else if (kind === "fit") value = FIT_KEYS[key] || null;
+    else if (kind === "claim") value = CLAIM_KEYS[key] || null;
     if (value !== null && choose(fs, value)) {
       event.preventDefault();
-      current = nextUnanswered(current);
+      // A claim found unsupported keeps the focus, so its words can be marked; ↓ moves on.
+      if (kind !== "claim" || value === "supported") { current = nextUnanswered(current); wordAt = 0; }
       mark();
     }
+  });
+
+  document.addEventListener("click", (event) => {
+    const word = event.target.closest && event.target.closest(".claim .word");
+    if (!word) return;
+    const fs = word.closest("fieldset.criterion");
+    current = fieldsets().indexOf(fs);
+    wordAt = Array.from(fs.querySelectorAll(".word")).indexOf(word);
+    toggleWord(fs, word);
+    mark();
   });
 
   // A failed request leaves the form as it was (htmx swaps nothing): say so, keep the answers.

@@ -97,3 +97,18 @@ def campaign_form_data(runs: list[GenerationRun], **changes: Any) -> dict[str, A
         "rubric": json.dumps(default_rubric()),
     }
     return data | changes
+
+
+def claim_runs(**options: Any) -> list[GenerationRun]:
+    """``explained_runs`` whose texts make three or four claims each: the named history title,
+    then a sentence cut before "and it" and before "because"."""
+    runs = explained_runs(**options)
+    for explanation in Explanation.objects.filter(generation_run__in=runs).select_related("recommendation__item"):
+        liked = explanation.text.split("since you enjoyed ")[1].split(", you may like")[0]
+        title = explanation.recommendation.item.title
+        explanation.text = (
+            f"Version {explanation.generation_run.generator.name[-1]}: you enjoyed {liked}. "
+            f"{title} is a drama and it keeps you guessing because its plot twists."
+        )
+        explanation.save(update_fields=["text"])
+    return runs

@@ -22,7 +22,7 @@ from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import participant_join
 from recommendations.models import RecommenderRun
 from recommendations.services.training import recommender_run_create, recommender_run_execute
-from tests.annotation.factories import campaign, explained_runs
+from tests.annotation.factories import campaign, claim_runs, explained_runs
 from tests.conftest import client_for
 from tests.factories import UserFactory
 from tests.recommendations.factories import rated_dataset
@@ -33,6 +33,11 @@ from xrec_site.roles import ANNOTATOR
 PAGE_QUERIES = 10
 # 23 since the submit locks the participant before the assignment (one lock order with claims).
 SUBMIT_QUERIES = 23
+# Claims mode: the page also reads the item's claims (and no criteria); the submit reads the
+# claims for the form and for the service, locks the labels, inserts them at once, and the next
+# page reads its claims.
+CLAIMS_PAGE_QUERIES = 11
+CLAIMS_SUBMIT_QUERIES = 27
 
 MaxQueries = Callable[..., AbstractContextManager[Any]]
 
@@ -46,24 +51,29 @@ def _trained_run(*, name: str, n_users: int, n_items: int, per_user: int) -> Rec
     return run
 
 
-def _answer_all(criteria: list[str]) -> dict[str, int]:
-    return dict.fromkeys(criteria, 6)
+def _answer_all(assignment: Assignment) -> dict[str, Any]:
+    """Every criterion answered 6, or every claim supported."""
+    if assignment.campaign.mode == Campaign.Mode.CLAIMS:
+        return {claim.field_name: "supported" for claim in assignment.item.claims.all()}
+    return dict.fromkeys((criterion.name for criterion in assignment.campaign.criteria.all()), 6)
 
 
 def _annotate(participant: Any, items: int) -> None:
-    criteria = [criterion.name for criterion in participant.campaign.criteria.all()]
     for _ in range(items):
         assignment = campaign_assign_next(participant=participant)
         assert assignment is not None
-        rating_submit(assignment=assignment, answers=_answer_all(criteria), submission_id=uuid.uuid4())
+        rating_submit(assignment=assignment, answers=_answer_all(assignment), submission_id=uuid.uuid4())
 
 
-def _study(*, name: str, n_users: int, per_user: int, others: int, answered: int) -> tuple[Campaign, Any]:
+def _study(
+    *, name: str, n_users: int, per_user: int, others: int, answered: int, mode: str = Campaign.Mode.LIKERT
+) -> tuple[Campaign, Any]:
     """A campaign with ``others`` annotators who each answered 3 items, and the account of
     the annotator to measure, who answered ``answered`` items."""
     run = _trained_run(name=name, n_users=n_users, n_items=2 * per_user + 10, per_user=per_user)
     study = campaign(
-        runs=explained_runs(run=run, depth=2, n_runs=2),
+        runs=(claim_runs if mode == Campaign.Mode.CLAIMS else explained_runs)(run=run, depth=2, n_runs=2),
+        mode=mode,
         overlap=3,
         items_per_annotator=1_000,
         instructions="Rate **each** explanation on its own.",
@@ -78,19 +88,20 @@ def _study(*, name: str, n_users: int, per_user: int, others: int, answered: int
     return study, user
 
 
-def _page_and_submit_queries(study: Campaign, user: Any, max_queries: MaxQueries) -> tuple[int, int]:
+def _page_and_submit_queries(
+    study: Campaign, user: Any, max_queries: MaxQueries, limits: tuple[int, int] = (PAGE_QUERIES, SUBMIT_QUERIES)
+) -> tuple[int, int]:
     participant = study.participants.get(user=user)
     held = campaign_assign_next(participant=participant)
     assert held is not None
     client = client_for(user)
-    criteria = [criterion.name for criterion in study.criteria.all()]
 
-    with max_queries(PAGE_QUERIES) as page:
+    with max_queries(limits[0]) as page:
         response = client.get(reverse("annotation:assignment", args=[held.pk]))
     assert response.status_code == 200
 
-    answers = {"submission_id": str(uuid.uuid4()), "visible_ms": "4200"} | _answer_all(criteria)
-    with max_queries(SUBMIT_QUERIES) as submit:
+    answers = {"submission_id": str(uuid.uuid4()), "visible_ms": "4200"} | _answer_all(held)
+    with max_queries(limits[1]) as submit:
         response = client.post(reverse("annotation:submit", args=[held.pk]), answers, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "HX-Push-Url" in response, "the next item is swapped in"
     assert Assignment.objects.get(pk=held.pk).status == Assignment.Status.SUBMITTED
@@ -105,5 +116,18 @@ def test_rating_page_and_submit_cost_the_same_queries_in_a_small_and_a_large_cam
 
     small_counts = _page_and_submit_queries(*small, django_assert_max_num_queries)
     large_counts = _page_and_submit_queries(*large, django_assert_max_num_queries)
+
+    assert small_counts == large_counts, (small_counts, large_counts)
+
+
+def test_claims_page_and_submit_cost_the_same_queries_in_a_small_and_a_large_campaign(
+    db, django_assert_max_num_queries: MaxQueries
+) -> None:
+    small = _study(name="small", n_users=2, per_user=6, others=0, answered=0, mode=Campaign.Mode.CLAIMS)
+    large = _study(name="large", n_users=20, per_user=15, others=6, answered=2, mode=Campaign.Mode.CLAIMS)
+    limits = (CLAIMS_PAGE_QUERIES, CLAIMS_SUBMIT_QUERIES)
+
+    small_counts = _page_and_submit_queries(*small, django_assert_max_num_queries, limits)
+    large_counts = _page_and_submit_queries(*large, django_assert_max_num_queries, limits)
 
     assert small_counts == large_counts, (small_counts, large_counts)

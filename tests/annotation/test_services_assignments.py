@@ -221,7 +221,7 @@ def test_training_comes_first_and_gives_feedback(annotator) -> None:
     result = answer(first, value=8)
 
     assert first.item.kind == CampaignItem.Kind.TRAINING
-    assert result.feedback == [{"criterion": "reasonability", "accepted": [1, 4], "given": 8}]
+    assert result.feedback == [{"criterion": "reasonability", "accepted": [1, 4], "given": 8, "expected": "1\u20134"}]
     assert take(participant).item.kind == CampaignItem.Kind.REGULAR
     participant.refresh_from_db()
     assert participant.training_done_at is not None and participant.checks_failed == 0  # training never flags

@@ -1,16 +1,21 @@
 """Teacher data from what people rated best: a Likert campaign's best-rated explanations tune
 a generator, through the service and the campaign page."""
 
+import uuid
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from annotation.services.teacher import best_rated, campaign_teacher_start
+from annotation.models import Campaign
+from annotation.services.assignments import campaign_assign_next, rating_submit
+from annotation.services.campaigns import participant_join
+from annotation.services.teacher import best_rated, best_supported, campaign_teacher_start
 from explanations.models import AdapterTraining, Explanation, Generator
 from explanations.services.adapters import teacher_examples
 from explanations.services.generators import GenerationError
-from tests.annotation.factories import campaign, explained_runs
+from tests.annotation.factories import campaign, claim_runs, explained_runs
 from tests.annotation.test_reports import rated
 from tests.conftest import client_for
 from tests.explanations.factories import tiny_generator
@@ -66,3 +71,41 @@ def test_admins_tune_from_a_likert_campaign_page(base, admin_user, researcher) -
     assert (
         client_for(admin_user).get(reverse("annotation:campaign_tune_generator", args=[pairwise.pk])).status_code == 404
     )
+
+
+def _claims_labelled(django_user_model) -> tuple[Campaign, list]:
+    """A claims campaign whose three annotators find every claim of run 1 supported and the
+    last claim of run 0's explanations not supported."""
+    runs = claim_runs(n_users=4, n_runs=2)
+    study = campaign(runs=runs, mode=Campaign.Mode.CLAIMS, overlap=3, items_per_annotator=8)
+    permission = Permission.objects.get(codename="annotate")
+    for index in range(3):
+        user = django_user_model.objects.create_user(f"teacher-coder-{index}")
+        user.user_permissions.add(permission)
+        participant = participant_join(campaign=study, user=user)
+        while (assignment := campaign_assign_next(participant=participant)) is not None:
+            claims = list(assignment.item.claims.all())
+            weak = assignment.item.explanation.generation_run_id == runs[0].pk
+            answers = {c.field_name: "unsupported" if weak and c.position == 3 else "supported" for c in claims}
+            rating_submit(assignment=assignment, answers=answers, submission_id=uuid.uuid4())
+    return study, runs
+
+
+def test_a_claims_campaigns_best_supported_explanations_become_the_teacher_examples(
+    base, admin_user, django_user_model
+) -> None:
+    study, runs = _claims_labelled(django_user_model)
+
+    chosen = best_supported(study, threshold=1.0)
+    assert set(chosen) == set(Explanation.objects.filter(generation_run=runs[1]).values_list("pk", flat=True))
+    assert len(best_supported(study, threshold=0.75)) == 8  # run 0's explanations: 3 of 4 claims supported
+    url = reverse("annotation:campaign_tune_generator", args=[study.pk])
+    page = client_for(admin_user).get(url).content.decode()
+    started = client_for(admin_user).post(
+        url, {"base_generator": base.pk, "threshold": 1, "epochs": 1, "learning_rate": 2e-4, "r": 8, "seed": 0}
+    )
+
+    training = AdapterTraining.objects.get()
+    assert "best-supported" in page and started.status_code == 302
+    assert "share of claims found supported ≥ 1" in training.source_description
+    assert training.source == AdapterTraining.Source.RATED

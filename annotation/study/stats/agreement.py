@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import krippendorff
 import numpy as np
 import numpy.typing as npt
+import scipy.stats  # type: ignore[import-untyped]
 
 from annotation.study.stats.bootstrap import (
     FloatArray,
@@ -334,3 +335,65 @@ def _alpha_with_ci_refitted(
         seed=seed,
     )
     return interval
+
+
+def auroc(scores: npt.ArrayLike, positives: npt.ArrayLike) -> float | None:
+    """The area under the ROC curve of ``scores`` for the True cases of ``positives``: the
+    chance that a random positive scores above a random negative, ties counting half (the
+    Mann-Whitney U over n_pos x n_neg). None unless both classes are present."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(positives, dtype=bool).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = scipy.stats.rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def detection_agreement(
+    flagged: Sequence[bool],
+    scores: Sequence[float] | None,
+    truth: Sequence[bool],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How well an automatic signal agrees with a human truth on the same cases: Cohen's kappa
+    of ``flagged`` against ``truth`` and, with ``scores`` (higher = more likely True), the
+    AUROC; each with a percentile-bootstrap interval resampling the cases. Also the counts,
+    the signal's precision and recall for True."""
+    flags = np.asarray(flagged, dtype=bool)
+    human = np.asarray(truth, dtype=bool)
+    n = int(human.size)
+    score = None if scores is None else np.asarray(scores, dtype=np.float64)
+
+    def both(indices: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        rows = np.atleast_2d(indices)
+        out = np.full((2, rows.shape[0]), np.nan)
+        for column, index in enumerate(rows):
+            kappa = cohen_kappa(flags[index].tolist(), human[index].tolist())
+            out[0, column] = np.nan if kappa is None else kappa
+            area = None if score is None else auroc(score[index], human[index])
+            out[1, column] = np.nan if area is None else area
+        return out
+
+    estimates = both(np.arange(n)[np.newaxis, :])[:, 0] if n else np.full(2, np.nan)
+    kappa, area = bootstrap_intervals(
+        n,
+        both,
+        [None if np.isnan(value) else float(value) for value in estimates],
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    hits = int((flags & human).sum())
+    return {
+        "n": n,
+        "true": int(human.sum()),
+        "flagged": int(flags.sum()),
+        "precision": hits / int(flags.sum()) if flags.sum() else None,
+        "recall": hits / int(human.sum()) if human.sum() else None,
+        "kappa": kappa.to_dict(),
+        "auroc": area.to_dict() if score is not None else None,
+    }

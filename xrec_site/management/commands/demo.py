@@ -317,9 +317,11 @@ class Command(StagedCommand):
         }
 
     def _annotation_stage(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
-        """A Likert campaign (k = 3) and a pairwise campaign on base vs tuned; reused if present."""
+        """A Likert campaign (k = 3) and a pairwise campaign on base vs tuned, opened after their
+        privacy review; and a claims campaign left in review for the researcher to check (privacy
+        findings, re-identification, the split) and open. Reused if present."""
         campaigns: dict[str, Any] = {}
-        for mode in (Campaign.Mode.LIKERT, Campaign.Mode.PAIRWISE):
+        for mode in (Campaign.Mode.LIKERT, Campaign.Mode.PAIRWISE, Campaign.Mode.CLAIMS):
             name = f"Demo: base vs tuned SmolLM2 ({mode})"
             campaign = Campaign.objects.filter(name=name).first()
             if campaign is None:
@@ -331,6 +333,9 @@ class Command(StagedCommand):
                     mode=mode,
                     overlap=3,
                     items_per_annotator=8 if mode == Campaign.Mode.LIKERT else 6,
+                    # ML-100K: four titles single out no user; five single out 39% (the campaign
+                    # page's re-identification estimate).
+                    history_length=4 if mode == Campaign.Mode.CLAIMS else None,
                     attention_checks=2,
                     check_every=4,
                     instructions=DEMO_INSTRUCTIONS,
@@ -349,12 +354,14 @@ class Command(StagedCommand):
                         feedback="Any answer is accepted on this practice item: it is here to show you the page. "
                         "Read the user's history on the right before you rate.",
                     )
-            self._review(campaign)
+            if mode != Campaign.Mode.CLAIMS:
+                self._review(campaign)
             link = base_url + reverse("annotation:crowd_entry", args=[campaign.public_token])
             campaigns[str(mode)] = {
                 "campaign": campaign.pk,
                 "items": campaign.items.filter(kind="regular").count(),
                 "page": base_url + reverse("annotation:campaign_detail", args=[campaign.pk]),
+                "status": str(campaign.status),
                 "annotator_link": f"{link}?PROLIFIC_PID=demo-worker-1&STUDY_ID=demo&SESSION_ID=s1",
             }
         return campaigns
@@ -418,6 +425,8 @@ class Command(StagedCommand):
         likert = summary["annotation"]["likert"]
         self.stdout.write(f"  annotator link (Likert campaign, as a Prolific worker): {likert['annotator_link']}")
         self.stdout.write(f"  campaign page (researcher): {likert['page']}")
+        claims = summary["annotation"]["claims"]
+        self.stdout.write(f"  claims campaign to review and open (researcher): {claims['page']}")
         self.stdout.write(f"  study report (researcher): {summary['evaluation']['report']}")
         try:
             web.wait()
