@@ -13,7 +13,7 @@ from annotation.services.assignments import campaign_assign_next, rating_submit
 from annotation.services.campaigns import participant_join
 from annotation.services.teacher import best_rated, best_supported, campaign_teacher_start
 from explanations.models import AdapterTraining, Explanation, Generator
-from explanations.services.adapters import teacher_examples
+from explanations.services.adapters import adapter_training_run, teacher_examples
 from explanations.services.generators import GenerationError
 from tests.annotation.factories import campaign, claim_runs, explained_runs
 from tests.annotation.test_reports import rated
@@ -95,6 +95,8 @@ def test_a_claims_campaigns_best_supported_explanations_become_the_teacher_examp
     base, admin_user, django_user_model
 ) -> None:
     study, runs = _claims_labelled(django_user_model)
+    # As generation stores them: the prompt each explanation was written from.
+    Explanation.objects.filter(generation_run__in=runs).update(prompt=[{"role": "user", "content": "Why this film?"}])
 
     chosen = best_supported(study, threshold=1.0)
     assert set(chosen) == set(Explanation.objects.filter(generation_run=runs[1]).values_list("pk", flat=True))
@@ -109,3 +111,9 @@ def test_a_claims_campaigns_best_supported_explanations_become_the_teacher_examp
     assert "best-supported" in page and started.status_code == 302
     assert "share of claims found supported ≥ 1" in training.source_description
     assert training.source == AdapterTraining.Source.RATED
+
+    adapter_training_run(training_id=training.pk)  # what the gpu worker runs
+
+    training.refresh_from_db()
+    assert training.status == AdapterTraining.Status.SUCCEEDED, training.error
+    assert training.n_examples == 4 and Generator.objects.filter(adapter_training=training).exists()
