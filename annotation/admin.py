@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from annotation.models import Assignment, Campaign, Criterion, Participant, Rating
+from annotation.models import Assignment, Campaign, ClaimLabel, Criterion, Participant, Rating
 
 
 class CriterionInline(admin.TabularInline[Criterion, Campaign]):
@@ -47,4 +47,12 @@ class RatingAdmin(admin.ModelAdmin[Rating]):
     list_filter = ["criterion__campaign"]
     raw_id_fields = ["assignment"]
     list_select_related = ["criterion"]
+    show_full_result_count = False
+
+
+@admin.register(ClaimLabel)
+class ClaimLabelAdmin(admin.ModelAdmin[ClaimLabel]):
+    list_display = ["pk", "assignment", "claim", "label", "updated_at"]
+    list_filter = ["label", "assignment__campaign"]
+    raw_id_fields = ["assignment", "claim"]
     show_full_result_count = False

@@ -78,7 +78,8 @@ class CampaignForm(forms.Form):
     rubric = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}),
         initial=json.dumps(default_rubric(), indent=1),
-        help_text="JSON: a list of {name, question, scale_min, scale_max, anchors}.",
+        help_text="JSON: a list of {name, question, scale_min, scale_max, anchors}. Claims campaigns ask about "
+        "each claim instead and use no rubric.",
     )
 
     def clean_profile_fields(self) -> list[str]:

@@ -13,6 +13,7 @@ history, for each history length.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,24 +92,31 @@ def scan(text: str) -> list[Finding]:
     return sorted(kept, key=lambda finding: finding.start)
 
 
+# A campaign scan looks for the same few thousand titles and profile values in every text: each
+# pattern is compiled once (``re``'s own cache holds 512, fewer than a catalogue's titles).
+@functools.lru_cache(maxsize=16_384)
+def _phrase(text: str) -> re.Pattern[str]:
+    return re.compile(re.escape(text), re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _whole_word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
+
+
 def profile_echoes(text: str, profile: Mapping[str, Any], titles: Sequence[str] = ()) -> list[Finding]:
     """The user's own profile values repeated in ``text`` as whole words (case-insensitive):
     numbers of two or more digits (an age, a zip code) and words of three or more letters that
     are not too common to mean anything (an occupation). A value inside one of ``titles`` where
     the text names it ("Apollo 13" for a 13-year-old) is the title, not an echo."""
-    named = [
-        (match.start(), match.end())
-        for title in titles
-        if title
-        for match in re.finditer(re.escape(title), text, re.IGNORECASE)
-    ]
+    named = [(match.start(), match.end()) for title in titles if title for match in _phrase(title).finditer(text)]
     found = []
     for value in profile.values():
         for part in value if isinstance(value, list) else [value]:
             word = str(part).strip()
             if word.casefold() in _COMMON_VALUES or len(word) < (2 if word.isdigit() else 3):
                 continue
-            for match in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE):
+            for match in _whole_word(word).finditer(text):
                 if not any(start <= match.start() and match.end() <= end for start, end in named):
                     found.append(Finding("profile_echo", match[0], match.start(), match.end()))
     return sorted(found, key=lambda finding: finding.start)

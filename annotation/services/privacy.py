@@ -7,7 +7,7 @@ its user out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -43,13 +43,9 @@ def _add(
         entry["items"].add(item)
 
 
-def _scan(campaign: Campaign) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """Every distinct finding in what the campaign's annotators would see, with the items that
-    show it, and each item's shown history titles (newest first)."""
-    found: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for source, text in (("instructions", campaign.instructions), ("consent text", campaign.consent_text)):
-        for finding in scan(text):
-            _add(found, source, text, finding, None)
+def _shown_histories(campaign: Campaign) -> Iterator[tuple[CampaignItem, list[str]]]:
+    """Each item of the campaign (with its explanations, recommendation, item and user) and the
+    history titles its page shows, newest first; one history query per shown user and length."""
     items = list(
         CampaignItem.objects.filter(campaign=campaign).select_related(
             "explanation__generation_run", "explanation_b", "recommendation__item", "recommendation__user"
@@ -57,29 +53,38 @@ def _scan(campaign: Campaign) -> tuple[list[dict[str, Any]], list[list[str]]]:
     )
     users = DatasetUser.objects.in_bulk({item.shown_user_id or item.recommendation.user_id for item in items})
     histories: dict[tuple[int, int], list[str]] = {}
-    shown_titles = []
     for item in items:
-        recommendation = item.recommendation
-        target = recommendation.item
-        user = users[item.shown_user_id or recommendation.user_id]
+        user = users[item.shown_user_id or item.recommendation.user_id]
         length = campaign.shown_history_length(item.explanation.generation_run.history_length)
         if (user.pk, length) not in histories:
             rows = shown_history(user, campaign.recommender_run.split_id, length)
             histories[(user.pk, length)] = [row.item.title or row.item.external_id for row in rows]
-        titles = histories[(user.pk, length)]
-        shown_titles.append(titles)
+        yield item, histories[(user.pk, length)]
+
+
+def _scan(campaign: Campaign) -> list[dict[str, Any]]:
+    """Every distinct finding in what the campaign's annotators would see, with the items that show it."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for source, text in (("instructions", campaign.instructions), ("consent text", campaign.consent_text)):
+        for finding in scan(text):
+            _add(found, source, text, finding, None)
+    # Titles and item details recur across items (a user's history, a popular item): each
+    # distinct text is scanned once.
+    scanned: dict[str, list[Finding]] = {}
+    for item, titles in _shown_histories(campaign):
+        recommendation = item.recommendation
+        target = recommendation.item
         for explanation in filter(None, (item.explanation, item.explanation_b)):
             named = [target.title, *titles]
             for finding in explanation_findings(explanation.text, recommendation.user.profile, named):
                 _add(found, "explanation", explanation.text, finding, item.pk)
-        for source, text in (("item title", target.title), ("item details", attributes_text(target.attributes))):
-            for finding in scan(text):
+        shown = [("item title", target.title), ("item details", attributes_text(target.attributes))]
+        for source, text in [*shown, *(("history title", title) for title in titles)]:
+            if text not in scanned:
+                scanned[text] = scan(text)
+            for finding in scanned[text]:
                 _add(found, source, text, finding, item.pk)
-        for title in titles:
-            for finding in scan(title):
-                _add(found, "history title", title, finding, item.pk)
-    findings = sorted(found.values(), key=lambda entry: (entry["source"], entry["kind"], entry["match"]))
-    return findings, shown_titles
+    return sorted(found.values(), key=lambda entry: (entry["source"], entry["kind"], entry["match"]))
 
 
 def explanation_findings(text: str, profile: dict[str, Any], titles: Sequence[str] = ()) -> list[Finding]:
@@ -91,7 +96,7 @@ def explanation_findings(text: str, profile: dict[str, Any], titles: Sequence[st
 def campaign_privacy_flags_create(campaign: Campaign) -> int:
     """Store a pending PrivacyFlag per finding in what the campaign's annotators would see;
     return how many."""
-    findings, _ = _scan(campaign)
+    findings = _scan(campaign)
     for finding in findings:
         flag = PrivacyFlag.objects.create(
             campaign=campaign,
@@ -132,7 +137,7 @@ def campaign_reidentification(campaign: Campaign, *, threshold: float = DEFAULT_
     """Per history length, the share of the campaign's items whose shown history titles match
     exactly one user of the dataset, and ``longest_safe_length``: the longest history that
     keeps the share below ``threshold``."""
-    _, shown_titles = _scan(campaign)
+    shown_titles = [titles for _, titles in _shown_histories(campaign)]
     owners: dict[str, set[int]] = defaultdict(set)
     interactions = Interaction.objects.filter(dataset_id=campaign.recommender_run.dataset_id)
     for title, external_id, user_id in interactions.values_list("item__title", "item__external_id", "user_id"):
