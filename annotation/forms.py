@@ -108,6 +108,14 @@ class CampaignForm(forms.Form):
         return rubric
 
 
+class ReidentificationForm(forms.Form):
+    """The share of singled-out items a researcher accepts, for the re-identification estimate."""
+
+    threshold = forms.FloatField(
+        required=False, min_value=0.001, max_value=1.0, label="Acceptable share of items that single a user out"
+    )
+
+
 class ReferenceItemForm(forms.Form):
     """A gold or training item: an explanation and, per criterion, the range of answers
     that passes."""

@@ -36,6 +36,7 @@ from annotation.forms import (
     ClaimsTeacherTuningForm,
     JudgeTuningForm,
     ReferenceItemForm,
+    ReidentificationForm,
     TeacherTuningForm,
 )
 from annotation.markdown import render_markdown
@@ -58,7 +59,7 @@ from annotation.services.campaigns import (
 from annotation.services.claims import campaign_claim_checks_start, item_claims_set
 from annotation.services.errors import CampaignError
 from annotation.services.judge_tuning import campaign_judge_tuning_start
-from annotation.services.privacy import campaign_reidentification, privacy_flag_decide
+from annotation.services.privacy import DEFAULT_THRESHOLD, campaign_reidentification, privacy_flag_decide
 from annotation.services.teacher import campaign_teacher_start
 from explanations.claims import word_pieces
 from explanations.forms import JudgeTuningOptionsForm
@@ -156,9 +157,16 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
 @login_required
 @permission_required("annotation.view_campaign", raise_exception=True)
 def campaign_privacy(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    """The re-identification estimate of the history the campaign shows, as a fragment of its page."""
+    """The re-identification estimate of the history the campaign shows, as a fragment of its page,
+    with the longest history below the researcher's ``threshold`` (default 5%)."""
     campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
-    return render(request, "annotation/_privacy.html", {"check": campaign_reidentification(campaign)})
+    form = ReidentificationForm(request.GET)
+    if not form.is_valid():
+        return render(request, "annotation/_privacy.html", {"form": form}, status=400)
+    threshold = form.cleaned_data["threshold"] or DEFAULT_THRESHOLD
+    return render(
+        request, "annotation/_privacy.html", {"check": campaign_reidentification(campaign, threshold=threshold)}
+    )
 
 
 @require_POST

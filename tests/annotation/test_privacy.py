@@ -185,6 +185,22 @@ def test_the_reidentification_estimate_follows_the_history_shown(researcher, ann
     assert client_for(annotator).get(url).status_code == 403
 
 
+def test_the_researcher_chooses_the_threshold_and_a_bad_one_is_refused(researcher) -> None:
+    study = campaign(runs=_profiled_runs(), history_length=3)
+    url = reverse("annotation:campaign_privacy", args=[study.pk])
+    curve = campaign_reidentification(study)["reidentification"]
+
+    lenient = client_for(researcher).get(url, {"threshold": "1"}).content.decode()
+    refused = client_for(researcher).get(url, {"threshold": "2"})
+
+    safe = longest_below(curve, 1.0)
+    expected = f"Up to {safe} history row" if safe else "a share of items of 1.0 or more"
+    assert expected in lenient and "1.0" in lenient
+    assert refused.status_code == 400 and 'id="privacy-threshold-error"' in refused.content.decode()
+    page = client_for(researcher).get(reverse("annotation:campaign_detail", args=[study.pk])).content.decode()
+    assert 'name="threshold"' in page and 'value="0.05"' in page
+
+
 def test_a_campaign_that_shows_no_history_cannot_single_anyone_out_by_it(researcher) -> None:
     study = campaign(runs=_profiled_runs(), history_length=0)
 
