@@ -19,6 +19,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     readonly_fields = [
         "public_token", "recommender_run", "created_by", "closed_at",
         "generation_runs", "mode", "status", "sample", "sample_size", "seed", "overlap",
+        "routing", "close_when_settled", "settled_at",
     ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ Excluded participants are left out of every figure except their own row.
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, TypeVar
 
 import numpy as np
@@ -17,6 +17,7 @@ from django.db.models import Count, Q, QuerySet
 
 from annotation.models import Assignment, Campaign, CampaignItem, ClaimLabel, Participant, Rating
 from annotation.study.stats.agreement import alpha_of_answers
+from annotation.study.stats.ranking import Ranking, likert_ranking, pairwise_ranking
 
 CHOICE_CODES = {"a": 0.0, "tie": 1.0, "b": 2.0}
 M = TypeVar("M", Rating, ClaimLabel)
@@ -200,12 +201,77 @@ def check_results(campaign: Campaign) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def compares_generators(campaign: Campaign) -> bool:
+    """Whether the campaign ranks generators: pairwise, or Likert over two or more runs."""
+    if campaign.mode == Campaign.Mode.PAIRWISE:
+        return True
+    return campaign.mode == Campaign.Mode.LIKERT and campaign.generation_runs.count() >= 2
+
+
+def campaign_ranking(campaign: Campaign) -> Ranking | None:
+    """The ranking of the campaign's generation runs from its included answers (excluded
+    annotators never count; ``annotation.study.stats.ranking``), or None for a campaign that
+    does not compare generators. Each submitted assignment counts once: Likert, as the mean of
+    its criteria, each rescaled to 0-1 on its own scale (a 1-5 and a 1-10 criterion weigh
+    alike); pairwise, as the majority of its criteria's choices (a tie when none has more)."""
+    if not compares_generators(campaign):
+        return None
+    rows = included_pool_ratings(campaign).values_list(
+        "assignment_id",
+        "assignment__item__recommendation_id",
+        "assignment__item__explanation__generation_run_id",
+        "assignment__item__explanation_b__generation_run_id",
+        "criterion__scale_min",
+        "criterion__scale_max",
+        "value",
+        "choice",
+    )
+    if campaign.mode == Campaign.Mode.PAIRWISE:
+        votes: dict[int, tuple[int, int, Counter[str]]] = {}
+        for assignment, _, run_a, run_b, _, _, _, choice in rows.iterator(chunk_size=10000):
+            votes.setdefault(assignment, (run_a, run_b, Counter()))[2][choice] += 1
+        verdicts = []
+        for run_a, run_b, counter in votes.values():
+            ranked = counter.most_common()
+            winner = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else "tie"
+            verdicts.append((run_a, run_b, winner))
+        return pairwise_ranking(verdicts)
+    scores: dict[int, tuple[int, int, list[float]]] = {}
+    for assignment, recommendation, run, _, low, high, value, _ in rows.iterator(chunk_size=10000):
+        if value is not None and high > low:
+            scores.setdefault(assignment, (recommendation, run, []))[2].append((value - low) / (high - low))
+    return likert_ranking([(r, run, sum(v) / len(v)) for r, run, v in scores.values()])
+
+
+def _ranking_view(campaign: Campaign, ranking: Ranking) -> dict[str, Any]:
+    """The ranking as the campaign page shows it: generation runs by label, each adjacent gap,
+    whether it is settled and about how many more ratings would settle it."""
+    labels: dict[Any, str] = {
+        run.pk: f"#{run.pk} {run.generator.name}" for run in campaign.generation_runs.select_related("generator")
+    }
+    units = ranking.units_needed()
+    # A Likert unit is a recommendation rated for both generators of a pair: two ratings.
+    per_unit = 1 if campaign.mode == Campaign.Mode.PAIRWISE else 2
+    return {
+        "order": [(labels.get(run, str(run)), ranking.estimates[run]) for run in ranking.order],
+        "gaps": [
+            gap.to_dict() | {"better": labels.get(gap.better), "worse": labels.get(gap.worse)} for gap in ranking.gaps
+        ],
+        "settled": ranking.settled,
+        "ratings_needed": None if units is None else units * per_unit,
+        "confidence": ranking.confidence,
+        "scale": "net win share" if campaign.mode == Campaign.Mode.PAIRWISE else "mean, rescaled 0-1",
+    }
+
+
 def campaign_monitor(campaign: Campaign) -> dict[str, Any]:
     """Everything the polling monitor shows, computed fresh from the database."""
     participants = participant_rows(campaign)
     # Time on task over everyone not excluded: the per-annotator times already read above.
     medians = [seconds for row in participants if not row["participant"].excluded for seconds in row["seconds"]]
+    ranking = campaign_ranking(campaign)
     return {
+        "ranking": None if ranking is None else _ranking_view(campaign, ranking),
         "progress": campaign_progress(campaign),
         "participants": participants,
         "flagged": [row for row in participants if row["participant"].flagged],

@@ -39,6 +39,7 @@ class RatingRowOutputSerializer(serializers.Serializer):
 
     campaign_id = serializers.IntegerField()
     campaign_mode = serializers.ChoiceField(choices=Campaign.Mode.choices)
+    campaign_routing = serializers.ChoiceField(choices=Campaign.Routing.choices)
     item_id = serializers.IntegerField()
     item_kind = serializers.ChoiceField(choices=CampaignItem.Kind.choices)
     assignment_id = serializers.IntegerField()

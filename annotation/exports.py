@@ -20,7 +20,7 @@ from annotation.agreement import included_pool_ratings
 from annotation.models import Assignment, Campaign, CampaignItem, ClaimLabel, Rating
 
 EXPORT_FIELDS = [
-    "campaign_id", "campaign_mode", "shown_profile_fields", "shown_history_length",
+    "campaign_id", "campaign_mode", "campaign_routing", "shown_profile_fields", "shown_history_length",
     "item_id", "item_kind", "assignment_id", "position",
     "annotator", "annotator_platform", "annotator_flagged", "annotator_excluded",
     "criterion", "value", "choice", "left_side", "swapped", "revisions", "check_passed",
@@ -133,7 +133,11 @@ def _emit(
     shown = {"shown_profile_fields": ",".join(campaign.profile_fields), "shown_history_length": campaign.history_length}
     for row in batch:
         base = {key: row[key] for key in EXPORT_FIELDS if key in row}
-        base |= {"campaign_id": campaign.pk, "campaign_mode": campaign.mode} | shown
+        base |= {
+            "campaign_id": campaign.pk,
+            "campaign_mode": campaign.mode,
+            "campaign_routing": campaign.routing,
+        } | shown
         base["left_side"] = ("b" if row["swapped"] else "a") if row["explanation_b_id"] else ""
         for side, run_key in (("a", "run_a"), ("b", "run_b")):
             run = lineage.get(row[run_key]) if row[run_key] else None

@@ -44,6 +44,15 @@ class CampaignForm(forms.Form):
     overlap = DbIntegerField(initial=3, min_value=1, max_value=50, label="Annotators per item (k)")
     items_per_annotator = DbIntegerField(initial=20, min_value=1)
     lease_minutes = DbIntegerField(initial=30, min_value=1, max_value=24 * 60, label="Lease (minutes)")
+    routing = forms.ChoiceField(
+        choices=Campaign.Routing.choices,
+        initial=Campaign.Routing.RANDOM,
+        help_text="Routed: each annotator's next item is one of the generators whose order is not yet settled "
+        "(pairwise, or Likert over two or more runs).",
+    )
+    close_when_settled = forms.BooleanField(
+        required=False, help_text="Close the campaign by itself once the ranking of its generators is settled."
+    )
     profile_fields = forms.CharField(
         max_length=500,
         required=False,

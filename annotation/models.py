@@ -60,6 +60,10 @@ class Campaign(models.Model):
         RANDOM = "random", "Seeded random N"
         STRATIFIED = "stratified", "N stratified by user activity and item popularity"
 
+    class Routing(models.TextChoices):
+        RANDOM = "random", "Random order"
+        UNCERTAINTY = "uncertainty", "Routed: items of the generators the ranking cannot yet tell apart first"
+
     class Status(models.TextChoices):
         REVIEW = "review", "In review (not open yet)"
         OPEN = "open", "Open"
@@ -77,6 +81,13 @@ class Campaign(models.Model):
     items_per_annotator = models.PositiveIntegerField(default=20)
     lease_minutes = models.PositiveIntegerField(
         default=30, help_text="An item not submitted within this time returns to the pool."
+    )
+    routing = models.CharField(max_length=12, choices=Routing.choices, default=Routing.RANDOM)
+    close_when_settled = models.BooleanField(
+        default=False, help_text="Close the campaign once the ranking of its generators is settled."
+    )
+    settled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the ranking of the generators was first found settled."
     )
     profile_fields = models.JSONField(
         default=list,
@@ -222,10 +233,16 @@ class CampaignItem(models.Model):
     feedback = models.TextField(blank=True, help_text="Training: shown after the answer.")
     shuffle_key = models.PositiveIntegerField(default=0, help_text="Seeded random position in the pool.")
     n_live = models.PositiveIntegerField(default=0)
+    priority = models.PositiveSmallIntegerField(
+        default=0, help_text="Routed campaigns: higher goes first (annotation.services.routing)."
+    )
 
     class Meta:
         ordering = ["campaign", "shuffle_key", "id"]
-        indexes = [models.Index(fields=["campaign", "kind", "shuffle_key"], name="campaignitem_pool")]
+        indexes = [
+            models.Index(fields=["campaign", "kind", "shuffle_key"], name="campaignitem_pool"),
+            models.Index(fields=["campaign", "kind", "priority", "shuffle_key"], name="campaignitem_routed_pool"),
+        ]
 
     def __str__(self) -> str:
         return f"item {self.pk} ({self.kind})"

@@ -109,6 +109,8 @@ def campaign_create_view(request: HttpRequest) -> HttpResponse:
                 overlap=data["overlap"],
                 items_per_annotator=data["items_per_annotator"],
                 lease_minutes=data["lease_minutes"],
+                routing=data["routing"],
+                close_when_settled=data["close_when_settled"],
                 instructions=data["instructions"],
                 consent_text=data["consent_text"],
                 attention_checks=data["attention_checks"],

@@ -12,6 +12,7 @@ from xrec_site.celery import app
         ("explanations.generate_chunk", "gpu"),
         ("explanations.train_adapter", "gpu"),
         ("annotation.export_campaign", "default"),
+        ("annotation.routing_refresh", "default"),
     ],
 )
 def test_tasks_are_routed_by_name(task: str, queue: str) -> None:

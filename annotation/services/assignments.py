@@ -42,6 +42,8 @@ from annotation.models import (
     RatingRevision,
     Submission,
 )
+from annotation.services.routing import REFRESH_EVERY
+from recommendations.shared.queue import enqueue_on_commit
 
 SWEEP_LIMIT = 200
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
@@ -122,14 +124,22 @@ def _claim_regular(participant: Participant, previous: Assignment | None) -> Cam
             Q(recommendation_id=previous.item.recommendation_id)
             | Q(recommendation__user_id=previous.item.recommendation.user_id)
         )
+    pools = [pool]
+    if campaign.routing == Campaign.Routing.UNCERTAINTY:
+        # Routed: the items of the highest priority this participant may take now first; the
+        # rest if other annotators hold every one of those at this moment.
+        best = pool.order_by("-priority").values_list("priority", flat=True).first()
+        if best:
+            pools.insert(0, pool.filter(priority=best))
     # Each participant reads the shuffled pool from their own random starting key, so the
     # order differs between annotators while every query stays on the pool index.
     start = random.Random(f"{campaign.seed}:{participant.pk}").randrange(2**31)  # noqa: S311 - ordering only
-    for part in (pool.filter(shuffle_key__gte=start), pool.filter(shuffle_key__lt=start)):
-        item = part.select_for_update(skip_locked=True, of=("self",), no_key=True).first()
-        if item is not None:
-            CampaignItem.objects.filter(pk=item.pk).update(n_live=F("n_live") + 1)
-            return item
+    for candidates in pools:
+        for part in (candidates.filter(shuffle_key__gte=start), candidates.filter(shuffle_key__lt=start)):
+            item = part.select_for_update(skip_locked=True, of=("self",), no_key=True).first()
+            if item is not None:
+                CampaignItem.objects.filter(pk=item.pk).update(n_live=F("n_live") + 1)
+                return item
     return None
 
 
@@ -351,6 +361,12 @@ def _first_answer(
     )
     if assignment.item.kind == CampaignItem.Kind.REGULAR:
         Participant.objects.filter(pk=assignment.participant_id).update(n_done=F("n_done") + 1)
+        campaign = assignment.campaign
+        # Every REFRESH_EVERY-th assignment (by id, so without a count query on this path) asks
+        # a worker to recompute a routed or self-closing campaign's ranking.
+        wants_ranking = campaign.routing == Campaign.Routing.UNCERTAINTY or campaign.close_when_settled
+        if wants_ranking and assignment.pk % REFRESH_EVERY == 0:
+            enqueue_on_commit("annotation.routing_refresh", campaign.pk)
 
 
 def _stored(value: Any) -> dict[str, Any]:

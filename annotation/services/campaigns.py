@@ -125,6 +125,8 @@ def campaign_create(
     rubric: list[dict[str, Any]] | None = None,
     profile_fields: Sequence[str] = (),
     history_length: int | None = None,
+    routing: str = Campaign.Routing.RANDOM,
+    close_when_settled: bool = False,
 ) -> Campaign:
     """Create a campaign with its rubric, its sampled items and its attention checks, in
     review: what its annotators would see is scanned for personal data (one PrivacyFlag per
@@ -137,10 +139,13 @@ def campaign_create(
     and the pool order are seeded, so the same arguments build the same items.
     Annotators see the dataset user's ``profile_fields`` (none by default) and
     ``history_length`` history rows (None: as many as the prompt showed, at least 5).
-    Raises ``CampaignError`` (and writes nothing) when the choice cannot make a campaign.
+    ``routing`` serves items at random or where the generator ranking is least settled, and
+    ``close_when_settled`` closes the campaign once it is (``services.routing``); both only for
+    campaigns that compare generators. Raises ``CampaignError`` (and writes nothing) when the choice cannot make a campaign.
     """
     runs = sorted(generation_runs, key=lambda run: run.pk)
     _check_campaign_choice(runs, mode, overlap, items_per_annotator, completion_url)
+    _check_routing(runs, mode, routing, close_when_settled)
     profile_fields = _check_shown(runs[0].recommender_run.dataset_id, profile_fields, history_length)
     explained = explanations_by_recommendation(runs)
     if not explained:
@@ -159,6 +164,8 @@ def campaign_create(
         overlap=overlap,
         items_per_annotator=items_per_annotator,
         lease_minutes=lease_minutes,
+        routing=routing,
+        close_when_settled=close_when_settled,
         profile_fields=profile_fields,
         history_length=history_length,
         instructions=instructions,
@@ -224,6 +231,19 @@ def _check_campaign_choice(
             validate_completion_url(completion_url)
         except ValidationError as exc:
             raise CampaignError(exc.messages[0]) from None
+
+
+def _check_routing(runs: list[GenerationRun], mode: str, routing: str, close_when_settled: bool) -> None:
+    """CampaignError for a routing that is not one, or routing or stopping on a campaign that
+    ranks no generators (a claims campaign, or a Likert one over a single run)."""
+    if routing not in Campaign.Routing.values:
+        raise CampaignError(f"Routing is one of {', '.join(Campaign.Routing.values)}.")
+    ranks = mode == Campaign.Mode.PAIRWISE or (mode == Campaign.Mode.LIKERT and len(runs) >= 2)
+    if not ranks and (routing != Campaign.Routing.RANDOM or close_when_settled):
+        raise CampaignError(
+            "Routing and closing when settled need a campaign that ranks generators: pairwise, or Likert "
+            "over two or more runs."
+        )
 
 
 def _check_shown(dataset_id: int, profile_fields: Sequence[str], history_length: int | None) -> list[str]:

@@ -88,6 +88,7 @@ def campaign_form_data(runs: list[GenerationRun], **changes: Any) -> dict[str, A
         "overlap": 2,
         "items_per_annotator": 5,
         "lease_minutes": 30,
+        "routing": Campaign.Routing.RANDOM,
         "instructions": "",
         "consent_text": "",
         "attention_checks": 0,

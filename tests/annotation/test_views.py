@@ -271,6 +271,8 @@ def test_researcher_creates_a_campaign_in_the_browser(researcher) -> None:
         "overlap": 3,
         "items_per_annotator": 5,
         "lease_minutes": 20,
+        "routing": "uncertainty",
+        "close_when_settled": "on",
         "instructions": "Read *carefully*.",
         "consent_text": "",
         "attention_checks": 1,
@@ -286,6 +288,7 @@ def test_researcher_creates_a_campaign_in_the_browser(researcher) -> None:
     assert "reasonability" in form  # the default rubric is offered
     assert response["Location"] == reverse("annotation:campaign_detail", args=[study.pk])
     assert (study.mode, study.overlap, study.lease_minutes) == ("pairwise", 3, 20)
+    assert (study.routing, study.close_when_settled) == ("uncertainty", True)
     assert study.items.filter(kind="regular").count() == 3
     assert [c.name for c in study.criteria.all()] == ["overall"]
     assert study.completion_redirect_url() == f"https://example.org/done?c={study.completion_code}"

@@ -4,10 +4,12 @@ Run as ``python -m tests.perf.bench_annotate`` with ``DATABASE_URL`` naming a Po
 (the campaign locks rows; SQLite is not what a crowd study runs on); without one it uses
 ``XREC_BENCH_POSTGRES_URL`` or the local server at 127.0.0.1:5432. It creates a database
 ``xrec_bench_annotate`` there and drops it at the end; it refuses to start if that database
-already exists, so it never drops one it did not create. Options: ``--seconds`` (measured load,
-default 60), ``--annotators`` (default 50), ``--think-ms`` (mean pause between an annotator's
-actions, default 2000: about ten times the pace of people reading a history and rating three
-criteria, so the server is loaded; 0 finds the throughput limit).
+already exists, so it never drops one it did not create. Options: ``--routing`` (``random``, the
+default, or ``uncertainty``: the campaign is routed and its priorities refreshed once before the
+load, timed as ``routing_refresh_seconds``), ``--seconds`` (measured load, default 60),
+``--annotators`` (default 50), ``--think-ms`` (mean pause between an annotator's actions,
+default 2000: about ten times the pace of people reading a history and rating three criteria, so
+the server is loaded; 0 finds the throughput limit).
 
 Data, written with ``recommendations.shared.bulk.insert_rows`` (COPY): 10,000 dataset users with 30
 interactions each (300,000) over 4,000 items and a leave-last-out split; one recommender run with
@@ -143,7 +145,7 @@ def _users(prefix: str, count: int) -> list[int]:
     return [by_name[name] for name in names]
 
 
-def load_study(rng: random.Random, annotators: int) -> Study:
+def load_study(rng: random.Random, annotators: int, routing: str = "random") -> Study:
     """Write the dataset, runs, campaign, earlier annotators' work and the bench annotators'
     accounts and sessions; return the campaign id and one session key per annotator."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -328,6 +330,7 @@ def load_study(rng: random.Random, annotators: int) -> Study:
             items_per_annotator=1_000_000,  # annotators never run out during the bench
             instructions="Rate **each** explanation on its own. Read the user's history first.",
             attention_checks=2,
+            routing=routing,
         )
         campaign.generation_runs.set(generation_runs)
         criteria = [
@@ -768,6 +771,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured load, after a warm-up")
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--think-ms", type=float, default=2000.0, help="mean pause between actions")
+    parser.add_argument(
+        "--routing", choices=["random", "uncertainty"], default="random", help="the campaign's routing option"
+    )
     options = parser.parse_args()
 
     started = time.perf_counter()
@@ -797,7 +803,17 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         machine = describe_machine()
         log(f"machine: {machine}; load average {load_before}; temporary folder {work}")
-        study = load_study(random.Random(SEED), options.annotators)
+        study = load_study(random.Random(SEED), options.annotators, options.routing)
+        routing_seconds = None
+        if options.routing != "random":
+            # The worker's refresh, once before the load (it then runs every 20th submit).
+            from annotation.models import Campaign
+            from annotation.services.routing import routing_refresh
+
+            refresh_started = time.perf_counter()
+            routing_refresh(campaign=Campaign.objects.get(pk=study.campaign_id))
+            routing_seconds = round(time.perf_counter() - refresh_started, 2)
+            log(f"routing refresh: {routing_seconds} s")
         connections.close_all()
 
         port = free_port()
@@ -852,6 +868,9 @@ def main() -> None:
         "overlap_violations": violations,
         # What the researcher's polling campaign page costs with all these rows (median of 3).
         "monitor_seconds": monitor_seconds,
+        "routing": options.routing,
+        # The worker's routing refresh (ranking and priorities over every rating), once.
+        "routing_refresh_seconds": routing_seconds,
     }
     goal_met = overall["p95_ms"] < GOAL_P95_MS and overall["p99_ms"] < GOAL_P99_MS and not bad_status and not errors
     for error in errors[:5]:
