@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any, TypeVar
 
 import numpy as np
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 
 from annotation.models import Assignment, Campaign, CampaignItem, ClaimLabel, Participant, Rating
@@ -20,6 +21,8 @@ from annotation.study.stats.agreement import alpha_of_answers
 from annotation.study.stats.ranking import Ranking, likert_ranking, pairwise_ranking
 
 CHOICE_CODES = {"a": 0.0, "tie": 1.0, "b": 2.0}
+# How long the campaign page's ranking may be reused between polls.
+RANKING_SECONDS = 15
 M = TypeVar("M", Rating, ClaimLabel)
 
 
@@ -243,6 +246,11 @@ def campaign_ranking(campaign: Campaign) -> Ranking | None:
     return likert_ranking([(r, run, sum(v) / len(v)) for r, run, v in scores.values()])
 
 
+def _ranking_of(campaign: Campaign) -> dict[str, Any] | None:
+    ranking = campaign_ranking(campaign)
+    return None if ranking is None else _ranking_view(campaign, ranking)
+
+
 def _ranking_view(campaign: Campaign, ranking: Ranking) -> dict[str, Any]:
     """The ranking as the campaign page shows it: generation runs by label, each adjacent gap,
     whether it is settled and about how many more ratings would settle it."""
@@ -269,9 +277,10 @@ def campaign_monitor(campaign: Campaign) -> dict[str, Any]:
     participants = participant_rows(campaign)
     # Time on task over everyone not excluded: the per-annotator times already read above.
     medians = [seconds for row in participants if not row["participant"].excluded for seconds in row["seconds"]]
-    ranking = campaign_ranking(campaign)
     return {
-        "ranking": None if ranking is None else _ranking_view(campaign, ranking),
+        # Read over every answer: on 300,000 ratings it costs about as much as the rest of the
+        # monitor, so polls within RANKING_SECONDS share one computation.
+        "ranking": cache.get_or_set(f"campaign-ranking:{campaign.pk}", lambda: _ranking_of(campaign), RANKING_SECONDS),
         "progress": campaign_progress(campaign),
         "participants": participants,
         "flagged": [row for row in participants if row["participant"].flagged],

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -42,7 +43,7 @@ from annotation.models import (
     RatingRevision,
     Submission,
 )
-from annotation.services.routing import REFRESH_EVERY
+from annotation.services.routing import REFRESH_EVERY, REFRESH_SECONDS
 from recommendations.shared.queue import enqueue_on_commit
 
 SWEEP_LIMIT = 200
@@ -363,9 +364,14 @@ def _first_answer(
         Participant.objects.filter(pk=assignment.participant_id).update(n_done=F("n_done") + 1)
         campaign = assignment.campaign
         # Every REFRESH_EVERY-th assignment (by id, so without a count query on this path) asks
-        # a worker to recompute a routed or self-closing campaign's ranking.
+        # a worker to recompute a routed or self-closing campaign's ranking, at most once every
+        # REFRESH_SECONDS per campaign: on a large campaign one refresh takes seconds.
         wants_ranking = campaign.routing == Campaign.Routing.UNCERTAINTY or campaign.close_when_settled
-        if wants_ranking and assignment.pk % REFRESH_EVERY == 0:
+        if (
+            wants_ranking
+            and assignment.pk % REFRESH_EVERY == 0
+            and cache.add(f"routing-refresh:{campaign.pk}", True, REFRESH_SECONDS)
+        ):
             enqueue_on_commit("annotation.routing_refresh", campaign.pk)
 
 

@@ -354,7 +354,17 @@ def load_study(rng: random.Random, annotators: int, routing: str = "random") -> 
         live_of = {index: min(OVERLAP, EARLIER_ASSIGNMENTS - OVERLAP * rank) for rank, index in enumerate(covered)}
         insert_rows(
             CampaignItem,
-            ["campaign", "kind", "recommendation", "explanation", "accepted", "feedback", "shuffle_key", "n_live"],
+            [
+                "campaign",
+                "kind",
+                "recommendation",
+                "explanation",
+                "accepted",
+                "feedback",
+                "shuffle_key",
+                "n_live",
+                "priority",
+            ],
             (
                 (
                     campaign.pk,
@@ -365,6 +375,7 @@ def load_study(rng: random.Random, annotators: int, routing: str = "random") -> 
                     "",
                     rng.randrange(2**31),
                     live_of.get(index, 0),
+                    0,
                 )
                 for index, (explanation, recommendation) in enumerate(pool)
             ),

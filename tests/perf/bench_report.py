@@ -327,9 +327,29 @@ def load_study(rng: random.Random) -> Study:
         regular = CampaignItem.Kind.REGULAR
         insert_rows(
             CampaignItem,
-            ["campaign", "kind", "recommendation", "explanation", "accepted", "feedback", "shuffle_key", "n_live"],
+            [
+                "campaign",
+                "kind",
+                "recommendation",
+                "explanation",
+                "accepted",
+                "feedback",
+                "shuffle_key",
+                "n_live",
+                "priority",
+            ],
             (
-                (campaign.pk, regular, recommendation, explanation, {}, "", rng.randrange(2**31), live_of.get(index, 0))
+                (
+                    campaign.pk,
+                    regular,
+                    recommendation,
+                    explanation,
+                    {},
+                    "",
+                    rng.randrange(2**31),
+                    live_of.get(index, 0),
+                    0,
+                )
                 for index, (explanation, recommendation) in enumerate(pool)
             ),
         )
