@@ -38,6 +38,8 @@ SUBMIT_QUERIES = 23
 # page reads its claims.
 CLAIMS_PAGE_QUERIES = 11
 CLAIMS_SUBMIT_QUERIES = 27
+# Routed: the claim of the next item first reads the highest priority open to the annotator.
+ROUTED_SUBMIT_QUERIES = SUBMIT_QUERIES + 1
 
 MaxQueries = Callable[..., AbstractContextManager[Any]]
 
@@ -66,7 +68,14 @@ def _annotate(participant: Any, items: int) -> None:
 
 
 def _study(
-    *, name: str, n_users: int, per_user: int, others: int, answered: int, mode: str = Campaign.Mode.LIKERT
+    *,
+    name: str,
+    n_users: int,
+    per_user: int,
+    others: int,
+    answered: int,
+    mode: str = Campaign.Mode.LIKERT,
+    routing: str = Campaign.Routing.RANDOM,
 ) -> tuple[Campaign, Any]:
     """A campaign with ``others`` annotators who each answered 3 items, and the account of
     the annotator to measure, who answered ``answered`` items."""
@@ -74,6 +83,7 @@ def _study(
     study = campaign(
         runs=(claim_runs if mode == Campaign.Mode.CLAIMS else explained_runs)(run=run, depth=2, n_runs=2),
         mode=mode,
+        routing=routing,
         overlap=3,
         items_per_annotator=1_000,
         instructions="Rate **each** explanation on its own.",
@@ -131,3 +141,18 @@ def test_claims_page_and_submit_cost_the_same_queries_in_a_small_and_a_large_cam
     large_counts = _page_and_submit_queries(*large, django_assert_max_num_queries, limits)
 
     assert small_counts == large_counts, (small_counts, large_counts)
+
+
+def test_routed_page_and_submit_cost_one_query_more_whatever_the_campaigns_size(
+    db, django_assert_max_num_queries: MaxQueries
+) -> None:
+    routed = Campaign.Routing.UNCERTAINTY
+    small = _study(name="small", n_users=2, per_user=6, others=0, answered=0, routing=routed)
+    large = _study(name="large", n_users=20, per_user=15, others=6, answered=2, routing=routed)
+    CampaignItem.objects.filter(campaign=large[0]).update(priority=1)  # as a refresh would leave them
+    limits = (PAGE_QUERIES, ROUTED_SUBMIT_QUERIES)
+
+    small_counts = _page_and_submit_queries(*small, django_assert_max_num_queries, limits)
+    large_counts = _page_and_submit_queries(*large, django_assert_max_num_queries, limits)
+
+    assert small_counts == large_counts == (PAGE_QUERIES, ROUTED_SUBMIT_QUERIES), (small_counts, large_counts)
