@@ -29,6 +29,7 @@ PURE = (
     "recommendations.implicit_models",
     "recommendations.metrics",
     "recommendations.scoring",
+    "recommendations.foldin",
     "explanations.prompts",
     "explanations.judging",
     "explanations.probing",
