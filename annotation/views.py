@@ -625,7 +625,8 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
     item or move on to the next item."""
     assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
     criteria = list(assignment.campaign.criteria.all())
-    form = AnswerForm(request.POST, assignment=assignment, criteria=criteria, claims=_claims(assignment))
+    claims = _claims(assignment)
+    form = AnswerForm(request.POST, assignment=assignment, criteria=criteria, claims=claims)
     if form.is_valid():
         try:
             result = rating_submit(
@@ -635,6 +636,7 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
                 visible_seconds=form.visible_seconds(),
                 criteria=criteria,
                 spans=form.spans(),
+                claims=claims or None,
             )
         except SubmitError as exc:
             form.add_error(None, str(exc))

@@ -38,6 +38,7 @@ from annotation.models import (
     CampaignItem,
     ClaimLabel,
     Criterion,
+    ItemClaim,
     Participant,
     Rating,
     RatingRevision,
@@ -288,6 +289,7 @@ def rating_submit(
     visible_seconds: float | None = None,
     criteria: list[Criterion] | None = None,
     spans: dict[str, list[list[int]]] | None = None,
+    claims: list[ItemClaim] | None = None,
 ) -> SubmitResult:
     """Store the participant's answers to ``assignment`` (first answer or a revision).
 
@@ -295,7 +297,7 @@ def rating_submit(
     (pairwise), claim form name (``ItemClaim.field_name``) → label (claims, with the marked
     ``spans`` of each claim by the same name), or ``fits_user`` → ``yes``/``no`` for attention
     checks; the caller has validated them against the rubric (``criteria``, read from the
-    campaign if not given) or the item's claims.
+    campaign if not given) or the item's claims (``claims``, read from the item if not given).
     The same ``submission_id`` twice returns the first result and writes nothing: the
     Submission row is inserted first and its unique constraint settles any race. A revision
     keeps each replaced answer as a RatingRevision. Raises ``SubmitError`` (nothing written)
@@ -320,7 +322,7 @@ def rating_submit(
             revised = locked.status == Assignment.Status.SUBMITTED
             check_passed = _check_passed(locked.item, answers)
             if locked.campaign.mode == Campaign.Mode.CLAIMS and locked.item.kind != CampaignItem.Kind.ATTENTION:
-                _claim_labels_store(locked, answers, spans or {})
+                _claim_labels_store(locked, answers, spans or {}, claims)
             if revised:
                 _revise(locked, answers, check_passed)
             else:
@@ -379,11 +381,18 @@ def _stored(value: Any) -> dict[str, Any]:
     return {"choice": value, "value": None} if isinstance(value, str) else {"value": int(value), "choice": ""}
 
 
-def _claim_labels_store(assignment: Assignment, answers: dict[str, Any], spans: dict[str, list[list[int]]]) -> None:
+def _claim_labels_store(
+    assignment: Assignment,
+    answers: dict[str, Any],
+    spans: dict[str, list[list[int]]],
+    given: list[ItemClaim] | None,
+) -> None:
     """A claims item's labels, first given or revised: one ClaimLabel per claim, a revision
     keeping the replaced label and spans in ``previous``. SubmitError unless every claim of
     the item, and nothing else, has a label."""
-    claims = {claim.field_name: claim for claim in assignment.item.claims.all()}
+    item_claims = given if given is not None else list(assignment.item.claims.all())
+    # Claims of another item never count, whatever the caller passed.
+    claims = {claim.field_name: claim for claim in item_claims if claim.item_id == assignment.item_id}
     if set(answers) != set(claims) or any(label not in ClaimLabel.Label.values for label in answers.values()):
         raise SubmitError("Label every claim of this explanation, and nothing else; reload the page.")
     stored = {

@@ -34,10 +34,10 @@ PAGE_QUERIES = 10
 # 23 since the submit locks the participant before the assignment (one lock order with claims).
 SUBMIT_QUERIES = 23
 # Claims mode: the page also reads the item's claims (and no criteria); the submit reads the
-# claims for the form and for the service, locks the labels, inserts them at once, and the next
-# page reads its claims.
+# claims once (form and service share them), locks the labels, inserts them at once, and the
+# next page reads its claims.
 CLAIMS_PAGE_QUERIES = 11
-CLAIMS_SUBMIT_QUERIES = 27
+CLAIMS_SUBMIT_QUERIES = 26
 # Routed: the claim of the next item first reads the highest priority open to the annotator.
 ROUTED_SUBMIT_QUERIES = SUBMIT_QUERIES + 1
 
