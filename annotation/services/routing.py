@@ -1,11 +1,12 @@
 """Decision-aware routing and stopping for campaigns that compare generators.
 
 ``annotation.agreement.campaign_ranking`` says whether the ranking of a campaign's generation
-runs is settled. ``routing_refresh`` stores each pool item's routing priority (``CampaignItem.priority``) from
-the ranking, records when the ranking was first settled and closes a campaign that asked for it
-(``close_when_settled``). It runs as the task ``annotation.routing_refresh``, enqueued after
-every ``REFRESH_EVERY``-th submitted assignment, at most once every ``REFRESH_SECONDS``. A routed
-claim (``services.assignments``) takes its item among those of the highest priority.
+runs is settled. ``routing_refresh`` stores each pool item's routing priority
+(``CampaignItem.priority``) from the ranking, records when the ranking was first settled and
+closes a campaign that asked for it (``close_when_settled``). It runs as the task
+``annotation.routing_refresh``, enqueued after every ``REFRESH_EVERY``-th submitted assignment,
+at most once every ``REFRESH_SECONDS``. A routed claim (``services.assignments``) takes its item
+among those of the highest priority.
 """
 
 from __future__ import annotations
