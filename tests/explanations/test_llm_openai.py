@@ -52,14 +52,21 @@ class FakeServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     reply = server.script.pop(0) if server.script else Reply()
+                done = False
                 try:
                     time.sleep(reply.delay + server.delay_for.get(body["messages"][-1]["content"], 0.0))
+                    # No longer in flight once the answer is ready: the client may send its next
+                    # request as soon as it reads this one, before this thread would get further.
+                    with server.lock:
+                        server.in_flight -= 1
+                    done = True
                     self._send(reply, body)
                 except OSError:
                     pass  # the client gave up (a timeout test)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    if not done:
+                        with server.lock:
+                            server.in_flight -= 1
 
             def _send(self, reply: Reply, request: dict[str, Any]) -> None:
                 payload = reply.body if reply.body is not None else completion(request)
