@@ -65,8 +65,15 @@ def fold_in_top_k(*, run: RecommenderRun, ratings: Mapping[int, float], k: int) 
 def _surprise(run: RecommenderRun, ratings: Mapping[int, float]) -> tuple[list[int], FloatArray, list[int], str]:
     _, algo = surprise.dump.load(run.model_path)
     trainset = algo.trainset
-    known = [item for item in ratings if trainset.knows_item(item)]
-    inner = np.asarray([trainset.to_inner_iid(item) for item in known], dtype=np.intp)
+    # Surprise's knows_item takes an inner id; the raw ids here are Item primary keys.
+    inner_of = {}
+    for item in ratings:
+        try:
+            inner_of[item] = trainset.to_inner_iid(item)
+        except ValueError:
+            continue
+    known = list(inner_of)
+    inner = np.asarray([inner_of[item] for item in known], dtype=np.intp)
     values = np.asarray([ratings[item] for item in known], dtype=np.float64)
     item_ids = [int(trainset.to_raw_iid(index)) for index in range(trainset.n_items)]
     if not known:
