@@ -204,11 +204,10 @@ def check_results(campaign: Campaign) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def compares_generators(campaign: Campaign) -> bool:
-    """Whether the campaign ranks generators: pairwise, or Likert over two or more runs."""
-    if campaign.mode == Campaign.Mode.PAIRWISE:
-        return True
-    return campaign.mode == Campaign.Mode.LIKERT and campaign.generation_runs.count() >= 2
+def ranks_generators(mode: str, n_runs: int) -> bool:
+    """Whether a campaign of ``mode`` over ``n_runs`` generation runs ranks generators:
+    pairwise, or Likert over two or more runs."""
+    return mode == Campaign.Mode.PAIRWISE or (mode == Campaign.Mode.LIKERT and n_runs >= 2)
 
 
 def campaign_ranking(campaign: Campaign) -> Ranking | None:
@@ -217,7 +216,7 @@ def campaign_ranking(campaign: Campaign) -> Ranking | None:
     does not compare generators. Each submitted assignment counts once: Likert, as the mean of
     its criteria, each rescaled to 0-1 on its own scale (a 1-5 and a 1-10 criterion weigh
     alike); pairwise, as the majority of its criteria's choices (a tie when none has more)."""
-    if not compares_generators(campaign):
+    if not ranks_generators(campaign.mode, campaign.generation_runs.count()):
         return None
     rows = included_pool_ratings(campaign).values_list(
         "assignment_id",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 
@@ -12,6 +13,8 @@ from recommendations.models import DatasetUser, Interaction, Recommendation
 
 if TYPE_CHECKING:
     from annotation.models import Assignment, Campaign  # noqa: F401 - named in quoted base classes
+
+T = TypeVar("T")
 
 
 class CampaignQuerySet(models.QuerySet["Campaign"]):
@@ -38,31 +41,29 @@ class AssignmentQuerySet(models.QuerySet["Assignment"]):
         return self.select_related("campaign", "participant", "item")
 
 
-def highlighted(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
-    """``text`` cut into (segment, is_mention) pieces; the template escapes each piece."""
+def _cut(text: str, spans: Iterable[tuple[int, int, T]], between: T) -> list[tuple[str, T]]:
+    """``text`` cut into (segment, tag) pieces: each span's segment with its tag, the text
+    between spans with ``between``; the template escapes each piece."""
     pieces, cursor = [], 0
-    for start, end in spans:
+    for start, end, tag in spans:
         if start > cursor:
-            pieces.append((text[cursor:start], False))
-        pieces.append((text[start:end], True))
+            pieces.append((text[cursor:start], between))
+        pieces.append((text[start:end], tag))
         cursor = end
     if cursor < len(text):
-        pieces.append((text[cursor:], False))
+        pieces.append((text[cursor:], between))
     return pieces
+
+
+def highlighted(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """``text`` cut into (segment, is_mention) pieces."""
+    return _cut(text, ((start, end, True) for start, end in spans), False)
 
 
 def claim_pieces(text: str, claims: list[Any]) -> list[tuple[str, int | None]]:
-    """``text`` cut into (segment, claim number) pieces, None between claims; escaped by the template."""
-    pieces: list[tuple[str, int | None]] = []
-    cursor = 0
-    for claim in sorted(claims, key=lambda c: c.start):
-        if claim.start > cursor:
-            pieces.append((text[cursor : claim.start], None))
-        pieces.append((text[claim.start : claim.end], claim.position + 1))
-        cursor = claim.end
-    if cursor < len(text):
-        pieces.append((text[cursor:], None))
-    return pieces
+    """``text`` cut into (segment, claim number) pieces, None between claims."""
+    spans = sorted((claim.start, claim.end, claim.position + 1) for claim in claims)
+    return _cut(text, spans, None)
 
 
 def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[Interaction]:

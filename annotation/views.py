@@ -201,15 +201,17 @@ def campaign_claims(request: HttpRequest, campaign_id: int) -> HttpResponse:
         .order_by("kind", "id")
     )
     page = Paginator(items, CLAIMS_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [
-        {
-            "item": item,
-            "pieces": claim_pieces(item.explanation.text, list(item.claims.all())),
-            "claims": list(item.claims.all()),
-            "lines": "\n".join(claim.text for claim in item.claims.all()),
-        }
-        for item in page
-    ]
+    rows = []
+    for item in page:
+        claims = list(item.claims.all())
+        rows.append(
+            {
+                "item": item,
+                "pieces": claim_pieces(item.explanation.text, claims),
+                "claims": claims,
+                "lines": "\n".join(claim.text for claim in claims),
+            }
+        )
     editable = campaign.status == Campaign.Status.REVIEW and request.user.has_perm("annotation.run_campaign")
     return render(
         request,

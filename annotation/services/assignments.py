@@ -436,11 +436,12 @@ def _feedback(assignment: Assignment, answers: dict[str, Any]) -> list[dict[str,
         return []
     claims = assignment.item.claims.all() if assignment.campaign.mode == Campaign.Mode.CLAIMS else []
     numbers = {claim.field_name: claim.position + 1 for claim in claims}
+    words = dict(ClaimLabel.Label.choices)
     rows = []
     for name, accepted in assignment.item.accepted.items():
         if name in numbers:
-            label, expected = f"Claim {numbers[name]}", dict(ClaimLabel.Label.choices).get(accepted, accepted)
-            given = dict(ClaimLabel.Label.choices).get(answers.get(name, ""), answers.get(name))
+            label, expected = f"Claim {numbers[name]}", words.get(accepted, accepted)
+            given = words.get(answers.get(name, ""), answers.get(name))
         else:
             label, given = name, answers.get(name)
             expected = f"{accepted[0]}\u2013{accepted[1]}" if isinstance(accepted, list) else accepted

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from annotation.agreement import ranks_generators
 from annotation.models import Campaign, CampaignItem, Criterion, Participant, PrivacyFlag, validate_completion_url
 from annotation.privacy import KINDS
 from annotation.services.claims import accepted_claim_labels, item_claims_create, reference_claims_create
@@ -238,8 +239,7 @@ def _check_routing(runs: list[GenerationRun], mode: str, routing: str, close_whe
     ranks no generators (a claims campaign, or a Likert one over a single run)."""
     if routing not in Campaign.Routing.values:
         raise CampaignError(f"Routing is one of {', '.join(Campaign.Routing.values)}.")
-    ranks = mode == Campaign.Mode.PAIRWISE or (mode == Campaign.Mode.LIKERT and len(runs) >= 2)
-    if not ranks and (routing != Campaign.Routing.RANDOM or close_when_settled):
+    if not ranks_generators(mode, len(runs)) and (routing != Campaign.Routing.RANDOM or close_when_settled):
         raise CampaignError(
             "Routing and closing when settled need a campaign that ranks generators: pairwise, or Likert "
             "over two or more runs."

@@ -21,11 +21,6 @@ from explanations.claims import Claim, SplitError, claims_from_pieces, split_cla
 from explanations.models import ClaimCheck, Explanation, GenerationRun, Generator
 from explanations.services.claims import claim_check_start
 
-LABELS = [label for label, _ in ClaimLabel.Label.choices]
-# A claim's answer as the page's short keys and the report's words.
-LABEL_WORDS = {"supported": "supported", "unsupported": "not supported", "contradicted": "contradicted"}
-MAX_SPANS = 20
-
 
 def _claim_rows(item: CampaignItem, claims: Sequence[Claim]) -> list[ItemClaim]:
     return [
@@ -64,13 +59,13 @@ def reference_claims_create(item: CampaignItem) -> list[ItemClaim]:
 def accepted_claim_labels(claims: Sequence[ItemClaim], accepted: dict[str, object]) -> dict[str, str]:
     """A reference item's accepted labels, given by claim number (1 = first) as the researcher
     wrote them, keyed by the claims' form names. CampaignError for a number that is not one of
-    the item's claims, a label that is not one of ``LABELS``, or nothing at all."""
+    the item's claims, a label that is not a ``ClaimLabel.Label``, or nothing at all."""
     cleaned = {}
     for number, label in accepted.items():
         if not number.isdigit() or not 1 <= int(number) <= len(claims):
             raise CampaignError(f"This explanation has claims 1 to {len(claims)}; {number!r} is not one of them.")
-        if label not in LABELS:
-            raise CampaignError(f"Claim {number}: the label is one of {', '.join(LABELS)}.")
+        if label not in ClaimLabel.Label.values:
+            raise CampaignError(f"Claim {number}: the label is one of {', '.join(ClaimLabel.Label.values)}.")
         cleaned[claims[int(number) - 1].field_name] = str(label)
     if not cleaned:
         raise CampaignError("Give the accepted label of at least one claim, e.g. 1=supported.")

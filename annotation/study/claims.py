@@ -187,9 +187,9 @@ def _title_agreement(runs: list[int], explanation_ok: dict[int, bool], seed: int
     humans' "at least one claim not supported", explanation by explanation."""
     if not explanation_ok:
         return None
-    named: dict[int, bool] = {}
-    for run in GenerationRun.objects.filter(pk__in=runs):
-        named |= hallucinated_titles(run, list(explanation_ok))
+    named = hallucinated_titles(
+        GenerationRun.objects.filter(pk__in=runs).select_related("recommender_run"), list(explanation_ok)
+    )
     cases = [(named[e], not ok) for e, ok in explanation_ok.items() if e in named]
     return detection_agreement(
         [flag for flag, _ in cases],

@@ -8,7 +8,7 @@ A job is one unit of the engine (``services.engine.UnitKind``); what it computes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -184,7 +184,9 @@ def generation_run_text_metrics(
     Reads a fixed number of queries whatever the run's size (at most five); loads the
     embedding model once per process when ``embeddings`` is on.
     """
-    rows, catalogue, titles, split_id = _run_rows(run)
+    recommender_run = RecommenderRun.objects.values("dataset_id", "split_id").get(pk=run.recommender_run_id)
+    rows, split_id = _explanation_rows(run), recommender_run["split_id"]
+    catalogue, titles = _catalogue(recommender_run["dataset_id"])
     texts = [text for _, text, *_ in rows]
     cases, recomputed = _grounding_cases(run, rows, catalogue, titles, split_id)
     features, features_named = _run_features(rows, catalogue, titles, feature_attributes)
@@ -220,38 +222,47 @@ Row = tuple[int, str, Any, int, int, int]  # id, text, prompt, recommendation, u
 Catalogue = dict[int, tuple[str, str, dict[str, Any]]]  # item id → title, external id, attributes
 
 
-def _run_rows(
-    run: GenerationRun, explanation_ids: Collection[int] | None = None
-) -> tuple[list[Row], Catalogue, list[str], int | None]:
-    """The run's DONE explanations (those of ``explanation_ids`` when given) as rows, its
-    dataset's catalogue and sorted titles, and its recommender run's split."""
-    recommender_run = RecommenderRun.objects.values("dataset_id", "split_id").get(pk=run.recommender_run_id)
+def _explanation_rows(run: GenerationRun, explanation_ids: Collection[int] | None = None) -> list[Row]:
+    """The run's DONE explanations (those of ``explanation_ids`` when given), in id order."""
     explanations = Explanation.objects.filter(generation_run=run, status=Explanation.Status.DONE)
     if explanation_ids is not None:
         explanations = explanations.filter(pk__in=list(explanation_ids))
-    rows = list(
+    return list(
         explanations.order_by("id").values_list(
             "id", "text", "prompt", "recommendation_id", "recommendation__user_id", "recommendation__item_id"
         )
     )
+
+
+def _catalogue(dataset_id: int) -> tuple[Catalogue, list[str]]:
+    """The dataset's items (id → title, external id, attributes) and its sorted titles."""
     catalogue = {
         pk: (title, external_id, attributes)
-        for pk, title, external_id, attributes in Item.objects.filter(
-            dataset_id=recommender_run["dataset_id"]
-        ).values_list("id", "title", "external_id", "attributes")
+        for pk, title, external_id, attributes in Item.objects.filter(dataset_id=dataset_id).values_list(
+            "id", "title", "external_id", "attributes"
+        )
     }
-    titles = sorted({title for title, _, _ in catalogue.values() if title})
-    return rows, catalogue, titles, recommender_run["split_id"]
+    return catalogue, sorted({title for title, _, _ in catalogue.values() if title})
 
 
-def hallucinated_titles(run: GenerationRun, explanation_ids: Collection[int]) -> dict[int, bool]:
+def hallucinated_titles(runs: Iterable[GenerationRun], explanation_ids: Collection[int]) -> dict[int, bool]:
     """Explanation id → whether it names a catalogue title its prompt never showed (the
-    ``grounding`` metric, explanation by explanation), for the run's DONE explanations among
-    ``explanation_ids``."""
-    rows, catalogue, titles, split_id = _run_rows(run, explanation_ids)
-    cases, _ = _grounding_cases(run, rows, catalogue, titles, split_id)
-    flags = grounding(cases, titles, per_case=True)["hallucinated"]
-    return {row[0]: flag for row, flag in zip(rows, flags, strict=True)}
+    ``grounding`` metric, explanation by explanation), for the DONE explanations of ``runs``
+    (with their recommender runs) among ``explanation_ids``. Each dataset's catalogue is read,
+    and its title matcher built, once for all its runs."""
+    by_dataset: dict[int, list[GenerationRun]] = {}
+    for run in runs:
+        by_dataset.setdefault(run.recommender_run.dataset_id, []).append(run)
+    flags: dict[int, bool] = {}
+    for dataset_id, dataset_runs in by_dataset.items():
+        catalogue, titles = _catalogue(dataset_id)
+        ids, cases = [], []
+        for run in dataset_runs:
+            rows = _explanation_rows(run, explanation_ids)
+            cases += _grounding_cases(run, rows, catalogue, titles, run.recommender_run.split_id)[0]
+            ids += [row[0] for row in rows]
+        flags |= zip(ids, grounding(cases, titles, per_case=True)["hallucinated"], strict=True)
+    return flags
 
 
 def _grounding_cases(

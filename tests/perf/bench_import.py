@@ -21,19 +21,16 @@ Figures, on the last line as one JSON object:
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from bisect import bisect_left
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.perf.database import create_bench_database, drop_bench_database
+from tests.perf.database import bench_django
 from tests.perf.machine import describe_machine as describe_host
 
 if TYPE_CHECKING:
@@ -287,32 +284,10 @@ def measure(work: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="xrec-bench-import-")).resolve()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xrec_site.settings")
-    # Before django.setup(): settings put the SQLite file, secret key and broker folder here.
-    os.environ["XREC_VAR_DIR"] = str(work / "var")
-    server_url = os.environ.get("DATABASE_URL") or None
-    created = False
-    try:
-        if server_url:
-            os.environ["DATABASE_URL"] = create_bench_database(server_url, BENCH_DATABASE)
-            created = True
-            log(f"created database {BENCH_DATABASE!r} on the server of DATABASE_URL")
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+    with bench_django("import", BENCH_DATABASE, log) as work:
         machine = describe_machine()
         log(f"machine: {machine}; temporary folder {work}")
         figures = measure(work)
-    finally:
-        if created and server_url:
-            drop_bench_database(server_url, BENCH_DATABASE)
-            log(f"dropped database {BENCH_DATABASE!r}")
-        shutil.rmtree(work, ignore_errors=True)
-    log(f"total {time.perf_counter() - started:.1f} s; removed {work}")
 
     for label, key, goal in (
         ("ML-100K", "ml100k_seconds", ML100K_GOAL_SECONDS),

@@ -47,12 +47,9 @@ import cProfile
 import functools
 import io
 import json
-import os
 import pstats
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -60,11 +57,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from tests.perf.bench_annotate import describe_machine, load_average
-from tests.perf.database import create_bench_database, drop_bench_database
+from tests.perf.database import bench_django
 
 SEED = 20_240_702
 BENCH_DATABASE = "xrec_bench_report"
@@ -738,36 +734,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print cProfile's top entries of one warm run")
     options = parser.parse_args()
 
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="xrec-bench-report-")).resolve()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xrec_site.settings")
-    # Before django.setup(): settings put the SQLite file, the cache, the secret key and the
-    # broker folder here.
-    os.environ["XREC_VAR_DIR"] = str(work / "var")
-    server_url = os.environ.get("DATABASE_URL") or None
     load_before = load_average()
-    created = False
-    try:
-        if server_url:
-            os.environ["DATABASE_URL"] = create_bench_database(server_url, BENCH_DATABASE)
-            created = True
-            log(f"created database {BENCH_DATABASE!r} on the server of DATABASE_URL")
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+    with bench_django("report", BENCH_DATABASE, log) as work:
         machine = describe_machine()
         log(f"machine: {machine}; load average {load_before}; temporary folder {work}")
         study = load_study(random.Random(SEED))
         figures = measure(study, options.repeats, options.profile)
         load_after = load_average()
-    finally:
-        if created and server_url:
-            drop_bench_database(server_url, BENCH_DATABASE)
-            log(f"dropped database {BENCH_DATABASE!r}")
-        shutil.rmtree(work, ignore_errors=True)
-    log(f"total {time.perf_counter() - started:.1f} s; removed {work}")
 
     profile_text = figures.pop("_profile")
     if profile_text:

@@ -27,15 +27,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from tests.perf.bench_annotate import describe_machine, load_average
 from tests.perf.bench_report import SEED, load_study
-from tests.perf.database import create_bench_database, drop_bench_database
+from tests.perf.database import bench_django
 
 BENCH_DATABASE = "xrec_bench_review"
 MORE_SENTENCES = " It has a strong cast and it keeps you guessing because the story twists. Enjoy it!"
@@ -93,34 +90,13 @@ def measure(generation_run_ids: list[int]) -> dict[str, Any]:
 
 
 def main() -> None:
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="xrec-bench-review-")).resolve()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xrec_site.settings")
-    os.environ["XREC_VAR_DIR"] = str(work / "var")
-    server_url = os.environ.get("DATABASE_URL") or None
     load_before = load_average()
-    created = False
-    try:
-        if server_url:
-            os.environ["DATABASE_URL"] = create_bench_database(server_url, BENCH_DATABASE)
-            created = True
-            log(f"created database {BENCH_DATABASE!r} on the server of DATABASE_URL")
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+    with bench_django("review", BENCH_DATABASE, log) as work:
         machine = describe_machine()
         log(f"machine: {machine}; load average {load_before}; temporary folder {work}")
+        database = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
         study = load_study(random.Random(SEED))
         figures = measure(study.generation_run_ids)
-    finally:
-        if created and server_url:
-            drop_bench_database(server_url, BENCH_DATABASE)
-            log(f"dropped database {BENCH_DATABASE!r}")
-        shutil.rmtree(work, ignore_errors=True)
-    log(f"total {time.perf_counter() - started:.1f} s; removed {work}")
-    database = "postgresql" if server_url else "sqlite"
     print(json.dumps({"benchmark": "review", "database": database, "machine": machine} | figures), flush=True)
 
 

@@ -3,6 +3,13 @@ one it did not create."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -36,3 +43,35 @@ def drop_bench_database(url: str, name: str) -> None:
     connections.close_all()
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@contextmanager
+def bench_django(name: str, database: str, log: Callable[[str], None]) -> Iterator[Path]:
+    """Django set up and migrated for benchmark ``name`` in a fresh temporary folder (the
+    ``XREC_VAR_DIR``: SQLite file, cache, secret key, broker folder), on SQLite there or, when
+    ``DATABASE_URL`` names a PostgreSQL server, on a new database ``database`` there. Yields the
+    folder; afterwards drops the database it created and removes the folder."""
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=f"xrec-bench-{name}-")).resolve()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xrec_site.settings")
+    # Before django.setup(): the settings read these.
+    os.environ["XREC_VAR_DIR"] = str(work / "var")
+    server_url = os.environ.get("DATABASE_URL") or None
+    created = False
+    try:
+        if server_url:
+            os.environ["DATABASE_URL"] = create_bench_database(server_url, database)
+            created = True
+            log(f"created database {database!r} on the server of DATABASE_URL")
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        yield work
+    finally:
+        if created and server_url:
+            drop_bench_database(server_url, database)
+            log(f"dropped database {database!r}")
+        shutil.rmtree(work, ignore_errors=True)
+        log(f"total {time.perf_counter() - started:.1f} s; removed {work}")

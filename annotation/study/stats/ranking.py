@@ -35,7 +35,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ class PairGap:
     units_needed: int | None  # more units this pair needs, by extrapolation; None: cannot tell
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -80,16 +80,6 @@ class Ranking:
         if any(value is None for value in needed):
             return None
         return int(sum(value for value in needed if value is not None))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "order": list(self.order),
-            "estimates": dict(self.estimates),
-            "gaps": [gap.to_dict() for gap in self.gaps],
-            "settled": self.settled,
-            "confidence": self.confidence,
-            "units_needed": self.units_needed(),
-        }
 
 
 # The number of units each confidence sequence is tightest around.
