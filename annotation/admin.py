@@ -19,7 +19,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     readonly_fields = [
         "public_token", "recommender_run", "created_by", "closed_at",
         "generation_runs", "mode", "status", "sample", "sample_size", "seed", "overlap",
-        "routing", "close_when_settled", "settled_at",
+        "routing", "close_when_settled", "settled_at", "audience", "elicit_count", "first_person_k",
     ]  # fmt: skip
 
 
@@ -30,7 +30,9 @@ class ParticipantAdmin(admin.ModelAdmin[Participant]):
     search_fields = ["pseudonym"]
     # The keyed hash is shown to no one: it only serves to recognise a returning worker.
     exclude = ["crowd_hash"]
-    readonly_fields = ["campaign", "user", "pseudonym", "platform", "crowd_session"]
+    readonly_fields = [
+        "campaign", "user", "pseudonym", "platform", "crowd_session", "dataset_user", "recommender_run", "elicited_at",
+    ]  # fmt: skip
 
 
 @admin.register(Assignment)

@@ -34,8 +34,32 @@ class CampaignForm(forms.Form):
 
     name = forms.CharField(max_length=200)
     mode = forms.ChoiceField(choices=Campaign.Mode.choices, initial=Campaign.Mode.LIKERT)
+    audience = forms.ChoiceField(
+        choices=Campaign.Audience.choices,
+        initial=Campaign.Audience.THIRD_PERSON,
+        required=False,
+        help_text="First person (Likert or pairwise): each participant rates items of the catalogue, the "
+        "recommender folds them in, and they rate the explanations of their own recommendations. Sampling, "
+        "overlap, items per annotator and attention checks do not apply.",
+    )
+    elicit_count = DbIntegerField(
+        initial=15,
+        min_value=3,
+        max_value=100,
+        required=False,
+        label="Items each participant rates first (first person)",
+    )
+    first_person_k = DbIntegerField(
+        initial=3,
+        min_value=1,
+        max_value=20,
+        required=False,
+        label="Recommendations explained to each participant (first person)",
+    )
     generation_runs = DbModelMultipleChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        queryset=GenerationRun.objects.listed()
+        .filter(status=GenerationRun.Status.SUCCEEDED)
+        .select_related("generator"),
         help_text="Runs over the same recommender run. Pairwise compares every pair of them.",
     )
     sample = forms.ChoiceField(choices=Campaign.Sample.choices, initial=Campaign.Sample.ALL)
@@ -90,6 +114,15 @@ class CampaignForm(forms.Form):
         help_text="JSON: a list of {name, question, scale_min, scale_max, anchors}. Claims campaigns ask about "
         "each claim instead and use no rubric.",
     )
+
+    def clean_audience(self) -> str:
+        return self.cleaned_data["audience"] or Campaign.Audience.THIRD_PERSON
+
+    def clean_elicit_count(self) -> int:
+        return self.cleaned_data["elicit_count"] or self.fields["elicit_count"].initial
+
+    def clean_first_person_k(self) -> int:
+        return self.cleaned_data["first_person_k"] or self.fields["first_person_k"].initial
 
     def clean_profile_fields(self) -> list[str]:
         return [field.strip() for field in self.cleaned_data["profile_fields"].split(",") if field.strip()]

@@ -60,6 +60,13 @@ class Campaign(models.Model):
         RANDOM = "random", "Seeded random N"
         STRATIFIED = "stratified", "N stratified by user activity and item popularity"
 
+    class Audience(models.TextChoices):
+        THIRD_PERSON = "third_person", "Third person: annotators rate explanations written for dataset users"
+        FIRST_PERSON = (
+            "first_person",
+            ("First person: each participant rates some items, is recommended to and rates their own explanations"),
+        )
+
     class Routing(models.TextChoices):
         RANDOM = "random", "Random order"
         UNCERTAINTY = "uncertainty", "Routed: items of the generators the ranking cannot yet tell apart first"
@@ -71,6 +78,13 @@ class Campaign(models.Model):
 
     name = models.CharField(max_length=200)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LIKERT)
+    audience = models.CharField(max_length=12, choices=Audience.choices, default=Audience.THIRD_PERSON)
+    elicit_count = models.PositiveSmallIntegerField(
+        default=15, help_text="First person: items a participant rates before they are recommended to."
+    )
+    first_person_k = models.PositiveSmallIntegerField(
+        default=3, help_text="First person: recommendations made and explained for each participant."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     recommender_run = models.ForeignKey(RecommenderRun, on_delete=models.PROTECT, related_name="campaigns")
     generation_runs = models.ManyToManyField(GenerationRun, related_name="campaigns")
@@ -143,6 +157,10 @@ class Campaign(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def is_first_person(self) -> bool:
+        return self.audience == self.Audience.FIRST_PERSON
 
     @property
     def not_open_reason(self) -> str:
@@ -231,6 +249,14 @@ class CampaignItem(models.Model):
         default=dict, blank=True, help_text='Gold and training: {"criterion": [low, high]} or {"criterion": "a"}.'
     )
     feedback = models.TextField(blank=True, help_text="Training: shown after the answer.")
+    participant = models.ForeignKey(
+        "Participant",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="own_items",
+        help_text="First person: the participant whose own recommendation this is; only they are given it.",
+    )
     shuffle_key = models.PositiveIntegerField(default=0, help_text="Seeded random position in the pool.")
     n_live = models.PositiveIntegerField(default=0)
     priority = models.PositiveSmallIntegerField(
@@ -332,6 +358,23 @@ class Participant(models.Model):
     checks_passed = models.PositiveIntegerField(default=0)
     checks_failed = models.PositiveIntegerField(default=0)
     flagged = models.BooleanField(default=False)
+    dataset_user = models.OneToOneField(
+        DatasetUser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="participant",
+        help_text="First person: the separate, elicited dataset user that holds this participant's ratings.",
+    )
+    recommender_run = models.ForeignKey(
+        RecommenderRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="First person: the participant's recommendations, folded into the campaign's run.",
+    )
+    elicited_at = models.DateTimeField(null=True, blank=True, help_text="First person: ratings given, recommended.")
     excluded = models.BooleanField(default=False, help_text="Left out of agreement and of exports by default.")
     joined_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -58,6 +59,17 @@ from annotation.services.campaigns import (
 )
 from annotation.services.claims import campaign_claim_checks_start, item_claims_set
 from annotation.services.errors import CampaignError
+from annotation.services.first_person import (
+    elicitation_items,
+    elicited_rating_set,
+    elicited_ratings,
+    first_person_counts,
+    first_person_items_create,
+    first_person_progress,
+    first_person_recommend,
+    participant_data_delete,
+    rating_scale,
+)
 from annotation.services.judge_tuning import campaign_judge_tuning_start
 from annotation.services.privacy import DEFAULT_THRESHOLD, campaign_reidentification, privacy_flag_decide
 from annotation.services.teacher import campaign_teacher_start
@@ -65,6 +77,7 @@ from explanations.claims import word_pieces
 from explanations.forms import JudgeTuningOptionsForm
 from explanations.models import AdapterTraining, Explanation
 from explanations.services.generators import GenerationError
+from recommendations.models import Item
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
 
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
@@ -111,6 +124,9 @@ def campaign_create_view(request: HttpRequest) -> HttpResponse:
                 lease_minutes=data["lease_minutes"],
                 routing=data["routing"],
                 close_when_settled=data["close_when_settled"],
+                audience=data["audience"],
+                elicit_count=data["elicit_count"],
+                first_person_k=data["first_person_k"],
                 instructions=data["instructions"],
                 consent_text=data["consent_text"],
                 attention_checks=data["attention_checks"],
@@ -151,6 +167,7 @@ def campaign_detail(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
         "export_fields": EXPORT_FIELDS,
         "privacy_flags": campaign.privacy_flags.select_related("decided_by"),
         "claim_check_form": CampaignClaimCheckForm() if campaign.mode == Campaign.Mode.CLAIMS else None,
+        "first_person": first_person_counts(campaign) if campaign.is_first_person else None,
     }
     return render(request, "annotation/campaign_detail.html", context)
 
@@ -492,6 +509,11 @@ def annotate_next(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = participant.campaign
     if campaign.consent_text and participant.consented_at is None:
         return redirect("annotation:consent", campaign_id=campaign.pk)
+    if campaign.is_first_person and campaign.is_open:
+        if participant.elicited_at is None:
+            return redirect("annotation:elicit", campaign_id=campaign.pk)
+        if not participant.own_items.exists():
+            return redirect("annotation:waiting", campaign_id=campaign.pk)
     assignment = campaign_assign_next(participant=participant)
     if assignment is None:
         return redirect("annotation:done", campaign_id=campaign.pk)
@@ -517,6 +539,126 @@ def consent(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "instructions_html": render_markdown(participant.campaign.instructions),
         },
     )
+
+
+def _first_person(request: HttpRequest, campaign_id: int) -> Participant:
+    """The signed-in account's participant row in a first-person campaign, or 404."""
+    participant = _participant(request, campaign_id)
+    if not participant.campaign.is_first_person:
+        raise Http404
+    return participant
+
+
+def _elicit_context(participant: Participant, query: str = "") -> dict[str, Any]:
+    campaign = participant.campaign
+    ratings = elicited_ratings(participant)
+    dataset = campaign.recommender_run.dataset
+    items = elicitation_items(campaign, query)
+    for item in items:
+        item.mine = int(ratings[item.pk]) if item.pk in ratings else None  # type: ignore[attr-defined]
+    return {
+        "participant": participant,
+        "campaign": campaign,
+        "items": items,
+        "query": query,
+        "ratings": {item: int(value) for item, value in ratings.items()},
+        "rated": list(Item.objects.filter(pk__in=list(ratings)).order_by("title", "id")),
+        "n_rated": len(ratings),
+        "needed": campaign.elicit_count,
+        "scale": rating_scale(dataset),
+        "implicit": dataset.is_implicit,
+        "instructions_html": render_markdown(campaign.instructions),
+    }
+
+
+@require_GET
+@login_required
+def elicit(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
+    """First person: the participant rates items of the catalogue (the most rated, or found by
+    title) before they are recommended to. htmx asks for the item list alone (target ``items``)."""
+    participant = _first_person(request, campaign_id)
+    if participant.elicited_at is not None or not participant.campaign.is_open:
+        return redirect("annotation:next", campaign_id=campaign_id)
+    context = _elicit_context(participant, request.GET.get("q", ""))
+    if request.htmx and request.htmx.target == "items":
+        return render(request, "annotation/elicit.html#items", context)
+    return render(request, "annotation/elicit.html", context)
+
+
+@require_POST
+@login_required
+def elicit_rate(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
+    """Store one rating (an empty one takes it back); htmx gets the item's row and the updated
+    count. A refused rating changes nothing and says why (400)."""
+    participant = _first_person(request, campaign_id)
+    raw_item, raw_rating = request.POST.get("item", ""), request.POST.get("rating", "")
+    if not raw_item.isdigit() or not (raw_rating == "" or raw_rating.isdigit()):
+        return HttpResponse("Choose an item and a rating.", status=400, content_type="text/plain")
+    try:
+        elicited_rating_set(
+            participant=participant, item_id=int(raw_item), rating=int(raw_rating) if raw_rating else None
+        )
+    except CampaignError as exc:
+        if request.htmx:
+            return HttpResponse(str(exc), status=400, content_type="text/plain")
+        messages.error(request, str(exc))
+        return redirect("annotation:elicit", campaign_id=campaign_id)
+    if not request.htmx:
+        query = urlencode({"q": request.POST.get("q", "")[:100]})
+        return redirect(f"{reverse('annotation:elicit', args=[campaign_id])}?{query}")
+    context = _elicit_context(participant)
+    item = Item.objects.get(pk=int(raw_item))
+    item.mine = context["ratings"].get(item.pk)  # type: ignore[attr-defined]
+    return render(request, "annotation/_elicit_rated.html", context | {"item": item, "oob": True})
+
+
+@require_POST
+@login_required
+def elicit_finish(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The participant's ratings are in: recommend to them and start their explanations."""
+    participant = _first_person(request, campaign_id)
+    try:
+        first_person_recommend(participant=participant)
+    except CampaignError as exc:
+        messages.error(request, str(exc))
+        return redirect("annotation:elicit", campaign_id=campaign_id)
+    return redirect("annotation:waiting", campaign_id=campaign_id)
+
+
+@require_GET
+@login_required
+def waiting(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
+    """First person: the participant's explanations being written, with progress; polled by
+    htmx, which is sent on to the first item once they are ready."""
+    participant = _first_person(request, campaign_id)
+    if participant.elicited_at is None:
+        return redirect("annotation:elicit", campaign_id=campaign_id)
+    progress = first_person_progress(participant)
+    if progress["finished"] and not progress["ready"]:
+        first_person_items_create(participant=participant)
+        progress = first_person_progress(participant)
+    if progress["ready"]:
+        next_url = reverse("annotation:next", args=[campaign_id])
+        return HttpResponseClientRedirect(next_url) if request.htmx else redirect(next_url)
+    context = {"participant": participant, "campaign": participant.campaign, "progress": progress}
+    if request.htmx:
+        return polled_partial(request, "annotation/waiting.html#progress", context, finished=progress["finished"])
+    return render(request, "annotation/waiting.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def withdraw(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Ask, then delete everything the participant left in the campaign (``participant_data_delete``)."""
+    participant = _participant(request, campaign_id)
+    if request.method == "GET":
+        return render(request, "annotation/withdraw.html", {"participant": participant})
+    campaign_name = participant.campaign.name
+    crowd = bool(participant.crowd_hash)
+    participant_data_delete(participant=participant)
+    if crowd:
+        logout(request)  # the account made for the crowd link is gone with the data
+    return render(request, "annotation/withdraw.html", {"withdrawn": True, "campaign_name": campaign_name})
 
 
 @require_GET

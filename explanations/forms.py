@@ -22,7 +22,9 @@ class AnswerModeField(forms.ChoiceField):
 
 class GenerationRunForm(forms.Form):
     recommender_run = forms.ModelChoiceField(
-        queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset"),
+        queryset=RecommenderRun.objects.listed()
+        .filter(status=RecommenderRun.Status.SUCCEEDED)
+        .select_related("dataset"),
         label="Recommender run",
     )
     generator = forms.ModelChoiceField(queryset=Generator.objects.all())
@@ -83,7 +85,7 @@ class AdapterTrainingForm(forms.Form):
         queryset=Generator.objects.filter(backend=Generator.Backend.HF, adapter_path=""), label="Base generator"
     )
     source_run = forms.ModelChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED),
+        queryset=GenerationRun.objects.listed().filter(status=GenerationRun.Status.SUCCEEDED),
         required=False,
         label="Teacher: a generation run",
     )
@@ -141,7 +143,9 @@ class JudgeRunForm(forms.Form):
         help_text="Likelihood scores every option after the answer prefix (every answer parses); text parses free answers."
     )
     generation_runs = DbModelMultipleChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        queryset=GenerationRun.objects.listed()
+        .filter(status=GenerationRun.Status.SUCCEEDED)
+        .select_related("generator"),
         help_text="Runs over the same recommender run; pairwise compares every pair, in both orders.",
     )
     sample_size = DbIntegerField(initial=0, min_value=0, help_text="Recommendations to judge; 0 = all.")
@@ -169,7 +173,9 @@ class ProbeForm(forms.Form):
         queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served."
     )
     generation_run = forms.ModelChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        queryset=GenerationRun.objects.listed()
+        .filter(status=GenerationRun.Status.SUCCEEDED)
+        .select_related("generator"),
         help_text="Whose explanations are probed (with and without them in the prompt).",
     )
     target = forms.CharField(
@@ -194,7 +200,9 @@ class ClaimCheckForm(forms.Form):
         queryset=Generator.objects.all(), help_text="Any generator: local, tuned or served."
     )
     generation_run = forms.ModelChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        queryset=GenerationRun.objects.listed()
+        .filter(status=GenerationRun.Status.SUCCEEDED)
+        .select_related("generator"),
         help_text="Whose explanations are cut into claims and checked against the facts they were written from.",
     )
     sample_size = DbIntegerField(initial=0, min_value=0, help_text="Explanations to check; 0 = all.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import PureWindowsPath
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -215,6 +215,13 @@ class ChunkedJob(Job):
         abstract = True
 
 
+class GenerationRunQuerySet(models.QuerySet["GenerationRun"]):
+    def listed(self) -> GenerationRunQuerySet:
+        """Runs a researcher picks from: not the one-participant runs of first-person campaigns
+        (``parent`` set), which live under their campaign."""
+        return self.filter(parent__isnull=True)
+
+
 class GenerationRun(ChunkedJob):
     """Explanations for the top ``depth`` recommendations of a sample of users of one run."""
 
@@ -232,6 +239,15 @@ class GenerationRun(ChunkedJob):
     recommender_run = models.ForeignKey(RecommenderRun, on_delete=models.CASCADE, related_name="generation_runs")
     generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="runs")
     template = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="runs")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="first_person_runs",
+        help_text="First-person runs: the campaign's run whose generator, prompt and controls this one repeats "
+        "for one participant's own recommendations.",
+    )
     depth = models.PositiveSmallIntegerField(default=1, help_text="Explain the top `depth` items of each list.")
     sample = models.CharField(max_length=20, choices=Sample.choices, default=Sample.RANDOM)
     sample_size = models.PositiveIntegerField(default=50)
@@ -245,6 +261,8 @@ class GenerationRun(ChunkedJob):
     chunk_size = models.PositiveSmallIntegerField(default=8, help_text="Explanations per batched generate call.")
     precision = precision_field("float32 on cpu (set by workers)")
     lineage = lineage_field()
+
+    objects: ClassVar[GenerationRunQuerySet] = GenerationRunQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta(ChunkedJob.Meta):
         pass

@@ -113,7 +113,7 @@ def job_action(request: HttpRequest, kind: str, action: str, **ids: int) -> Http
 @login_required
 @permission_required("explanations.view_generationrun", raise_exception=True)
 def generation_run_list(request: HttpRequest) -> HttpResponse:
-    runs = GenerationRun.objects.select_related("generator", "template", "recommender_run__dataset")
+    runs = GenerationRun.objects.listed().select_related("generator", "template", "recommender_run__dataset")
     trainings = AdapterTraining.objects.select_related("base_generator")[:20]
     return render(request, "explanations/run_list.html", {"runs": runs, "trainings": trainings})
 

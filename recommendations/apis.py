@@ -93,7 +93,7 @@ class RecommenderRunListApi(APIView):
         require_permission(request, "recommendations.view_recommenderrun")
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        runs = RecommenderRun.objects.visible_to(request.user).order_by("-created_at", "-id")
+        runs = RecommenderRun.objects.visible_to(request.user).listed().order_by("-created_at", "-id")
         if (dataset := filters.validated_data.get("dataset")) is not None:
             runs = runs.filter(dataset_id=dataset)
         page = ApiPagination()

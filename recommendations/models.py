@@ -100,6 +100,13 @@ class DatasetUser(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="users")
     external_id = models.CharField(max_length=100)
     profile = models.JSONField(default=dict, blank=True)
+    # db_default: imports COPY users with an explicit column list that leaves it out.
+    elicited = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A first-person participant's ratings (annotation's elicitation page): never in a split, a "
+        "training set, popularity or any other dataset-wide figure (``InteractionQuerySet.observed``).",
+    )
 
     class Meta:
         ordering = ["dataset", "id"]
@@ -265,9 +272,10 @@ class RecommenderRun(Job):
     class Kind(models.TextChoices):
         TRAINED = "trained", "Trained here"
         EXTERNAL = "external", "Imported lists"
+        FIRST_PERSON = "first_person", "One first-person participant folded into a trained run"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="recommender_runs")
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRAINED)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.TRAINED)
     name = models.CharField(max_length=200, blank=True, help_text="A name to find the run by (imported lists).")
     source = models.JSONField(
         default=dict, blank=True, help_text="Imported lists: model label, file name, sha256, rows and layout."
@@ -276,6 +284,14 @@ class RecommenderRun(Job):
         default=dict, blank=True, help_text="Parameters of the split; the worker computes or reuses it."
     )
     split = models.ForeignKey(Split, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="fold_ins",
+        help_text="First-person runs: the trained run whose model the participant was folded into.",
+    )
     algorithm = models.CharField(max_length=40)
     hyperparameters = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)

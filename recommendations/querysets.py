@@ -39,13 +39,23 @@ class ItemQuerySet(models.QuerySet["Item"]):
         return self.filter(Q(title__icontains=text) | Q(external_id=text))
 
     def most_interacted(self) -> ItemQuerySet:
-        """Items by descending interaction count, annotated as ``n_interactions``."""
-        return self.annotate(n_interactions=Count("interactions")).order_by("-n_interactions", "id")
+        """Items by descending count of observed interactions (first-person participants' ratings
+        left out), annotated as ``n_interactions``."""
+        observed = Count("interactions", filter=Q(interactions__user__elicited=False))
+        return self.annotate(n_interactions=observed).order_by("-n_interactions", "id")
 
 
 class InteractionQuerySet(models.QuerySet["Interaction"]):
-    def of_dataset(self, dataset: Dataset) -> InteractionQuerySet:
-        return self.filter(dataset=dataset)
+    def observed(self) -> InteractionQuerySet:
+        """The interactions the dataset observed: without the ratings first-person participants
+        gave on an elicitation page (``DatasetUser.elicited``). Every dataset-wide read (splits,
+        training, popularity, re-identification, attribute truths, the dataset page) goes
+        through this; only a user's own history reads their rows directly."""
+        return self.filter(user__elicited=False)
+
+    def of_dataset(self, dataset: Dataset | int) -> InteractionQuerySet:
+        """The dataset's observed interactions (``observed``)."""
+        return self.filter(dataset=dataset).observed()
 
     def history_of(self, user: DatasetUser) -> InteractionQuerySet:
         """A dataset user's interactions, oldest first, with their items."""
@@ -81,6 +91,11 @@ class RecommenderRunQuerySet(models.QuerySet["RecommenderRun"]):
 
     def with_related(self) -> RecommenderRunQuerySet:
         return self.select_related("dataset", "split", "created_by")
+
+    def listed(self) -> RecommenderRunQuerySet:
+        """Runs a researcher picks from: not the one-participant runs of first-person campaigns,
+        which live under their campaign."""
+        return self.exclude(kind="first_person")
 
 
 class RecommendationQuerySet(models.QuerySet["Recommendation"]):

@@ -45,9 +45,9 @@ def dataset_detail(request: HtmxHttpRequest, dataset_id: int) -> HttpResponse:
     context |= {
         "histogram": [(rating, n, 100 * n // peak if peak else 0) for rating, n in histogram],
         "top_items": Item.objects.of_dataset(dataset).most_interacted()[:10],
-        "sample_users": DatasetUser.objects.filter(dataset=dataset).order_by("id")[:10],
+        "sample_users": DatasetUser.objects.filter(dataset=dataset, elicited=False).order_by("id")[:10],
         "import_job": dataset.import_jobs.first(),
-        "runs": RecommenderRun.objects.visible_to(request.user).filter(dataset=dataset)[:20],
+        "runs": RecommenderRun.objects.visible_to(request.user).listed().filter(dataset=dataset)[:20],
     }
     return render(request, "recommendations/dataset_detail.html", context)
 
@@ -92,7 +92,7 @@ def import_job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
 @login_required
 @permission_required("recommendations.view_recommenderrun", raise_exception=True)
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = RecommenderRun.objects.visible_to(request.user).with_related()
+    runs = RecommenderRun.objects.visible_to(request.user).listed().with_related()
     return render(request, "recommendations/run_list.html", {"runs": runs})
 
 

@@ -185,6 +185,15 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
         "POST": roles(anonymous=LOGIN, annotator=200, researcher=404, admin=404),
     },
     "annotation:done": {"GET": roles(anonymous=LOGIN, annotator=302, researcher=404, admin=404)},
+    # First-person pages exist only in a first-person campaign: the site's campaign is not one.
+    "annotation:elicit": {"GET": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
+    "annotation:elicit_rate": {"POST": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
+    "annotation:elicit_finish": {"POST": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
+    "annotation:waiting": {"GET": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
+    "annotation:withdraw": {
+        "GET": roles(anonymous=LOGIN, annotator=200, researcher=404, admin=404),
+        "POST": roles(anonymous=LOGIN, annotator=200, researcher=404, admin=404),
+    },
     "annotation:assignment": {"GET": roles(anonymous=LOGIN, annotator=200, researcher=404, admin=404)},
     "annotation:assignment[other]": {"GET": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
     "annotation:submit": {"POST": roles(anonymous=LOGIN, annotator=400, researcher=404, admin=404)},

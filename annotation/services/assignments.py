@@ -121,7 +121,10 @@ def _claim_regular(participant: Participant, previous: Assignment | None) -> Cam
         .exclude(assignments__participant=participant)
         .order_by("shuffle_key")
     )
-    if previous is not None:
+    if campaign.is_first_person:
+        # Only their own items, all of one (their own) dataset user: nothing to space out.
+        pool = pool.filter(participant=participant)
+    elif previous is not None:
         pool = pool.exclude(
             Q(recommendation_id=previous.item.recommendation_id)
             | Q(recommendation__user_id=previous.item.recommendation.user_id)
@@ -203,6 +206,8 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
             .get(pk=participant.pk)
         )
         campaign = participant.campaign
+        if campaign.is_first_person and not CampaignItem.objects.filter(participant=participant).exists():
+            return None  # still eliciting, or waiting for their explanations: not finished
         now = timezone.now()
         recent = _recent(participant, campaign.check_every + 1)
         if recent and recent[0].status == Assignment.Status.ACTIVE:

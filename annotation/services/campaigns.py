@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import random
 import re
 import secrets
@@ -29,6 +28,8 @@ from annotation.models import Campaign, CampaignItem, Criterion, Participant, Pr
 from annotation.privacy import KINDS
 from annotation.services.claims import accepted_claim_labels, item_claims_create, reference_claims_create
 from annotation.services.errors import CampaignError
+from annotation.services.first_person import check_first_person, items_per_participant
+from annotation.services.items import pool_items
 from annotation.services.privacy import campaign_privacy_flags_create, explanation_findings
 from explanations.judging import default_rubric
 from explanations.models import Explanation, GenerationRun
@@ -69,7 +70,8 @@ def _stratified(recommendation_ids: list[int], size: int, rng: random.Random) ->
         .values_list("user_id", "n")
     )
     popularity = dict(
-        Interaction.objects.filter(item_id__in=items)
+        Interaction.objects.observed()
+        .filter(item_id__in=items)
         .values("item_id")
         .annotate(n=Count("id"))
         .values_list("item_id", "n")
@@ -128,6 +130,9 @@ def campaign_create(
     history_length: int | None = None,
     routing: str = Campaign.Routing.RANDOM,
     close_when_settled: bool = False,
+    audience: str = Campaign.Audience.THIRD_PERSON,
+    elicit_count: int = 15,
+    first_person_k: int = 3,
 ) -> Campaign:
     """Create a campaign with its rubric, its sampled items and its attention checks, in
     review: what its annotators would see is scanned for personal data (one PrivacyFlag per
@@ -143,20 +148,41 @@ def campaign_create(
     ``routing`` serves items at random or where the generator ranking is least settled, and
     ``close_when_settled`` closes the campaign once it is (``services.routing``); both only for
     campaigns that compare generators. Raises ``CampaignError`` (and writes nothing) when the choice cannot make a campaign.
+
+    A first-person campaign (``audience``) has no pool and no attention checks: each participant
+    rates ``elicit_count`` items, is recommended ``first_person_k`` and rates the explanations of
+    those (``services.first_person``), as many items as that makes.
     """
     runs = sorted(generation_runs, key=lambda run: run.pk)
     _check_campaign_choice(runs, mode, overlap, items_per_annotator, completion_url)
     _check_routing(runs, mode, routing, close_when_settled)
     profile_fields = _check_shown(runs[0].recommender_run.dataset_id, profile_fields, history_length)
-    explained = explanations_by_recommendation(runs)
-    if not explained:
-        raise CampaignError("No recommendation has a finished explanation in every chosen run.")
     rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
-    chosen = _sample(list(explained), sample, sample_size, rng)
+    if audience == Campaign.Audience.FIRST_PERSON:
+        check_first_person(
+            recommender_run=runs[0].recommender_run,
+            mode=mode,
+            routing=routing,
+            close_when_settled=close_when_settled,
+            elicit_count=elicit_count,
+            k=first_person_k,
+        )
+        explained, chosen, attention_checks = {}, [], 0
+        items_per_annotator = items_per_participant(mode, len(runs), first_person_k)
+    elif audience == Campaign.Audience.THIRD_PERSON:
+        explained = explanations_by_recommendation(runs)
+        if not explained:
+            raise CampaignError("No recommendation has a finished explanation in every chosen run.")
+        chosen = _sample(list(explained), sample, sample_size, rng)
+    else:
+        raise CampaignError(f"Audience is one of {', '.join(Campaign.Audience.values)}.")
 
     campaign = Campaign.objects.create(
         name=name,
         mode=mode,
+        audience=audience,
+        elicit_count=elicit_count,
+        first_person_k=first_person_k,
         status=Campaign.Status.REVIEW,
         recommender_run_id=runs[0].recommender_run_id,
         sample=sample,
@@ -181,7 +207,7 @@ def campaign_create(
     if mode != Campaign.Mode.CLAIMS:
         _criteria_create(campaign, rubric or default_rubric())
 
-    items = _pool_items(campaign, chosen, explained, runs)
+    items = pool_items(campaign, chosen, explained, runs)
     items += _attention_items(campaign, chosen, explained, runs, attention_checks, rng)
     # Random 31-bit keys rather than a permutation: each annotator starts reading the pool
     # at their own random key, so annotators see the items in different orders.
@@ -209,7 +235,7 @@ def campaign_open(*, campaign: Campaign) -> None:
         pending = locked.privacy_flags.filter(decision=PrivacyFlag.Decision.PENDING).count()
         if pending:
             raise CampaignError(f"Decide the {pending} privacy finding{'s' if pending > 1 else ''} first.")
-        if not locked.items.filter(kind=CampaignItem.Kind.REGULAR).exists():
+        if not locked.is_first_person and not locked.items.filter(kind=CampaignItem.Kind.REGULAR).exists():
             raise CampaignError("Every item was excluded: nothing is left to rate.")
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.OPEN)
         campaign.status = Campaign.Status.OPEN
@@ -250,7 +276,7 @@ def _check_shown(dataset_id: int, profile_fields: Sequence[str], history_length:
     """The profile fields to show, each one some user of the dataset has, without repeats;
     CampaignError for an unknown field or a history length outside 0 to 50."""
     fields = list(dict.fromkeys(field.strip() for field in profile_fields if field.strip()))
-    users = DatasetUser.objects.filter(dataset_id=dataset_id)
+    users = DatasetUser.objects.filter(dataset_id=dataset_id, elicited=False)
     unknown = [field for field in fields if not users.filter(profile__has_key=field).exists()]
     if unknown:
         raise CampaignError(f"No user of this dataset has a profile field {', '.join(unknown)}.")
@@ -271,32 +297,6 @@ def _criteria_create(campaign: Campaign, rubric: list[dict[str, Any]]) -> None:
             scale_max=spec.get("scale_max", 10),
             anchors=spec.get("anchors", {}),
         )
-
-
-def _pool_items(
-    campaign: Campaign, chosen: list[int], explained: dict[int, dict[int, int]], runs: list[GenerationRun]
-) -> list[CampaignItem]:
-    """Unsaved pool items: one per (recommendation, run) for Likert, one per (recommendation,
-    pair of runs) for pairwise, the explanation of the earlier run being ``a``."""
-    items = []
-    for recommendation_id in chosen:
-        by_run = explained[recommendation_id]
-        if campaign.mode != Campaign.Mode.PAIRWISE:
-            items += [
-                CampaignItem(campaign=campaign, recommendation_id=recommendation_id, explanation_id=by_run[run.pk])
-                for run in runs
-            ]
-        else:
-            items += [
-                CampaignItem(
-                    campaign=campaign,
-                    recommendation_id=recommendation_id,
-                    explanation_id=by_run[first.pk],
-                    explanation_b_id=by_run[second.pk],
-                )
-                for first, second in itertools.combinations(runs, 2)
-            ]
-    return items
 
 
 def _attention_items(

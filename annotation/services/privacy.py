@@ -139,7 +139,7 @@ def campaign_reidentification(campaign: Campaign, *, threshold: float = DEFAULT_
     keeps the share below ``threshold``."""
     shown_titles = [titles for _, titles in _shown_histories(campaign)]
     owners: dict[str, set[int]] = defaultdict(set)
-    interactions = Interaction.objects.filter(dataset_id=campaign.recommender_run.dataset_id)
+    interactions = Interaction.objects.of_dataset(campaign.recommender_run.dataset_id)
     for title, external_id, user_id in interactions.values_list("item__title", "item__external_id", "user_id"):
         owners[title or external_id].add(user_id)
     longest = max((len(titles) for titles in shown_titles), default=0)

@@ -13,16 +13,22 @@ class StudyForm(forms.Form):
     """Which recommender run and generation runs a report covers (GET parameters)."""
 
     recommender_run = forms.ModelChoiceField(
-        queryset=RecommenderRun.objects.filter(status=RecommenderRun.Status.SUCCEEDED).select_related("dataset")
+        queryset=RecommenderRun.objects.listed()
+        .filter(status=RecommenderRun.Status.SUCCEEDED)
+        .select_related("dataset")
     )
     runs = DbModelMultipleChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        queryset=GenerationRun.objects.listed()
+        .filter(status=GenerationRun.Status.SUCCEEDED)
+        .select_related("generator"),
         label="Generation runs",
     )
     seed = DbIntegerField(initial=0, min_value=0, required=False)
     exclude_flagged = forms.BooleanField(required=False, label="Leave out flagged annotators")
     reference_run = forms.ModelChoiceField(
-        queryset=GenerationRun.objects.filter(status=GenerationRun.Status.SUCCEEDED).select_related("generator"),
+        queryset=GenerationRun.objects.listed()
+        .filter(status=GenerationRun.Status.SUCCEEDED)
+        .select_related("generator"),
         required=False,
         label="Reference run for BLEU / ROUGE-L / embedding similarity",
     )

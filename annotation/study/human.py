@@ -19,13 +19,24 @@ from annotation.study.stats.clustered import clustered_mean, holm, item_means, p
 from annotation.study.stats.pairwise import bradley_terry, win_tie_loss
 
 
+def _run_of(campaign: Campaign, explanation: str) -> str:
+    """The lookup of the study run an item's explanation (``explanation`` or ``explanation_b``)
+    counts for: its own run, or for a first-person campaign the campaign run it repeats."""
+    run = f"assignment__item__{explanation}__generation_run"
+    return f"{run}__parent_id" if campaign.is_first_person else f"{run}_id"
+
+
 def human_likert_section(
     campaign: Campaign, labels: dict[int, str], seed: int, *, include_flagged: bool
 ) -> dict[str, Any]:
     """A Likert campaign: per run and criterion the mean and median rating with intervals (the
     mean also with one that resamples items and annotators, ``mean_by_item``), paired comparisons
     of every two runs on the recommendations both explained, interval and ordinal alpha per
-    criterion, and (for calibration) each explanation's mean."""
+    criterion, and (for calibration) each explanation's mean.
+
+    A first-person campaign's ratings count for the campaign runs their explanations' runs
+    repeat, and ``mean_by_item`` resamples participants instead: each rated only their own
+    recommendations, so items are nested in participants (``first_person``)."""
     ratings = (
         included_pool_ratings(campaign, include_flagged=include_flagged)
         .filter(value__isnull=False)  # Likert campaigns store values; a choice belongs to pairwise ones
@@ -36,7 +47,7 @@ def human_likert_section(
             "assignment__participant_id",
             "assignment__item_id",
             "assignment__item__explanation_id",
-            "assignment__item__explanation__generation_run_id",
+            _run_of(campaign, "explanation"),
             "assignment__item__explanation__recommendation_id",
             "criterion_id",
             "value",
@@ -44,6 +55,8 @@ def human_likert_section(
     )
     columns = _columns(ratings.iterator(chunk_size=10000), 7)
     participants, items, explanations, run_ids, recommendations, criterion_ids, values = columns
+    # Nested items (first person): the participant is the unit resampled.
+    clusters = participants if campaign.is_first_person else items
     # Ids spare the query a join; their names (one small query) group the ratings, and the
     # campaign's criteria look their ratings up by name.
     names = dict(Criterion.objects.filter(pk__in=np.unique(criterion_ids).tolist()).values_list("pk", "name"))
@@ -56,7 +69,7 @@ def human_likert_section(
             "run": labels[run_id],
             "criteria": {
                 c.name: _likert_summary(
-                    (run_ids == run_id) & rated.get(c.name, unrated), (values, items, participants), c, seed
+                    (run_ids == run_id) & rated.get(c.name, unrated), (values, clusters, participants), c, seed
                 )
                 for c in criteria
             },
@@ -84,6 +97,8 @@ def human_likert_section(
         "campaign": campaign.pk,
         "name": campaign.name,
         "mode": campaign.mode,
+        "audience": campaign.audience,
+        "participants": int(np.unique(participants).size),
         "runs": table,
         "paired": paired,
         "n_comparisons": len(paired),
@@ -168,17 +183,21 @@ def human_pairwise_section(
         "assignment__participant_id",
         "assignment__item_id",
         "assignment__item__recommendation_id",
-        "assignment__item__explanation__generation_run_id",
-        "assignment__item__explanation_b__generation_run_id",
+        _run_of(campaign, "explanation"),
+        _run_of(campaign, "explanation_b"),
         "criterion__name",
         "choice",
     )
+    participants = set()
     for participant, item, recommendation, a, b, name, choice in rows.iterator(chunk_size=10000):
+        participants.add(participant)
         outcomes[(a, b, name)].append(choice)
         majority_votes[(recommendation, a, b, name)].append(choice)
         matrix_rows[name].append((participant, item, int(CHOICE_CODES[choice])))
         if choice in SCORE_OF_A:
-            scored[(a, b, name)].append((SCORE_OF_A[choice], item, participant))
+            # First person: items are nested in participants, so the participant is the unit.
+            cluster = participant if campaign.is_first_person else item
+            scored[(a, b, name)].append((SCORE_OF_A[choice], cluster, participant))
     criteria = [c.name for c in campaign.criteria.all()]
     pairs = []
     for (a, b, name), choices in sorted(outcomes.items()):
@@ -214,6 +233,8 @@ def human_pairwise_section(
         "campaign": campaign.pk,
         "name": campaign.name,
         "mode": campaign.mode,
+        "audience": campaign.audience,
+        "participants": len(participants),
         "pairs": pairs,
         "bradley_terry": strengths,
         "agreement": agreement,

@@ -30,6 +30,7 @@ from django.db.models import Count, Max, Q
 from annotation.models import Campaign, ClaimLabel, Participant, Rating
 from annotation.study.attributes import probe_section
 from annotation.study.claims import claims_section, human_claims_section
+from annotation.study.first_person import first_vs_third
 from annotation.study.human import human_likert_section, human_pairwise_section
 from annotation.study.judges import judge_likert_section, judge_pairwise_section
 from annotation.study.meta import meta_section
@@ -107,13 +108,14 @@ def study_report(
     ).select_related("prober")
     pairwise_judges = [judge_pairwise_section(j, labels, seed) for j in judges if j.mode == JudgeRun.Mode.PAIRWISE]
     likert_judges = [judge_likert_section(j, labels, seed) for j in judges if j.mode == JudgeRun.Mode.LIKERT]
-    human = [
-        human_likert_section(c, labels, seed, include_flagged=include_flagged)
-        if c.mode == Campaign.Mode.LIKERT
-        else human_pairwise_section(c, labels, seed, include_flagged=include_flagged)
-        for c in campaigns
-        if c.mode != Campaign.Mode.CLAIMS
-    ]
+    human: list[dict[str, Any]] = []
+    first_person: list[dict[str, Any]] = []
+    for c in campaigns:
+        if c.mode != Campaign.Mode.CLAIMS:
+            summarise = human_likert_section if c.mode == Campaign.Mode.LIKERT else human_pairwise_section
+            (first_person if c.is_first_person else human).append(
+                summarise(c, labels, seed, include_flagged=include_flagged)
+            )
     human_claims = [
         human_claims_section(c, labels, seed, include_flagged=include_flagged)
         for c in campaigns
@@ -124,7 +126,7 @@ def study_report(
     checks = ClaimCheck.objects.filter(generation_run__in=chosen, status=ClaimCheck.Status.SUCCEEDED)
     claims = [claims_section(check, labels, seed) for check in checks.select_related("checker").order_by("pk")]
     meta["empty"] = _empty_sections(pairwise_judges, likert_judges, attributes)
-    for section in (*pairwise_judges, *likert_judges, *human):
+    for section in (*pairwise_judges, *likert_judges, *human, *first_person):
         for key in [key for key in section if key.startswith("_")]:
             del section[key]
     return {
@@ -140,6 +142,9 @@ def study_report(
         "attributes": attributes,
         "claims": claims,
         "human_claims": human_claims,
+        # First person beside third person: the same generators rated by people about their own
+        # recommendations and by annotators about dataset users' (``study.first_person``).
+        "first_person": {"campaigns": first_person, "comparison": first_vs_third(first_person, human)},
         "text": {labels[run_id]: metrics for run_id, metrics in (text_metrics or {}).items() if run_id in labels},
         "meta": meta,
         "seed": seed,
@@ -251,8 +256,8 @@ def study_report_cached(
     version = (_inputs_version(runs), [(job.pk, str(job.status)) for job in jobs])
     key = (
         # v2: runs carry their recorded lineage (adapter name and checksum, no server path);
-        # a report cached before that change must not be served.
-        "study-report:v2:"
+        # v3: first-person campaigns. A report cached before a change must not be served.
+        "study-report:v3:"
         + hashlib.sha256(
             f"{recommender_run.pk}|{[r.pk for r in runs]}|{seed}|{include_flagged}|{version}".encode()
         ).hexdigest()

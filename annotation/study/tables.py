@@ -55,6 +55,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         _attributes_table(report),
         _claims_table(report),
         *_human_claims_tables(report),
+        _first_person_table(report),
         _decisiveness_table(report),
         _text_table(report),
         _reference_table(report),
@@ -407,6 +408,33 @@ def _human_claims_tables(report: dict[str, Any]) -> list[Table]:
             agreement,
         ),
     ]  # fmt: skip
+
+
+def _first_person_table(report: dict[str, Any]) -> Table:
+    rows = [
+        [
+            row["first_person_campaign"],
+            row["third_person_campaign"] or MISSING,
+            row["run"],
+            row["criterion"],
+            row["measure"],
+            estimate(row["first_person"]),
+            str(row["participants"]),
+            estimate(row["third_person"]),
+            estimate(row["difference"]),
+        ]
+        for row in report.get("first_person", {}).get("comparison", [])
+    ]
+    return Table(
+        "first_person",
+        "First person beside third person: the same generators rated by participants about their own "
+        "recommendations and by annotators about dataset users' (mean rating, or the first run's win rate with "
+        "ties half). First-person intervals resample participants, third-person ones items and annotators; the "
+        "difference's is the normal approximation from the two.",
+        ["first-person campaign", "third-person campaign", "run or pair", "criterion", "measure", "first person",
+         "participants", "third person", "difference"],
+        rows,
+    )  # fmt: skip
 
 
 def _detection_row(campaign: str, signal: str, figures: dict[str, Any]) -> list[str]:

@@ -76,11 +76,14 @@ def generation_run_start(
     controls: Controls | None = None,
     chunk_size: int = 8,
     enqueue: bool = True,
+    parent: GenerationRun | None = None,
 ) -> GenerationRun:
     """Create the run and its PENDING explanations, and enqueue one task per chunk after commit.
 
     The run records its lineage (``run_lineage_record``: the generator's settings, adapter
     checksum, prompt version, split and seed) as they are now; every chunk loads from that.
+
+    ``parent``: the campaign run a first-person run repeats for one participant (``GenerationRun.parent``).
 
     With ``enqueue=False`` nothing is sent to a broker: the caller runs the chunks itself
     (``generation_chunk_run``), as the demo and benchmarks do in one process.
@@ -111,6 +114,7 @@ def generation_run_start(
             recommender_run=recommender_run,
             generator=generator,
             template=template,
+            parent=parent,
             depth=depth,
             sample=sample,
             sample_size=sample_size,

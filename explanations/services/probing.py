@@ -71,7 +71,7 @@ def _popularity_buckets(dataset_id: int, split_id: int | None, *, fixed: bool = 
     study's groups by count (below 50, 100, 150, 200, or more). Only the split's train
     side counts: the held-out interactions are what the recommender is judged on, and a
     popularity that included them would leak the test set into the probe's truth."""
-    train = Interaction.objects.filter(dataset_id=dataset_id)
+    train = Interaction.objects.of_dataset(dataset_id)
     if split_id is not None:
         train = train.outside_test_of(split_id)
     counts = dict.fromkeys(Item.objects.filter(dataset_id=dataset_id).values_list("pk", flat=True), 0)
@@ -94,7 +94,7 @@ def _profile_truths(
 ) -> tuple[dict[int, dict[str, list[str]]], dict[str, list[str]]]:
     """explanation id → field → true labels for the profile target (fields the user lacks are
     left out), and field → labels offered (none for age), over the profile fields the dataset has."""
-    profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
+    profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id, elicited=False).values_list("pk", "profile"))
     options = {
         field: sorted({label for profile in profiles.values() for label in _labels(profile.get(field))})
         for field in USER_TARGETS
@@ -123,7 +123,7 @@ def _truths(
             raise GenerationError("the profile probe asks for one JSON answer: use the text answer mode")
         return _profile_truths(dataset_id, explanations)
     if target in USER_TARGETS:
-        profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id).values_list("pk", "profile"))
+        profiles = dict(DatasetUser.objects.filter(dataset_id=dataset_id, elicited=False).values_list("pk", "profile"))
         truths = {e.pk: _labels(profiles.get(e.recommendation.user_id, {}).get(target)) for e in explanations}
         options = sorted({label for profile in profiles.values() for label in _labels(profile.get(target))})
     elif target in (POPULARITY, POPULARITY_FIXED):

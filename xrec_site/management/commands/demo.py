@@ -103,7 +103,8 @@ class Command(StagedCommand):
                     format="movielens-100k", path=None, name=DEMO_DATASET, replace=True
                 ).dataset
         run = (
-            RecommenderRun.objects.filter(dataset=dataset, algorithm="SVD", status=RecommenderRun.Status.SUCCEEDED)
+            RecommenderRun.objects.listed()
+            .filter(dataset=dataset, algorithm="SVD", status=RecommenderRun.Status.SUCCEEDED)
             .order_by("-id")
             .first()
         )
@@ -220,7 +221,7 @@ class Command(StagedCommand):
         tuned = training.generators.get()
         compared = {}
         for label, generator in (("base", base), ("tuned", tuned)):
-            generation = GenerationRun.objects.filter(generator=generator, template=template, seed=1).first()
+            generation = GenerationRun.objects.listed().filter(generator=generator, template=template, seed=1).first()
             if generation is None:
                 with self._stage(label, f"explaining with the {label} generator"):
                     generation = self._generate(run, generator, template, seed=1, size=max(1, n_users // 2))
