@@ -204,6 +204,14 @@ def check_results(campaign: Campaign) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def run_lookup(campaign: Campaign, explanation: str = "explanation") -> str:
+    """The lookup of the run an item's ``explanation`` (or ``explanation_b``) counts for: its own
+    generation run, or in a first-person campaign the campaign run that its participant's run
+    repeats (``GenerationRun.parent``), so that every participant's ratings count for it."""
+    run = f"assignment__item__{explanation}__generation_run"
+    return f"{run}__parent_id" if campaign.is_first_person else f"{run}_id"
+
+
 def ranks_generators(mode: str, n_runs: int) -> bool:
     """Whether a campaign of ``mode`` over ``n_runs`` generation runs ranks generators:
     pairwise, or Likert over two or more runs."""
@@ -221,8 +229,8 @@ def campaign_ranking(campaign: Campaign) -> Ranking | None:
     rows = included_pool_ratings(campaign).values_list(
         "assignment_id",
         "assignment__item__recommendation_id",
-        "assignment__item__explanation__generation_run_id",
-        "assignment__item__explanation_b__generation_run_id",
+        run_lookup(campaign),
+        run_lookup(campaign, "explanation_b"),
         "criterion__scale_min",
         "criterion__scale_max",
         "value",
@@ -247,15 +255,17 @@ def campaign_ranking(campaign: Campaign) -> Ranking | None:
 
 def _ranking_of(campaign: Campaign) -> dict[str, Any] | None:
     ranking = campaign_ranking(campaign)
-    return None if ranking is None else _ranking_view(campaign, ranking)
+    return None if ranking is None else ranking_view(campaign, ranking)
 
 
-def _ranking_view(campaign: Campaign, ranking: Ranking) -> dict[str, Any]:
-    """The ranking as the campaign page shows it: generation runs by label, each adjacent gap,
-    whether it is settled and about how many more ratings would settle it."""
-    labels: dict[Any, str] = {
-        run.pk: f"#{run.pk} {run.generator.name}" for run in campaign.generation_runs.select_related("generator")
-    }
+def ranking_view(campaign: Campaign, ranking: Ranking, labels: dict[Any, str] | None = None) -> dict[str, Any]:
+    """The ranking as the campaign page (and the study report, with its ``labels``) shows it:
+    generation runs by label, each adjacent gap, whether it is settled and about how many more
+    ratings would settle it."""
+    if labels is None:
+        labels = {
+            run.pk: f"#{run.pk} {run.generator.name}" for run in campaign.generation_runs.select_related("generator")
+        }
     units = ranking.units_needed()
     # A Likert unit is a recommendation rated for both generators of a pair: two ratings.
     per_unit = 1 if campaign.mode == Campaign.Mode.PAIRWISE else 2

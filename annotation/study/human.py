@@ -10,20 +10,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from annotation.agreement import CHOICE_CODES, included_pool_ratings
+from annotation.agreement import CHOICE_CODES, included_pool_ratings, run_lookup
 from annotation.models import Campaign, Criterion
 from annotation.study.sections import RESAMPLES
 from annotation.study.stats.agreement import alpha_of_answers, alphas_of_answers
 from annotation.study.stats.bootstrap import discrete_summary, majority_baseline
 from annotation.study.stats.clustered import clustered_mean, holm, item_means, paired_comparison
 from annotation.study.stats.pairwise import bradley_terry, win_tie_loss
-
-
-def _run_of(campaign: Campaign, explanation: str) -> str:
-    """The lookup of the study run an item's explanation (``explanation`` or ``explanation_b``)
-    counts for: its own run, or for a first-person campaign the campaign run it repeats."""
-    run = f"assignment__item__{explanation}__generation_run"
-    return f"{run}__parent_id" if campaign.is_first_person else f"{run}_id"
 
 
 def human_likert_section(
@@ -47,7 +40,7 @@ def human_likert_section(
             "assignment__participant_id",
             "assignment__item_id",
             "assignment__item__explanation_id",
-            _run_of(campaign, "explanation"),
+            run_lookup(campaign),
             "assignment__item__explanation__recommendation_id",
             "criterion_id",
             "value",
@@ -183,8 +176,8 @@ def human_pairwise_section(
         "assignment__participant_id",
         "assignment__item_id",
         "assignment__item__recommendation_id",
-        _run_of(campaign, "explanation"),
-        _run_of(campaign, "explanation_b"),
+        run_lookup(campaign),
+        run_lookup(campaign, "explanation_b"),
         "criterion__name",
         "choice",
     )

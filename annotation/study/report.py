@@ -27,6 +27,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Max, Q
 
+from annotation.agreement import campaign_ranking, ranking_view
 from annotation.models import Campaign, ClaimLabel, Participant, Rating
 from annotation.study.attributes import probe_section
 from annotation.study.claims import claims_section, human_claims_section
@@ -113,9 +114,9 @@ def study_report(
     for c in campaigns:
         if c.mode != Campaign.Mode.CLAIMS:
             summarise = human_likert_section if c.mode == Campaign.Mode.LIKERT else human_pairwise_section
-            (first_person if c.is_first_person else human).append(
-                summarise(c, labels, seed, include_flagged=include_flagged)
-            )
+            section = summarise(c, labels, seed, include_flagged=include_flagged)
+            section["ranking"] = _ranking(c, labels)
+            (first_person if c.is_first_person else human).append(section)
     human_claims = [
         human_claims_section(c, labels, seed, include_flagged=include_flagged)
         for c in campaigns
@@ -150,6 +151,16 @@ def study_report(
         "seed": seed,
         "include_flagged": include_flagged,
     }
+
+
+def _ranking(campaign: Campaign, labels: dict[int, str]) -> dict[str, Any] | None:
+    """Whether the campaign's ranking of its runs is settled, as its page shows it (over every
+    annotator not excluded), with when it first was; None for a campaign that ranks none."""
+    ranking = campaign_ranking(campaign)
+    if ranking is None:
+        return None
+    view = ranking_view(campaign, ranking, labels)
+    return view | {"settled_at": campaign.settled_at.isoformat() if campaign.settled_at else None}
 
 
 def _included_judge_runs(chosen: set[int]) -> list[JudgeRun]:

@@ -56,6 +56,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         _claims_table(report),
         *_human_claims_tables(report),
         _first_person_table(report),
+        _ranking_table(report),
         _decisiveness_table(report),
         _text_table(report),
         _reference_table(report),
@@ -408,6 +409,33 @@ def _human_claims_tables(report: dict[str, Any]) -> list[Table]:
             agreement,
         ),
     ]  # fmt: skip
+
+
+def _ranking_table(report: dict[str, Any]) -> Table:
+    sections = [*report["human"], *report.get("first_person", {}).get("campaigns", [])]
+    rows = [
+        [
+            f"#{section['campaign']} {section['name']}",
+            "settled" if ranking["settled"] else "not settled",
+            (ranking["settled_at"] or "")[:16].replace("T", " ") or MISSING,
+            " > ".join(label for label, _ in ranking["order"]),
+            "; ".join(
+                f"{gap['better']} vs {gap['worse']}: {estimate(gap | {'estimate': gap['difference']})}"
+                for gap in ranking["gaps"]
+            ),
+            str(ranking["ratings_needed"]) if ranking["ratings_needed"] is not None else MISSING,
+        ]
+        for section in sections
+        if (ranking := section.get("ranking"))
+    ]
+    return Table(
+        "ranking",
+        "Is each campaign's ranking of the generators settled? Every two neighbours told apart by a 95% confidence "
+        "sequence (valid however often it is looked at; Bonferroni over the pairs), over every annotator not "
+        "excluded; the gap between neighbours with its interval, and about how many more ratings would settle it.",
+        ["campaign", "ranking", "first settled", "order (best first)", "gaps", "ratings still needed"],
+        rows,
+    )
 
 
 def _first_person_table(report: dict[str, Any]) -> Table:

@@ -311,6 +311,10 @@ def test_a_participant_withdraws_and_their_data_is_gone(campaign) -> None:
     assert not DatasetUser.objects.filter(elicited=True).exists()
 
 
+def labels_of(report: dict) -> dict[int, str]:
+    return {run["generation_run"]: run["label"] for run in report["runs"]}
+
+
 def test_the_report_sets_first_person_ratings_beside_third_person_ones_with_intervals(tmp_path) -> None:
     import uuid
 
@@ -360,3 +364,26 @@ def test_the_report_sets_first_person_ratings_beside_third_person_ones_with_inte
     assert signs == [False, True], by_run
     table = next(t for t in report_tables(report) if t.name == "first_person")
     assert len(table.rows) == len(rows) and table.rows[0][6] == "3"
+    # Whether each campaign's ranking is settled, and in which order.
+    settled = {row[0]: row for row in next(t for t in report_tables(report) if t.name == "ranking").rows}
+    assert set(settled) == {f"#{third.pk} {third.name}", f"#{mine.pk} {mine.name}"}
+    assert section["ranking"]["order"][0][0] == labels_of(report)[runs[0].pk]  # first person: run 0 first
+    assert report["human"][0]["ranking"]["order"][0][0] == labels_of(report)[runs[1].pk]  # the crowd: run 1
+
+
+def test_the_campaign_page_ranks_the_campaign_runs_over_every_participant(campaign) -> None:
+    import uuid
+
+    from annotation.agreement import campaign_ranking
+    from annotation.services.assignments import rating_submit
+
+    parents = list(campaign.generation_runs.order_by("pk"))
+    for index in range(2):
+        someone = recommended(participant(campaign, f"p{index}"), liked_first(campaign, 6, reverse=bool(index)))
+        first_person_items_create(participant=someone)
+        while (assignment := campaign_assign_next(participant=someone)) is not None:
+            better = assignment.item.explanation.generation_run.parent_id == parents[1].pk
+            answers = {c.name: 9 if better else 2 for c in campaign.criteria.all()}
+            rating_submit(assignment=assignment, answers=answers, submission_id=uuid.uuid4())
+    ranking = campaign_ranking(campaign)
+    assert ranking is not None and list(ranking.order) == [parents[1].pk, parents[0].pk]

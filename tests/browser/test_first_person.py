@@ -102,4 +102,5 @@ def test_a_participant_rates_15_titles_and_then_the_explanations_of_their_own_re
     expect(rows).to_have_count(2 * study.criteria.count())  # each generator, each criterion
     expect(rows.first).to_contain_text(f"#{study.pk} Your own recommendations")
     expect(rows.first).to_contain_text(f"#{third_person.pk} ")
-    expect(page.locator("#table-human_likert")).to_contain_text(f"#{third_person.pk}")
+    expect(page.locator("#table-human_likert")).to_contain_text(third_person.name)
+    expect(page.locator("#table-ranking tbody tr")).to_have_count(2)  # settled or not, both campaigns
