@@ -26,6 +26,11 @@ urlpatterns = [
         views.participant_exclude,
         name="participant_exclude",
     ),
+    path(
+        "campaigns/<int:campaign_id>/participants/<int:participant_id>/delete/",
+        views.participant_delete,
+        name="participant_delete",
+    ),
     re_path(
         r"^campaigns/(?P<campaign_id>[0-9]+)/ratings\.(?P<fmt>csv|jsonl)$",
         views.campaign_export,

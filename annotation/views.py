@@ -334,6 +334,20 @@ def reference_item_add(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required("annotation.run_campaign", raise_exception=True)
+def participant_delete(request: HttpRequest, campaign_id: int, participant_id: int) -> HttpResponse:
+    """Delete an annotator and everything they left (``participant_data_delete``), when they ask
+    the researchers rather than use the link on their own pages."""
+    campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=campaign_id)
+    participant = get_object_or_404(Participant, campaign=campaign, pk=participant_id)
+    pseudonym = participant.pseudonym
+    participant_data_delete(participant=participant)
+    messages.success(request, f"{pseudonym} and all their data are deleted.")
+    return redirect("annotation:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@login_required
+@permission_required("annotation.run_campaign", raise_exception=True)
 def participant_exclude(request: HttpRequest, campaign_id: int, participant_id: int) -> HttpResponse:
     """Exclude (``excluded=1``) or readmit an annotator: excluded answers leave every figure
     and export but stay stored, so a wrong exclusion can be undone."""

@@ -161,6 +161,7 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "annotation:item_claims_split[claims]": {"POST": page(STAFF, ok=302)},
     "annotation:reference_add": {"POST": page(STAFF, ok=302)},
     "annotation:participant_exclude": {"POST": page(STAFF, ok=302)},
+    "annotation:participant_delete": {"POST": page(STAFF, ok=302)},
     "annotation:campaign_export": {"GET": page(STAFF)},
     # Preferences and judge tuning are for pairwise campaigns; a Likert one is a 400 / 404.
     "annotation:campaign_preferences": {"GET": page(STAFF, ok=400)},

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 ANNOTATOR = "annotator"
 RESEARCHER = "researcher"
@@ -124,5 +125,6 @@ def user_roles(user: Any) -> set[str]:
 
 
 def roles_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context: ``roles``, the sorted role names of the signed-in user."""
-    return {"roles": sorted(user_roles(request.user))}
+    """Template context: ``roles``, the sorted role names of the signed-in user, read only if a
+    template shows them (an htmx partial, such as the next item after a rating, does not)."""
+    return {"roles": SimpleLazyObject(lambda: sorted(user_roles(request.user)))}

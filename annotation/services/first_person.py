@@ -24,10 +24,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from annotation.models import Campaign, CampaignItem, Participant
+from annotation.models import Assignment, Campaign, CampaignItem, Participant
 from annotation.services.errors import CampaignError
 from annotation.services.items import pool_items
 from explanations.models import Explanation, GenerationRun
@@ -288,6 +288,15 @@ def participant_data_delete(*, participant: Participant) -> None:
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
         run_id, user_id, account_id = participant.recommender_run_id, participant.dataset_user_id, participant.user_id
         crowd = bool(participant.crowd_hash)
+        # The slots their assignments held go back to the pool (items locked in id order, after
+        # the participant, as every claim takes them).
+        held = Assignment.objects.filter(
+            participant=participant, status__in=[Assignment.Status.ACTIVE, Assignment.Status.SUBMITTED]
+        )
+        for item_id in sorted(held.values_list("item_id", flat=True)):
+            CampaignItem.objects.filter(pk=item_id, kind=CampaignItem.Kind.REGULAR, n_live__gt=0).update(
+                n_live=F("n_live") - 1
+            )
         participant.delete()
         if run_id is not None:
             RecommenderRun.objects.filter(pk=run_id, kind=RecommenderRun.Kind.FIRST_PERSON).delete()

@@ -387,3 +387,18 @@ def test_the_campaign_page_ranks_the_campaign_runs_over_every_participant(campai
             rating_submit(assignment=assignment, answers=answers, submission_id=uuid.uuid4())
     ranking = campaign_ranking(campaign)
     assert ranking is not None and list(ranking.order) == [parents[1].pk, parents[0].pk]
+
+
+def test_deleting_a_third_person_annotator_gives_their_slots_back(researcher) -> None:
+    from tests.annotation.factories import campaign as third_person_campaign
+
+    study = third_person_campaign(overlap=1)
+    someone = participant(study, "p1")
+    first = take(someone)
+    Assignment.objects.filter(pk=first.pk).update(status=Assignment.Status.SUBMITTED)
+    take(someone)
+    assert CampaignItem.objects.filter(campaign=study, n_live=1).count() == 2
+    answer = client_for(researcher).post(reverse("annotation:participant_delete", args=[study.pk, someone.pk]))
+    assert answer.status_code == 302
+    assert not Participant.objects.filter(pk=someone.pk).exists()
+    assert not CampaignItem.objects.filter(campaign=study, n_live__gt=0).exists()

@@ -89,3 +89,11 @@ def test_a_simulation_is_reproducible_from_its_seed(routed: bool) -> None:
     design = Design(qualities=(0.0, 1.5), recommendations=60, annotators=20)
 
     assert simulate(design, routed=routed, seed=3) == simulate(design, routed=routed, seed=3)
+
+
+def test_simulated_pairwise_campaigns_settle_with_fewer_routed_comparisons_and_never_wrongly() -> None:
+    design = Design(qualities=(0.0, 0.6, 1.6), recommendations=150, annotators=40, mode="pairwise")
+    random_runs = [simulate(design, routed=False, seed=seed) for seed in range(6)]
+    routed_runs = [simulate(design, routed=True, seed=seed) for seed in range(6)]
+    assert all(run.settled and run.correct for run in random_runs + routed_runs)
+    assert sum(run.ratings for run in routed_runs) < sum(run.ratings for run in random_runs)

@@ -1,6 +1,7 @@
-"""Benchmark: ratings a Likert campaign needs before its generator ranking is settled, routed or not.
+"""Benchmark: ratings a campaign needs before its generator ranking is settled, routed or not.
 
-Run as ``python -m tests.perf.bench_routing [--repetitions N] [--seed S]``. Each repetition draws a
+Run as ``python -m tests.perf.bench_routing [--repetitions N] [--seed S] [--mode likert|pairwise]``.
+Each repetition draws a
 simulated campaign (``tests/annotation/routing_simulation.py``, default ``Design``: four
 generators of true quality 0, 0.5, 1.0 and 1.8 points above a 5.5 baseline on a 1-10 scale, 300
 recommendations, k = 3, 60 annotators, recommendation difficulty sd 1.0, explanation deviation
@@ -8,6 +9,9 @@ sd 0.6, annotator leniency sd 0.5, rating noise sd 1.2) and rates it twice from 
 random order, and routed (``annotation.study.stats.ranking.priorities``). Both stop when the
 stopping rule says settled (every adjacent pair told apart by a 95% confidence sequence,
 Bonferroni over the pairs), checked every 20 ratings, or at the budget (every item k times).
+``--mode pairwise``: the same generators, compared two at a time (every pair for each
+recommendation, k = 3); an annotator calls a tie when the difference they see is within half a
+point.
 
 Printed, last line JSON: ``ratings_to_settle_random`` and ``ratings_to_settle_routed`` (means
 over the repetitions; a campaign that never settled counts its whole budget), ``saving`` (1 -
@@ -35,8 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=60, help="seeded campaigns (at least 50 for the goal)")
     parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--mode", choices=("likert", "pairwise"), default="likert")
     options = parser.parse_args()
-    design = Design()
+    design = Design(mode=options.mode)
     started = time.perf_counter()
     outcomes: dict[str, list] = {"random": [], "routed": []}
     for seed in range(options.seed, options.seed + options.repetitions):
@@ -58,7 +63,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(
-        f"[bench_routing] random {figures['ratings_to_settle_random']} ratings, routed "
+        f"[bench_routing {options.mode}] random {figures['ratings_to_settle_random']} ratings, routed "
         f"{figures['ratings_to_settle_routed']}: saving {saving:.3f} (goal >= {GOAL_SAVING}); wrong ranking "
         f"{figures['wrong_ranking_rate_random']} / {figures['wrong_ranking_rate_routed']} (goal <= {GOAL_WRONG})",
         flush=True,
