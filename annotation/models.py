@@ -353,6 +353,9 @@ class Participant(models.Model):
     crowd_session = models.JSONField(default=dict, blank=True, help_text="Study and session ids from the link.")
     consented_at = models.DateTimeField(null=True, blank=True)
     training_done_at = models.DateTimeField(null=True, blank=True)
+    checks_done_at = models.DateTimeField(
+        null=True, blank=True, help_text="When every gold and attention item had been given to them (until a new one)."
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     n_done = models.PositiveIntegerField(default=0, help_text="Pool items answered (quality checks not counted).")
     checks_passed = models.PositiveIntegerField(default=0)

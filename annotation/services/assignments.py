@@ -229,10 +229,14 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
         since_check = next(
             (index for index, a in enumerate(rated) if a.item.kind in CampaignItem.QUALITY_CONTROL), len(rated)
         )
-        if since_check >= campaign.check_every:
+        if since_check >= campaign.check_every and participant.checks_done_at is None:
             check = _next_unassigned(participant, CampaignItem.QUALITY_CONTROL)
             if check is not None:
                 return _assign(participant, check, position)
+            # Every check given: no need to look again on each later claim (a new gold item
+            # clears this, ``campaign_reference_item_add``).
+            participant.checks_done_at = now
+            participant.save(update_fields=["checks_done_at"])
         previous = rated[0] if rated else None
         item = _claim_regular(participant, previous)
         if item is None and lease_sweep(campaign=campaign):

@@ -329,6 +329,7 @@ def _attention_items(
     return checks
 
 
+@transaction.atomic
 def campaign_reference_item_add(
     *,
     campaign: Campaign,
@@ -353,7 +354,19 @@ def campaign_reference_item_add(
     if not campaign.generation_runs.filter(pk=explanation.generation_run_id).exists():
         raise CampaignError("The explanation must come from one of the campaign's generation runs.")
     if campaign.mode == Campaign.Mode.CLAIMS:
-        return _claims_reference_item_add(campaign, explanation, kind, accepted, feedback)
+        item = _claims_reference_item_add(campaign, explanation, kind, accepted, feedback)
+    else:
+        item = _likert_reference_item_add(campaign, explanation, kind, accepted, feedback)
+    if kind == CampaignItem.Kind.GOLD:
+        # A new check for everyone, those who had been given every earlier one included.
+        Participant.objects.filter(campaign=campaign).update(checks_done_at=None)
+    return item
+
+
+def _likert_reference_item_add(
+    campaign: Campaign, explanation: Explanation, kind: str, accepted: dict[str, Any], feedback: str
+) -> CampaignItem:
+    """A Likert or pairwise campaign's gold or training item: accepted ranges by criterion."""
     criteria = {criterion.name: criterion for criterion in campaign.criteria.all()}
     cleaned: dict[str, list[int]] = {}
     for name, bounds in accepted.items():

@@ -268,3 +268,27 @@ def test_a_revised_gold_answer_updates_the_flag(annotator) -> None:
     answer(gold, value=2)
     participant.refresh_from_db()
     assert not participant.flagged and participant.checks_passed == 1
+
+
+def test_once_every_check_is_given_claims_stop_looking_for_one_until_a_new_gold_item(annotator) -> None:
+    study = campaign(attention_checks=1, check_every=1, items_per_annotator=8)
+    participant = participant_join(campaign=study, user=annotator)
+    kinds = []
+    for _ in range(4):
+        assignment = take(participant)
+        kinds.append(assignment.item.kind)
+        answer(assignment, value=5)
+    participant.refresh_from_db()
+    assert kinds.count(CampaignItem.Kind.ATTENTION) == 1 and participant.checks_done_at is not None
+
+    gold = campaign_reference_item_add(
+        campaign=study, explanation=Explanation.objects.earliest("pk"), kind="gold", accepted={"reasonability": [1, 3]}
+    )
+    participant.refresh_from_db()
+    assert participant.checks_done_at is None
+    later = []
+    for _ in range(2):
+        assignment = take(participant)
+        later.append(assignment.item_id)
+        answer(assignment, value=5)
+    assert gold.pk in later
