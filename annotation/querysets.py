@@ -75,6 +75,9 @@ def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[
     return list(rows.order_by("-timestamp", "-id")[:length])
 
 
+HEAVY_RUN_FIELDS = ("lineage", "error", "aspects")
+
+
 def task_context(assignment: Assignment) -> dict[str, Any]:
     """What the rating page shows beside the explanation(s): the shown user's recent
     train-side history (newest first, as long as the campaign says), the profile fields the
@@ -82,13 +85,21 @@ def task_context(assignment: Assignment) -> dict[str, Any]:
     size of the data: explanations, recommendation, history (and the other user, for an
     attention check)."""
     item = assignment.item
-    loaded = Explanation.objects.select_related("generation_run").in_bulk(
-        [pk for pk in (item.explanation_id, item.explanation_b_id) if pk is not None]
+    # Without what the page never shows: the prompt and the model's whole output (kilobytes of
+    # JSON and text), and the runs' lineage and metrics, each decoded on every page otherwise.
+    loaded = (
+        Explanation.objects.select_related("generation_run")
+        .defer("prompt", "raw_text", "error", *(f"generation_run__{name}" for name in HEAVY_RUN_FIELDS))
+        .in_bulk([pk for pk in (item.explanation_id, item.explanation_b_id) if pk is not None])
     )
     item.explanation = loaded[item.explanation_id]
     if item.explanation_b_id is not None:
         item.explanation_b = loaded[item.explanation_b_id]
-    recommendation = Recommendation.objects.select_related("item", "user", "run").get(pk=item.recommendation_id)
+    recommendation = (
+        Recommendation.objects.select_related("item", "user", "run")
+        .defer("run__metrics", "run__source", "run__hyperparameters", "run__split_options", "run__error")
+        .get(pk=item.recommendation_id)
+    )
     shown_user = DatasetUser.objects.get(pk=item.shown_user_id) if item.shown_user_id else recommendation.user
     length = assignment.campaign.shown_history_length(item.explanation.generation_run.history_length)
     history = shown_history(shown_user, recommendation.run.split_id, length)

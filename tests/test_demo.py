@@ -73,6 +73,10 @@ def test_demo_pipeline_on_a_fresh_embedded_install(tmp_path: Path) -> None:
     assert annotation["likert"]["items"] == 4 and annotation["pairwise"]["items"] == 2
     assert annotation["claims"]["items"] == 4 and annotation["claims"]["status"] == "review"
     assert annotation["likert"]["status"] == "open"
+    assert (
+        annotation["first_person"]["status"] == "open"
+        and "PROLIFIC_PID=" in annotation["first_person"]["participant_link"]
+    )
     assert "/c/" in annotation["likert"]["annotator_link"] and "PROLIFIC_PID=" in annotation["likert"]["annotator_link"]
     assert summary["urls"]["dataset"].startswith("http://127.0.0.1:8000/datasets/")
     # Every stage is timed, and the output's worth is summarised in shares.

@@ -365,7 +365,34 @@ class Command(StagedCommand):
                 "status": str(campaign.status),
                 "annotator_link": f"{link}?PROLIFIC_PID=demo-worker-1&STUDY_ID=demo&SESSION_ID=s1",
             }
+        campaigns["first_person"] = self._first_person_campaign(runs, base_url)
         return campaigns
+
+    def _first_person_campaign(self, runs: list[GenerationRun], base_url: str) -> dict[str, Any]:
+        """An open first-person campaign over the same runs: whoever follows its link rates 15
+        films, and the running worker explains their own two recommendations. Reused if present."""
+        name = "Demo: your own recommendations (first person)"
+        campaign = Campaign.objects.filter(name=name).first()
+        if campaign is None:
+            self.stdout.write("opening the first-person campaign…")
+            campaign = campaign_create(
+                created_by=None,
+                name=name,
+                generation_runs=runs,
+                audience=Campaign.Audience.FIRST_PERSON,
+                elicit_count=15,
+                first_person_k=2,
+                instructions=DEMO_INSTRUCTIONS,
+                consent_text=DEMO_CONSENT,
+            )
+            self._review(campaign)
+        link = base_url + reverse("annotation:crowd_entry", args=[campaign.public_token])
+        return {
+            "campaign": campaign.pk,
+            "page": base_url + reverse("annotation:campaign_detail", args=[campaign.pk]),
+            "status": str(campaign.status),
+            "participant_link": f"{link}?PROLIFIC_PID=demo-participant-1&STUDY_ID=demo&SESSION_ID=s1",
+        }
 
     def _review(self, campaign: Campaign) -> None:
         """Decide the campaign's privacy findings as a careful researcher would without reading
@@ -428,6 +455,10 @@ class Command(StagedCommand):
         self.stdout.write(f"  campaign page (researcher): {likert['page']}")
         claims = summary["annotation"]["claims"]
         self.stdout.write(f"  claims campaign to review and open (researcher): {claims['page']}")
+        first_person = summary["annotation"]["first_person"]
+        self.stdout.write(
+            f"  first-person link (rate 15 films, then your own explanations): {first_person['participant_link']}"
+        )
         self.stdout.write(f"  study report (researcher): {summary['evaluation']['report']}")
         try:
             web.wait()
