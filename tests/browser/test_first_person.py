@@ -104,3 +104,21 @@ def test_a_participant_rates_15_titles_and_then_the_explanations_of_their_own_re
     expect(rows.first).to_contain_text(f"#{third_person.pk} ")
     expect(page.locator("#table-human_likert")).to_contain_text(third_person.name)
     expect(page.locator("#table-ranking tbody tr")).to_have_count(2)  # settled or not, both campaigns
+
+
+def test_a_refused_rating_says_why_and_changes_nothing(page, live_server, tmp_path) -> None:
+    from tests.annotation.first_person import parent_runs
+
+    study = first_person_campaign(parent_runs(catalogue_run(n_users=12, n_items=20), tmp_path / "tiny"))
+    UserFactory(username="viewer", role=ANNOTATOR)
+    log_in(page, live_server, "viewer")
+    page.locator("li", has_text=study.name).get_by_role("button", name="Join").click()
+    page.wait_for_url(f"**{reverse('annotation:elicit', args=[study.pk])}")
+    assert _rate_shown(page, 1, "4") == 1
+    expect(page.locator("#elicit-error")).to_be_hidden()
+
+    study.close()  # closed while the participant is on the page
+    page.locator("#items li.elicit-item").nth(1).get_by_role("button", name="5", exact=True).click()
+    expect(page.locator("#elicit-error")).to_have_text("This campaign is closed.")
+    expect(page.locator("#elicit-count")).to_have_text("1")
+    assert Interaction.objects.filter(user__elicited=True).count() == 1
