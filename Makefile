@@ -46,6 +46,7 @@ bench: $(DEV)
 	  name=$$(basename $$bench .py); echo "== $$name"; \
 	  $(PY) -m tests.perf.$$name || exit 1; \
 	done
+	@echo "== bench_routing (pairwise)"; $(PY) -m tests.perf.bench_routing --mode pairwise
 
 worker: $(RUNTIME)
 	$(PY) manage.py worker
