@@ -118,7 +118,11 @@ def elicited_rating_set(*, participant: Participant, item_id: int, rating: int |
     their ratings. CampaignError for an item outside the campaign's dataset, a rating off the
     scale, or once their recommendations are made; nothing changes then."""
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().select_related("campaign").get(pk=participant.pk)
+        participant = (
+            Participant.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("campaign")
+            .get(pk=participant.pk)
+        )
         campaign = _check_eliciting(participant)
         dataset = Dataset.objects.get(pk=campaign.recommender_run.dataset_id)
         item = Item.objects.filter(pk=item_id, dataset=dataset).first()
@@ -154,7 +158,11 @@ def first_person_recommend(*, participant: Participant) -> Participant:
     CampaignError (nothing stored) with too few ratings, ratings the model cannot use, or a
     generator that cannot load."""
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().select_related("campaign").get(pk=participant.pk)
+        participant = (
+            Participant.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("campaign")
+            .get(pk=participant.pk)
+        )
         if participant.recommender_run_id is not None:
             return participant
         campaign = _check_eliciting(participant)
@@ -243,7 +251,11 @@ def first_person_items_create(*, participant: Participant) -> int:
     campaign run's explanation is ``a``). Only recommendations every run explained are used.
     Returns how many items they have; idempotent."""
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().select_related("campaign").get(pk=participant.pk)
+        participant = (
+            Participant.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("campaign")
+            .get(pk=participant.pk)
+        )
         existing = CampaignItem.objects.filter(participant=participant).count()
         if existing or participant.recommender_run_id is None or not first_person_progress(participant)["finished"]:
             return existing
