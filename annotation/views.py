@@ -563,25 +563,33 @@ def _first_person(request: HttpRequest, campaign_id: int) -> Participant:
     return participant
 
 
-def _elicit_context(participant: Participant, query: str = "") -> dict[str, Any]:
+def _elicit_status(participant: Participant) -> dict[str, Any]:
+    """What a rated title's row and the counter need: the participant's ratings and the scale."""
     campaign = participant.campaign
     ratings = elicited_ratings(participant)
     dataset = campaign.recommender_run.dataset
-    items = elicitation_items(campaign, query)
-    for item in items:
-        item.mine = int(ratings[item.pk]) if item.pk in ratings else None  # type: ignore[attr-defined]
     return {
         "participant": participant,
         "campaign": campaign,
-        "items": items,
-        "query": query,
         "ratings": {item: int(value) for item, value in ratings.items()},
         "rated": list(Item.objects.filter(pk__in=list(ratings)).order_by("title", "id")),
         "n_rated": len(ratings),
         "needed": campaign.elicit_count,
         "scale": rating_scale(dataset),
         "implicit": dataset.is_implicit,
-        "instructions_html": render_markdown(campaign.instructions),
+    }
+
+
+def _elicit_context(participant: Participant, query: str = "") -> dict[str, Any]:
+    """The whole elicitation page: the status and the titles offered, each with its rating."""
+    context = _elicit_status(participant)
+    items = elicitation_items(participant.campaign, query)
+    for item in items:
+        item.mine = context["ratings"].get(item.pk)  # type: ignore[attr-defined]
+    return context | {
+        "items": items,
+        "query": query,
+        "instructions_html": render_markdown(participant.campaign.instructions),
     }
 
 
@@ -620,7 +628,7 @@ def elicit_rate(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
     if not request.htmx:
         query = urlencode({"q": request.POST.get("q", "")[:100]})
         return redirect(f"{reverse('annotation:elicit', args=[campaign_id])}?{query}")
-    context = _elicit_context(participant)
+    context = _elicit_status(participant)  # the row and the counter only, not the list offered
     item = Item.objects.get(pk=int(raw_item))
     item.mine = context["ratings"].get(item.pk)  # type: ignore[attr-defined]
     return render(request, "annotation/_elicit_rated.html", context | {"item": item, "oob": True})

@@ -128,8 +128,9 @@ def elicited_rating_set(*, participant: Participant, item_id: int, rating: int |
         item = Item.objects.filter(pk=item_id, dataset=dataset).first()
         if item is None:
             raise CampaignError("No such item in this catalogue.")
-        if rating is not None and rating not in rating_scale(dataset):
-            raise CampaignError(f"Rate from {rating_scale(dataset)[0]} to {rating_scale(dataset)[-1]}.")
+        scale = rating_scale(dataset)
+        if rating is not None and rating not in scale:
+            raise CampaignError(f"Rate from {scale[0]} to {scale[-1]}.")
         if participant.dataset_user_id is None:
             if rating is None:
                 return {}

@@ -58,12 +58,13 @@ def first_vs_third(first_person: list[dict[str, Any]], third_person: list[dict[s
     (same run or pair, criterion and scale); a figure no third-person campaign has gets one row
     with that side empty."""
     rows = []
+    third_figures = [(third, _figures(third)) for third in third_person]
     for first in first_person:
-        matches = [third for third in third_person if third["mode"] == first["mode"]]
+        matches = [(third, figures) for third, figures in third_figures if third["mode"] == first["mode"]]
         for key, (measure, mine) in _figures(first).items():
             found = False
-            for third in matches:
-                theirs = _figures(third).get(key)
+            for third, figures in matches:
+                theirs = figures.get(key)
                 if theirs is None or first.get("scales", {}).get(key[1]) != third.get("scales", {}).get(key[1]):
                     continue
                 found = True
