@@ -9,7 +9,7 @@ from django.db import models
 
 from explanations.models import Explanation
 from explanations.textmetrics import mentioned_spans, title_variants
-from recommendations.models import DatasetUser, Interaction, Recommendation
+from recommendations.models import DatasetUser, Interaction
 
 if TYPE_CHECKING:
     from annotation.models import Assignment, Campaign  # noqa: F401 - named in quoted base classes
@@ -76,30 +76,36 @@ def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[
 
 
 HEAVY_RUN_FIELDS = ("lineage", "error", "aspects")
+HEAVY_RECOMMENDER_RUN_FIELDS = ("metrics", "source", "hyperparameters", "split_options", "error")
 
 
 def task_context(assignment: Assignment) -> dict[str, Any]:
     """What the rating page shows beside the explanation(s): the shown user's recent
     train-side history (newest first, as long as the campaign says), the profile fields the
-    campaign shows, the item's attributes, and which history titles each explanation names. A fixed number of queries whatever the
-    size of the data: explanations, recommendation, history (and the other user, for an
-    attention check)."""
+    campaign shows, the item's attributes, and which history titles each explanation names. A
+    fixed number of queries whatever the size of the data: explanations with their
+    recommendation, history (and the other user, for an attention check)."""
     item = assignment.item
     # Without what the page never shows: the prompt and the model's whole output (kilobytes of
     # JSON and text), and the runs' lineage and metrics, each decoded on every page otherwise.
+    # The explanations' recommendation is the item's: read with them, in the same query.
     loaded = (
-        Explanation.objects.select_related("generation_run")
-        .defer("prompt", "raw_text", "error", *(f"generation_run__{name}" for name in HEAVY_RUN_FIELDS))
+        Explanation.objects.select_related(
+            "generation_run", "recommendation__item", "recommendation__user", "recommendation__run"
+        )
+        .defer(
+            "prompt",
+            "raw_text",
+            "error",
+            *(f"generation_run__{name}" for name in HEAVY_RUN_FIELDS),
+            *(f"recommendation__run__{name}" for name in HEAVY_RECOMMENDER_RUN_FIELDS),
+        )
         .in_bulk([pk for pk in (item.explanation_id, item.explanation_b_id) if pk is not None])
     )
     item.explanation = loaded[item.explanation_id]
     if item.explanation_b_id is not None:
         item.explanation_b = loaded[item.explanation_b_id]
-    recommendation = (
-        Recommendation.objects.select_related("item", "user", "run")
-        .defer("run__metrics", "run__source", "run__hyperparameters", "run__split_options", "run__error")
-        .get(pk=item.recommendation_id)
-    )
+    recommendation = item.explanation.recommendation
     shown_user = DatasetUser.objects.get(pk=item.shown_user_id) if item.shown_user_id else recommendation.user
     length = assignment.campaign.shown_history_length(item.explanation.generation_run.history_length)
     history = shown_history(shown_user, recommendation.run.split_id, length)

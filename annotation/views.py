@@ -43,7 +43,7 @@ from annotation.forms import (
 from annotation.markdown import render_markdown
 from annotation.models import Assignment, Campaign, CampaignItem, Criterion, ItemClaim, Participant, PrivacyFlag
 from annotation.querysets import claim_pieces, task_context
-from annotation.services.assignments import SubmitError, campaign_assign_next, rating_submit
+from annotation.services.assignments import SubmitError, SubmitResult, campaign_assign_next, rating_submit
 from annotation.services.campaigns import (
     MTURK_FRAME_HOSTS,
     MTURK_PREVIEW,
@@ -803,6 +803,7 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
                 criteria=criteria,
                 spans=form.spans(),
                 claims=claims or None,
+                then_next=True,
             )
         except SubmitError as exc:
             form.add_error(None, str(exc))
@@ -811,7 +812,7 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
                 context = _page_context(result.assignment, criteria, form) | {"feedback": result.feedback}
                 template = "annotation/annotate.html#task" if request.htmx else "annotation/annotate.html"
                 return render(request, template, context)
-            return _to_next(request, assignment, criteria)
+            return _to_next(request, result, criteria)
     # Invalid or refused: the answers stay on screen with the reason.
     context = _page_context(assignment, criteria, form)
     if request.htmx:
@@ -819,11 +820,14 @@ def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
     return render(request, "annotation/annotate.html", context, status=400)
 
 
-def _to_next(request: HtmxHttpRequest, answered: Assignment, criteria: list[Criterion]) -> HttpResponse:
+def _to_next(request: HtmxHttpRequest, result: SubmitResult, criteria: list[Criterion]) -> HttpResponse:
     """After a submit: swap the next item in place (htmx), or redirect to it."""
-    campaign = answered.campaign
-    answered.participant.campaign = campaign
-    following = campaign_assign_next(participant=answered.participant)
+    campaign = result.assignment.campaign
+    if result.next_claimed:
+        following = result.following
+    else:  # a repeated submission: the next item was not looked for
+        result.assignment.participant.campaign = campaign
+        following = campaign_assign_next(participant=result.assignment.participant)
     if following is None:
         done_url = reverse("annotation:done", args=[campaign.pk])
         return HttpResponseClientRedirect(done_url) if request.htmx else redirect(done_url)

@@ -5,8 +5,9 @@ Guarantees:
   ``n_live`` counter changes only while the item row is locked, and claims skip rows another
   transaction holds (``select_for_update(skip_locked=True)`` on PostgreSQL; SQLite runs
   writers one at a time, since its transactions start IMMEDIATE);
-- a participant never gets the same item twice (unique participant + item) and never two
-  consecutive items of the same recommendation or dataset user;
+- a participant never gets the same item twice (unique participant + item), and never two
+  consecutive items of the same recommendation or dataset user while the pool holds another
+  item for them;
 - a submission id is stored once: a repeated POST changes nothing and returns the same result.
 
 Locks, on PostgreSQL, are taken in one order: participant, then assignment, then item, items in
@@ -85,6 +86,10 @@ class SubmitResult:
     duplicate: bool = False
     revised: bool = False
     feedback: list[dict[str, Any]] = field(default_factory=list)
+    # With ``then_next``: whether the next item was looked for in the same transaction, and
+    # what ``campaign_assign_next`` would have returned (None: the participant is done).
+    next_claimed: bool = False
+    following: Assignment | None = None
 
 
 @_retried
@@ -121,21 +126,27 @@ def _claim_regular(participant: Participant, previous: Assignment | None) -> Cam
         .exclude(assignments__participant=participant)
         .order_by("shuffle_key")
     )
+    spaced = pool
     if campaign.is_first_person:
         # Only their own items, all of one (their own) dataset user: nothing to space out.
-        pool = pool.filter(participant=participant)
+        pool = spaced = pool.filter(participant=participant)
     elif previous is not None:
-        pool = pool.exclude(
+        spaced = pool.exclude(
             Q(recommendation_id=previous.item.recommendation_id)
             | Q(recommendation__user_id=previous.item.recommendation.user_id)
         )
-    pools = [pool]
+    pools = [spaced]
     if campaign.routing == Campaign.Routing.UNCERTAINTY:
         # Routed: the items of the highest priority this participant may take now first; the
         # rest if other annotators hold every one of those at this moment.
-        best = pool.order_by("-priority").values_list("priority", flat=True).first()
+        best = spaced.order_by("-priority").values_list("priority", flat=True).first()
         if best:
-            pools.insert(0, pool.filter(priority=best))
+            pools.insert(0, spaced.filter(priority=best))
+    if spaced is not pool:
+        # Spacing is a preference, not a reason to send the participant away while the pool
+        # still holds items for them: when only the previous recommendation's or user's are
+        # left, one of those.
+        pools.append(pool)
     # Each participant reads the shuffled pool from their own random starting key, so the
     # order differs between annotators while every query stays on the pool index.
     start = random.Random(f"{campaign.seed}:{participant.pk}").randrange(2**31)  # noqa: S311 - ordering only
@@ -198,52 +209,58 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
     if not participant.campaign.is_open:
         return None
     with transaction.atomic():
-        # The participant row lock (not the campaign's: ``of``) serialises one annotator's
-        # tabs and leaves every other annotator free to claim at the same time.
-        participant = (
-            Participant.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("campaign")
-            .get(pk=participant.pk)
-        )
-        campaign = participant.campaign
-        if campaign.is_first_person and not CampaignItem.objects.filter(participant=participant).exists():
-            return None  # still eliciting, or waiting for their explanations: not finished
-        now = timezone.now()
-        recent = _recent(participant, campaign.check_every + 1)
-        if recent and recent[0].status == Assignment.Status.ACTIVE:
-            current = recent[0]
-            current.expires_at = now + timedelta(minutes=campaign.lease_minutes)
-            current.save(update_fields=["expires_at"])
-            return current
-        position = recent[0].position + 1 if recent else 1
-        if participant.training_done_at is None:
-            training = _next_unassigned(participant, (CampaignItem.Kind.TRAINING,))
-            if training is not None:
-                return _assign(participant, training, position)
-            participant.training_done_at = now
-            participant.save(update_fields=["training_done_at"])
-        if participant.n_done >= campaign.items_per_annotator:
-            return _finish(participant)
-        # Training items only ever come first, so these are exact whenever they matter.
-        rated = [assignment for assignment in recent if assignment.item.kind != CampaignItem.Kind.TRAINING]
-        since_check = next(
-            (index for index, a in enumerate(rated) if a.item.kind in CampaignItem.QUALITY_CONTROL), len(rated)
-        )
-        if since_check >= campaign.check_every and participant.checks_done_at is None:
-            check = _next_unassigned(participant, CampaignItem.QUALITY_CONTROL)
-            if check is not None:
-                return _assign(participant, check, position)
-            # Every check given: no need to look again on each later claim (a new gold item
-            # clears this, ``campaign_reference_item_add``).
-            participant.checks_done_at = now
-            participant.save(update_fields=["checks_done_at"])
-        previous = rated[0] if rated else None
+        return _assign_next(_participant_locked(participant.pk))
+
+
+def _participant_locked(pk: int) -> Participant:
+    """The participant row, locked, with its campaign. The participant's lock (not the
+    campaign's: ``of``) serialises one annotator's tabs and leaves every other annotator free
+    to claim or submit at the same time."""
+    return Participant.objects.select_for_update(of=("self",), no_key=True).select_related("campaign").get(pk=pk)
+
+
+def _assign_next(participant: Participant) -> Assignment | None:
+    """``campaign_assign_next`` for a participant whose row this transaction has locked."""
+    campaign = participant.campaign
+    if campaign.is_first_person and not CampaignItem.objects.filter(participant=participant).exists():
+        return None  # still eliciting, or waiting for their explanations: not finished
+    now = timezone.now()
+    recent = _recent(participant, campaign.check_every + 1)
+    if recent and recent[0].status == Assignment.Status.ACTIVE:
+        current = recent[0]
+        current.participant = participant
+        current.expires_at = now + timedelta(minutes=campaign.lease_minutes)
+        current.save(update_fields=["expires_at"])
+        return current
+    position = recent[0].position + 1 if recent else 1
+    if participant.training_done_at is None:
+        training = _next_unassigned(participant, (CampaignItem.Kind.TRAINING,))
+        if training is not None:
+            return _assign(participant, training, position)
+        participant.training_done_at = now
+        participant.save(update_fields=["training_done_at"])
+    if participant.n_done >= campaign.items_per_annotator:
+        return _finish(participant)
+    # Training items only ever come first, so these are exact whenever they matter.
+    rated = [assignment for assignment in recent if assignment.item.kind != CampaignItem.Kind.TRAINING]
+    since_check = next(
+        (index for index, a in enumerate(rated) if a.item.kind in CampaignItem.QUALITY_CONTROL), len(rated)
+    )
+    if since_check >= campaign.check_every and participant.checks_done_at is None:
+        check = _next_unassigned(participant, CampaignItem.QUALITY_CONTROL)
+        if check is not None:
+            return _assign(participant, check, position)
+        # Every check given: no need to look again on each later claim (a new gold item
+        # clears this, ``campaign_reference_item_add``).
+        participant.checks_done_at = now
+        participant.save(update_fields=["checks_done_at"])
+    previous = rated[0] if rated else None
+    item = _claim_regular(participant, previous)
+    if item is None and lease_sweep(campaign=campaign):
         item = _claim_regular(participant, previous)
-        if item is None and lease_sweep(campaign=campaign):
-            item = _claim_regular(participant, previous)
-        if item is None:
-            return _finish(participant)
-        return _assign(participant, item, position)
+    if item is None:
+        return _finish(participant)
+    return _assign(participant, item, position)
 
 
 def _finish(participant: Participant) -> Assignment | None:
@@ -299,6 +316,7 @@ def rating_submit(
     criteria: list[Criterion] | None = None,
     spans: dict[str, list[list[int]]] | None = None,
     claims: list[ItemClaim] | None = None,
+    then_next: bool = False,
 ) -> SubmitResult:
     """Store the participant's answers to ``assignment`` (first answer or a revision).
 
@@ -312,17 +330,20 @@ def rating_submit(
     keeps each replaced answer as a RatingRevision. Raises ``SubmitError`` (nothing written)
     if the campaign is closed, the lease expired and the slot went to someone else, or the
     submission id belongs to another assignment.
+
+    ``then_next``: unless the item gives training feedback, also claim the participant's next
+    item (``campaign_assign_next``) in the same transaction, under the same participant lock,
+    into ``SubmitResult.following``.
     """
     try:
         with transaction.atomic():
             # The participant first, as a claim does: the same annotator claiming in one tab
             # (which renews this lease) and submitting in another take their locks in one order.
-            Participant.objects.select_for_update(no_key=True).filter(pk=assignment.participant_id).exists()
-            locked = (
-                Assignment.objects.select_for_update(of=("self",), no_key=True)
-                .select_related("campaign", "item", "participant")
-                .get(pk=assignment.pk)
-            )
+            participant = _participant_locked(assignment.participant_id)
+            locked = Assignment.objects.select_for_update(no_key=True).get(pk=assignment.pk)
+            # The campaign as just read with the lock; the item as the caller read it (what
+            # changes on an item, its ``n_live``, is read again under its own lock).
+            locked.participant, locked.campaign, locked.item = participant, participant.campaign, assignment.item
             Submission.objects.create(submission_id=submission_id, assignment=locked, answers=answers)
             if not locked.campaign.is_open:
                 raise SubmitError("This campaign is closed; answers can no longer be changed.")
@@ -337,8 +358,11 @@ def rating_submit(
             else:
                 _first_answer(locked, answers, visible_seconds, check_passed, criteria)
             if check_passed is not None:
-                _participant_checks_update(locked.participant, locked.campaign)
-            return SubmitResult(locked, revised=revised, feedback=_feedback(locked, answers))
+                _participant_checks_update(participant, locked.campaign)
+            result = SubmitResult(locked, revised=revised, feedback=_feedback(locked, answers))
+            if then_next and not result.feedback:
+                result.next_claimed, result.following = True, _assign_next(participant)
+            return result
     except IntegrityError:
         earlier = Submission.objects.filter(submission_id=submission_id).first()
         if earlier is None or earlier.assignment_id != assignment.pk:
@@ -373,6 +397,7 @@ def _first_answer(
     )
     if assignment.item.kind == CampaignItem.Kind.REGULAR:
         Participant.objects.filter(pk=assignment.participant_id).update(n_done=F("n_done") + 1)
+        assignment.participant.n_done += 1  # the row is locked: this is its value now
         campaign = assignment.campaign
         # Every REFRESH_EVERY-th assignment (by id, so without a count query on this path) asks
         # a worker to recompute a routed or self-closing campaign's ranking, at most once every

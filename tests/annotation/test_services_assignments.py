@@ -62,7 +62,7 @@ def test_quota_is_met_then_the_participant_is_completed(annotator) -> None:
     assert participant.completed_at is not None
 
 
-def test_never_two_items_of_the_same_recommendation_or_user_in_a_row(annotator) -> None:
+def test_never_two_items_of_the_same_recommendation_or_user_in_a_row_while_another_is_left(annotator) -> None:
     # Two runs explain each recommendation, so the pool holds two items per recommendation.
     study = campaign(runs=explained_runs(n_users=6, n_runs=2), items_per_annotator=12, overlap=1)
     participant = participant_join(campaign=study, user=annotator)
@@ -70,8 +70,10 @@ def test_never_two_items_of_the_same_recommendation_or_user_in_a_row(annotator) 
     given = work_through(participant)
 
     users = [a.item.recommendation.user_id for a in given]
-    assert len(given) >= 6
-    assert all(a != b for a, b in itertools.pairwise(users))
+    assert len(given) == 12, "spacing never sends the participant away while items are left"
+    repeats = [index for index, (a, b) in enumerate(itertools.pairwise(users), start=1) if a == b]
+    # A user twice in a row only once nothing else was left: from there on, one user's items.
+    assert not repeats or len(set(users[repeats[0] - 1 :])) == 1, users
     assert len({a.item_id for a in given}) == len(given)
 
 
@@ -292,3 +294,60 @@ def test_once_every_check_is_given_claims_stop_looking_for_one_until_a_new_gold_
         later.append(assignment.item_id)
         answer(assignment, value=5)
     assert gold.pk in later
+
+
+def test_then_next_claims_the_next_item_in_the_same_transaction_as_a_separate_claim_would(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=6, n_runs=1), items_per_annotator=3)
+    participant = participant_join(campaign=study, user=annotator)
+
+    given = [take(participant)]
+    while True:
+        result = answer(given[-1], then_next=True)
+        assert result.next_claimed and not result.duplicate
+        if result.following is None:
+            break
+        assert result.following.participant.n_done == len(given), "the count the quota check saw"
+        given.append(result.following)
+
+    assert len(given) == 3 and len({a.item_id for a in given}) == 3
+    assert Assignment.objects.filter(participant=participant, status=Assignment.Status.SUBMITTED).count() == 3
+    participant.refresh_from_db()
+    assert participant.n_done == 3 and participant.completed_at is not None
+    # Each claim took one slot of its item, as campaign_assign_next does.
+    assert all(CampaignItem.objects.get(pk=a.item_id).n_live == 1 for a in given)
+
+
+def test_then_next_returns_the_held_item_after_a_revision_and_claims_nothing_after_training(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=4, n_runs=1))
+    campaign_reference_item_add(
+        campaign=study,
+        explanation=Explanation.objects.earliest("pk"),
+        kind="training",
+        accepted={"reasonability": [1, 4]},
+        feedback="Vague.",
+    )
+    participant = participant_join(campaign=study, user=annotator)
+    training = take(participant)
+
+    feedback = answer(training, value=8, then_next=True)
+    assert feedback.feedback and not feedback.next_claimed and feedback.following is None
+    assert Assignment.objects.filter(participant=participant).count() == 1, "the feedback is shown first"
+
+    first = take(participant)
+    second = answer(first, then_next=True).following
+    revised = answer(first, value=2, then_next=True)
+
+    assert revised.revised and revised.following is not None and revised.following.pk == second.pk
+
+
+def test_a_repeated_submission_does_not_claim(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=4, n_runs=1))
+    assignment = take(participant_join(campaign=study, user=annotator))
+    submission_id = uuid.uuid4()
+
+    first = rating_submit(assignment=assignment, answers=likert(study), submission_id=submission_id, then_next=True)
+    again = rating_submit(assignment=assignment, answers=likert(study), submission_id=submission_id, then_next=True)
+
+    assert first.following is not None
+    assert again.duplicate and not again.next_claimed and again.following is None
+    assert Assignment.objects.filter(participant=first.following.participant).count() == 2
