@@ -204,11 +204,12 @@ def check_results(campaign: Campaign) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def run_lookup(campaign: Campaign, explanation: str = "explanation") -> str:
+def run_lookup(campaign: Campaign, explanation: str = "explanation", *, start: str = "assignment__") -> str:
     """The lookup of the run an item's ``explanation`` (or ``explanation_b``) counts for: its own
     generation run, or in a first-person campaign the campaign run that its participant's run
-    repeats (``GenerationRun.parent``), so that every participant's ratings count for it."""
-    run = f"assignment__item__{explanation}__generation_run"
+    repeats (``GenerationRun.parent``), so that every participant's ratings count for it.
+    ``start``: the path to the assignment (from a rating, the default) or "" from an assignment."""
+    run = f"{start}item__{explanation}__generation_run"
     return f"{run}__parent_id" if campaign.is_first_person else f"{run}_id"
 
 

@@ -3,6 +3,9 @@ order, what the campaign showed beside each explanation (profile fields, history
 empty history length means as many as the prompt showed) and the full lineage of what was rated
 (recommender run and split, generator, adapter and its checksum, prompt, the generation's seed
 and sample), as each generation run recorded it when it started; never a path on the server.
+A first-person answer carries the lineage of the campaign run that its participant's own run
+repeats; its ``explanation_a_id``/``explanation_b_id`` and ``recommender_run_id`` stay the
+participant's own.
 
 Read-only; rows stream from the database in chunks, so an export of any size runs in
 constant memory. The CSV, JSONL and API exports all come from ``rating_export_rows``.
@@ -16,7 +19,7 @@ import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
-from annotation.agreement import included_pool_ratings
+from annotation.agreement import included_pool_ratings, run_lookup
 from annotation.models import Assignment, Campaign, CampaignItem, ClaimLabel, Rating
 
 EXPORT_FIELDS = [
@@ -60,9 +63,7 @@ _ASSIGNMENT_VALUES = {
     "recommender_run_id": "item__recommendation__run_id",
     "algorithm": "item__recommendation__run__algorithm",
     "explanation_a_id": "item__explanation_id",
-    "run_a": "item__explanation__generation_run_id",
     "explanation_b_id": "item__explanation_b_id",
-    "run_b": "item__explanation_b__generation_run_id",
 }
 
 
@@ -107,9 +108,15 @@ def rating_export_rows(campaign: Campaign, *, include_excluded: bool = False) ->
     if not include_excluded:
         assignments = assignments.filter(participant__excluded=False)
     batch: list[dict[str, Any]] = []
-    rows = assignments.order_by("pk").values(*_ASSIGNMENT_VALUES.values())
+    # A first-person answer's lineage is that of the campaign run its participant's own run
+    # repeats (with the same generator, prompt and seed): rows group by the campaign's runs.
+    paths = _ASSIGNMENT_VALUES | {
+        "run_a": run_lookup(campaign, start=""),
+        "run_b": run_lookup(campaign, "explanation_b", start=""),
+    }
+    rows = assignments.order_by("pk").values(*paths.values())
     for raw in rows.iterator(chunk_size=2000):
-        batch.append({key: raw[path] for key, path in _ASSIGNMENT_VALUES.items()})
+        batch.append({key: raw[path] for key, path in paths.items()})
         if len(batch) == 2000:
             yield from _emit(campaign, batch, lineage)
             batch = []

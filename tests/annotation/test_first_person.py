@@ -402,3 +402,29 @@ def test_deleting_a_third_person_annotator_gives_their_slots_back(researcher) ->
     assert answer.status_code == 302
     assert not Participant.objects.filter(pk=someone.pk).exists()
     assert not CampaignItem.objects.filter(campaign=study, n_live__gt=0).exists()
+
+
+def test_exports_give_first_person_answers_the_lineage_of_the_campaign_run_they_repeat(campaign) -> None:
+    import uuid
+
+    from annotation.exports import rating_export_rows
+    from annotation.services.assignments import rating_submit
+
+    parents = {run.pk: run for run in campaign.generation_runs.all()}
+    someone = recommended(participant(campaign, "p0"), liked_first(campaign, 6))
+    first_person_items_create(participant=someone)
+    while (assignment := campaign_assign_next(participant=someone)) is not None:
+        answers = {c.name: 5 for c in campaign.criteria.all()}
+        rating_submit(assignment=assignment, answers=answers, submission_id=uuid.uuid4())
+
+    rows = list(rating_export_rows(campaign))
+
+    own = dict(
+        Explanation.objects.filter(generation_run__parent__campaigns=campaign).values_list("pk", "generation_run")
+    )
+    assert rows and {row["generation_run_a"] for row in rows} == set(parents)
+    for row in rows:
+        assert row["explanation_a_id"] in own, "the participant's own explanation"
+        assert GenerationRun.objects.get(pk=own[row["explanation_a_id"]]).parent_id == row["generation_run_a"]
+        assert row["generator_a"].startswith(parents[row["generation_run_a"]].generator.name)
+        assert row["prompt_a"] and row["seed_a"] == parents[row["generation_run_a"]].seed
