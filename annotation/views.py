@@ -789,7 +789,10 @@ def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
 def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
     """Store the answers (exactly once per ``submission_id``), then show feedback on a training
     item or move on to the next item."""
-    assignment = get_object_or_404(Assignment.objects.of_user(request.user).with_page_data(), pk=assignment_id)
+    # Without the participant: ``rating_submit`` reads it again, locked, and hands it on.
+    assignment = get_object_or_404(
+        Assignment.objects.of_user(request.user).select_related("campaign", "item"), pk=assignment_id
+    )
     criteria = list(assignment.campaign.criteria.all())
     claims = _claims(assignment)
     form = AnswerForm(request.POST, assignment=assignment, criteria=criteria, claims=claims)
