@@ -378,6 +378,9 @@ class Participant(models.Model):
         help_text="First person: the participant's recommendations, folded into the campaign's run.",
     )
     elicited_at = models.DateTimeField(null=True, blank=True, help_text="First person: ratings given, recommended.")
+    generation_retries = models.PositiveSmallIntegerField(
+        default=0, help_text="First person: how often they asked for their failed explanations again."
+    )
     excluded = models.BooleanField(default=False, help_text="Left out of agreement and of exports by default.")
     joined_at = models.DateTimeField(auto_now_add=True)
 

@@ -52,6 +52,7 @@ urlpatterns = [
     path("annotate/<int:campaign_id>/elicit/rate/", views.elicit_rate, name="elicit_rate"),
     path("annotate/<int:campaign_id>/elicit/finish/", views.elicit_finish, name="elicit_finish"),
     path("annotate/<int:campaign_id>/waiting/", views.waiting, name="waiting"),
+    path("annotate/<int:campaign_id>/waiting/retry/", views.waiting_retry, name="waiting_retry"),
     path("annotate/<int:campaign_id>/withdraw/", views.withdraw, name="withdraw"),
     path("annotate/items/<int:assignment_id>/", views.assignment_detail, name="assignment"),
     path("annotate/items/<int:assignment_id>/submit/", views.assignment_submit, name="submit"),

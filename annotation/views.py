@@ -60,6 +60,7 @@ from annotation.services.campaigns import (
 from annotation.services.claims import campaign_claim_checks_start, item_claims_set
 from annotation.services.errors import CampaignError
 from annotation.services.first_person import (
+    FIRST_PERSON_RETRIES,
     elicitation_items,
     elicited_rating_set,
     elicited_ratings,
@@ -67,6 +68,7 @@ from annotation.services.first_person import (
     first_person_items_create,
     first_person_progress,
     first_person_recommend,
+    first_person_retry,
     participant_data_delete,
     rating_scale,
 )
@@ -662,10 +664,28 @@ def waiting(request: HtmxHttpRequest, campaign_id: int) -> HttpResponse:
     if progress["ready"]:
         next_url = reverse("annotation:next", args=[campaign_id])
         return HttpResponseClientRedirect(next_url) if request.htmx else redirect(next_url)
-    context = {"participant": participant, "campaign": participant.campaign, "progress": progress}
+    context = {
+        "participant": participant,
+        "campaign": participant.campaign,
+        "progress": progress,
+        "retries_left": FIRST_PERSON_RETRIES - participant.generation_retries,
+    }
     if request.htmx:
         return polled_partial(request, "annotation/waiting.html#progress", context, finished=progress["finished"])
     return render(request, "annotation/waiting.html", context)
+
+
+@require_POST
+@login_required
+def waiting_retry(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """First person: nothing could be written for the participant; ask for it again
+    (``first_person_retry``), or say why not."""
+    participant = _first_person(request, campaign_id)
+    try:
+        first_person_retry(participant=participant)
+    except CampaignError as exc:
+        messages.error(request, str(exc))
+    return redirect("annotation:waiting", campaign_id=campaign_id)
 
 
 @require_http_methods(["GET", "POST"])

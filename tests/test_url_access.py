@@ -191,6 +191,7 @@ RULES: dict[str, dict[str, dict[str, Expected]]] = {
     "annotation:elicit_rate": {"POST": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
     "annotation:elicit_finish": {"POST": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
     "annotation:waiting": {"GET": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
+    "annotation:waiting_retry": {"POST": roles(anonymous=LOGIN, annotator=404, researcher=404, admin=404)},
     "annotation:withdraw": {
         "GET": roles(anonymous=LOGIN, annotator=200, researcher=404, admin=404),
         "POST": roles(anonymous=LOGIN, annotator=200, researcher=404, admin=404),

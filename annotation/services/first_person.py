@@ -33,7 +33,7 @@ from annotation.services.items import pool_items
 from explanations.models import Explanation, GenerationRun
 from explanations.prompts import Controls
 from explanations.querysets import explanations_by_recommendation
-from explanations.services.generation import generation_run_start
+from explanations.services.generation import generation_run_retry_failed, generation_run_start
 from explanations.services.generators import GenerationError
 from recommendations.models import Dataset, DatasetUser, Interaction, Item, Recommendation, RecommenderRun
 from recommendations.services.foldin import FoldInError, fold_in_top_k
@@ -244,6 +244,42 @@ def first_person_progress(participant: Participant) -> dict[str, Any]:
     counts["percent"] = round(100 * (counts["done"] + counts["failed"]) / counts["total"]) if counts["total"] else 0
     counts["ready"] = CampaignItem.objects.filter(participant=participant).exists()
     return counts
+
+
+# How often a participant may ask for their failed explanations again (each retry is GPU time).
+FIRST_PERSON_RETRIES = 2
+
+
+def first_person_retry(*, participant: Participant) -> int:
+    """Generate again the explanations that failed for a participant whose runs finished with
+    nothing to rate, at most FIRST_PERSON_RETRIES times. Returns how many runs started again;
+    CampaignError (nothing changed) when there is nothing to retry or the retries are used up."""
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("campaign")
+            .get(pk=participant.pk)
+        )
+        if not participant.campaign.is_open:
+            raise CampaignError("This campaign is closed.")
+        progress = first_person_progress(participant)
+        if participant.recommender_run_id is None or not progress["finished"] or progress["ready"]:
+            raise CampaignError("Your explanations are not finished, or are ready to rate: nothing to try again.")
+        if participant.generation_retries >= FIRST_PERSON_RETRIES:
+            raise CampaignError(
+                f"Your explanations were tried {FIRST_PERSON_RETRIES + 1} times; please tell the researchers."
+            )
+        runs = GenerationRun.objects.filter(recommender_run_id=participant.recommender_run_id, parent__isnull=False)
+        retried = 0
+        for run in runs.order_by("pk"):
+            before = run.status
+            if generation_run_retry_failed(run=run).status != before:
+                retried += 1
+        if not retried:
+            raise CampaignError("None of your explanations can be tried again; please tell the researchers.")
+        participant.generation_retries += 1
+        participant.save(update_fields=["generation_retries"])
+    return retried
 
 
 def first_person_items_create(*, participant: Participant) -> int:

@@ -268,6 +268,45 @@ def test_the_waiting_page_stops_polling_when_nothing_could_be_written(campaign) 
     assert polled.status_code == 286 and b'id="progress-failed"' in polled.content
 
 
+def test_a_participant_with_nothing_to_rate_may_ask_for_their_explanations_again_twice(campaign) -> None:
+    someone = participant(campaign, "p1")
+    rate(someone, liked_first(campaign, 5))
+    someone = first_person_recommend(participant=someone)
+    own = Explanation.objects.filter(generation_run__recommender_run_id=someone.recommender_run_id)
+    runs = GenerationRun.objects.filter(recommender_run_id=someone.recommender_run_id)
+    client = _client(someone)
+    waiting = reverse("annotation:waiting", args=[campaign.pk])
+    retry = reverse("annotation:waiting_retry", args=[campaign.pk])
+
+    too_early = client.post(retry, follow=True)
+    assert b"nothing to try again" in too_early.content and someone_retries(someone) == 0
+
+    for attempt in (1, 2):
+        own.update(status="failed")
+        runs.update(status="succeeded")
+        assert b'id="retry"' in client.get(waiting).content
+        assert client.post(retry).url == waiting
+        assert someone_retries(someone) == attempt
+        assert not own.exclude(status="pending").exists(), "every failed explanation is asked for again"
+        assert set(runs.values_list("status", flat=True)) == {"running"}
+
+    own.update(status="failed")
+    runs.update(status="succeeded")
+    page = client.get(waiting).content
+    assert b'id="retry"' not in page and b"Please tell the researchers" in page
+    refused = client.post(retry, follow=True)
+    assert b"were tried 3 times" in refused.content and someone_retries(someone) == 2
+    assert not own.exclude(status="failed").exists(), "a refused retry changes nothing"
+    # Another participant asking changes only their own (here: nothing to retry).
+    other = _client(participant(campaign, "p2"))
+    other_retry = other.post(retry)
+    assert other_retry.status_code == 302 and not own.exclude(status="failed").exists()
+
+
+def someone_retries(p: Participant) -> int:
+    return Participant.objects.get(pk=p.pk).generation_retries
+
+
 def test_bad_elicitation_input_gets_a_clear_400(campaign) -> None:
     client = _client(participant(campaign, "p1"))
     url = reverse("annotation:elicit_rate", args=[campaign.pk])
