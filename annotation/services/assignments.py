@@ -209,13 +209,13 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
     if not participant.campaign.is_open:
         return None
     with transaction.atomic():
-        return _assign_next(_participant_locked(participant.pk))
+        return _assign_next(participant_locked(participant.pk))
 
 
-def _participant_locked(pk: int) -> Participant:
-    """The participant row, locked, with its campaign. The participant's lock (not the
-    campaign's: ``of``) serialises one annotator's tabs and leaves every other annotator free
-    to claim or submit at the same time."""
+def participant_locked(pk: int) -> Participant:
+    """The participant row, locked (inside a transaction), with its campaign. The participant's
+    lock (not the campaign's: ``of``) serialises one annotator's tabs and requests and leaves
+    every other annotator free to claim or submit at the same time."""
     return Participant.objects.select_for_update(of=("self",), no_key=True).select_related("campaign").get(pk=pk)
 
 
@@ -339,7 +339,7 @@ def rating_submit(
         with transaction.atomic():
             # The participant first, as a claim does: the same annotator claiming in one tab
             # (which renews this lease) and submitting in another take their locks in one order.
-            participant = _participant_locked(assignment.participant_id)
+            participant = participant_locked(assignment.participant_id)
             locked = Assignment.objects.select_for_update(no_key=True).get(pk=assignment.pk)
             # The campaign as just read with the lock; the item as the caller read it (what
             # changes on an item, its ``n_live``, is read again under its own lock).

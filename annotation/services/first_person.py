@@ -28,6 +28,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from annotation.models import Assignment, Campaign, CampaignItem, Participant
+from annotation.services.assignments import participant_locked
 from annotation.services.errors import CampaignError
 from annotation.services.items import pool_items
 from explanations.models import Explanation, GenerationRun
@@ -118,11 +119,7 @@ def elicited_rating_set(*, participant: Participant, item_id: int, rating: int |
     their ratings. CampaignError for an item outside the campaign's dataset, a rating off the
     scale, or once their recommendations are made; nothing changes then."""
     with transaction.atomic():
-        participant = (
-            Participant.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("campaign")
-            .get(pk=participant.pk)
-        )
+        participant = participant_locked(participant.pk)
         campaign = _check_eliciting(participant)
         dataset = Dataset.objects.get(pk=campaign.recommender_run.dataset_id)
         item = Item.objects.filter(pk=item_id, dataset=dataset).first()
@@ -159,11 +156,7 @@ def first_person_recommend(*, participant: Participant) -> Participant:
     CampaignError (nothing stored) with too few ratings, ratings the model cannot use, or a
     generator that cannot load."""
     with transaction.atomic():
-        participant = (
-            Participant.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("campaign")
-            .get(pk=participant.pk)
-        )
+        participant = participant_locked(participant.pk)
         if participant.recommender_run_id is not None:
             return participant
         campaign = _check_eliciting(participant)
@@ -255,15 +248,11 @@ def first_person_retry(*, participant: Participant) -> int:
     nothing to rate, at most FIRST_PERSON_RETRIES times. Returns how many runs started again;
     CampaignError (nothing changed) when there is nothing to retry or the retries are used up."""
     with transaction.atomic():
-        participant = (
-            Participant.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("campaign")
-            .get(pk=participant.pk)
-        )
+        participant = participant_locked(participant.pk)
         if not participant.campaign.is_open:
             raise CampaignError("This campaign is closed.")
         progress = first_person_progress(participant)
-        if participant.recommender_run_id is None or not progress["finished"] or progress["ready"]:
+        if not progress["finished"] or progress["ready"]:  # finished: recommended, and every run done
             raise CampaignError("Your explanations are not finished, or are ready to rate: nothing to try again.")
         if participant.generation_retries >= FIRST_PERSON_RETRIES:
             raise CampaignError(
@@ -288,11 +277,7 @@ def first_person_items_create(*, participant: Participant) -> int:
     campaign run's explanation is ``a``). Only recommendations every run explained are used.
     Returns how many items they have; idempotent."""
     with transaction.atomic():
-        participant = (
-            Participant.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("campaign")
-            .get(pk=participant.pk)
-        )
+        participant = participant_locked(participant.pk)
         existing = CampaignItem.objects.filter(participant=participant).count()
         if existing or participant.recommender_run_id is None or not first_person_progress(participant)["finished"]:
             return existing
