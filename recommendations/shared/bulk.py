@@ -42,6 +42,24 @@ def _column(model: type[models.Model], name: str) -> str:
     return field.column
 
 
+def _with_defaults(
+    model: type[models.Model], fields: list[str], rows: Iterable[tuple[Any, ...]]
+) -> tuple[list[str], Iterable[tuple[Any, ...]]]:
+    """Add each left-out field that has a default, so a column added later needs no caller edits."""
+    named = {model._meta.get_field(name).name for name in fields}
+    missing = [
+        field
+        for field in model._meta.concrete_fields
+        if field.name not in named and not field.primary_key and field.has_default()
+    ]
+    if not missing:
+        return fields, rows
+    # Callable defaults (uuid4, timezone.now…) are called per row, as Model() would.
+    return [*fields, *(field.name for field in missing)], (
+        (*row, *(field.get_default() for field in missing)) for row in rows
+    )
+
+
 def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
@@ -58,10 +76,12 @@ def insert_rows(
 ) -> int:
     """Insert ``rows`` (tuples in ``fields`` order) into ``model``'s table; return the count.
 
-    No model instances, signals or ``save()``; the caller supplies every non-null column.
-    Runs inside the caller's transaction. ``on_batch`` receives the running count.
+    No model instances, signals or ``save()``; the caller supplies every non-null column without
+    a default (a left-out field with one gets it, per row). Runs inside the caller's transaction.
+    ``on_batch`` receives the running count.
     """
     connection = connections[using]
+    fields, rows = _with_defaults(model, fields, rows)
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(_column(model, f)) for f in fields)
     preparers = _preparers(model, fields, using)
@@ -74,7 +94,12 @@ def insert_rows(
     with connection.cursor() as cursor:
         for batch in _batches(rows, BATCH_ROWS):
             if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                # The raw cursor's COPY: wrapped so failures are Django's IntegrityError etc., as
+                # from the executemany route.
+                with (
+                    connection.wrap_database_errors,
+                    cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+                ):
                     for row in batch:
                         copy.write_row(row)
             else:
