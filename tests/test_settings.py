@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -150,3 +153,23 @@ def test_with_the_https_redirect_on_pages_redirect_but_the_health_check_answers_
     assert Client().get("/accounts/login/").headers["Location"] == "https://testserver/accounts/login/"
     health = Client().get(reverse("healthz"))
     assert health.status_code == 200 and health.json() == {"ok": True}
+
+
+def test_postgresql_connections_prepare_repeated_statements_unless_turned_off(tmp_path: Path) -> None:
+    server = {"DATABASE_URL": "postgres://xrec@db.internal:5432/xrec"}
+    options = 'DATABASES["default"]["OPTIONS"]'
+
+    assert printed_settings(tmp_path, server, options) == ["{'server_side_binding': True, 'prepare_threshold': 5}"]
+    off = printed_settings(tmp_path, server | {"DATABASE_PREPARE_THRESHOLD": "off"}, options)
+    assert off == ["{'server_side_binding': True, 'prepare_threshold': None}"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
+def test_on_postgresql_a_statement_run_five_times_is_prepared(db) -> None:
+    for pk in range(6):
+        list(get_user_model().objects.filter(pk=pk))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "auth_user"' in statement for statement in prepared), prepared
