@@ -118,8 +118,9 @@ def lease_sweep(*, campaign: Campaign) -> int:
     return expired
 
 
-def _claim_regular(participant: Participant, previous: Assignment | None) -> CampaignItem | None:
-    """Lock and take one slot of a pool item this participant has not had; None if none."""
+def _claim_regular(participant: Participant, previous: Assignment | None, last_key: int | None) -> CampaignItem | None:
+    """Lock and take one slot of a pool item this participant has not had; None if none.
+    ``last_key``: the shuffle key of their last pool item, if any."""
     campaign = participant.campaign
     pool = (
         CampaignItem.objects.filter(campaign=campaign, kind=CampaignItem.Kind.REGULAR, n_live__lt=campaign.overlap)
@@ -147,9 +148,14 @@ def _claim_regular(participant: Participant, previous: Assignment | None) -> Cam
         # still holds items for them: when only the previous recommendation's or user's are
         # left, one of those.
         pools.append(pool)
-    # Each participant reads the shuffled pool from their own random starting key, so the
-    # order differs between annotators while every query stays on the pool index.
-    start = random.Random(f"{campaign.seed}:{participant.pk}").randrange(2**31)  # noqa: S311 - ordering only
+    # Each participant walks the shuffled pool as a ring from their own random starting key,
+    # so the order differs between annotators while every query stays on the pool index. Each
+    # claim goes on from the key of their last pool item: starting from the first key every
+    # time would step again over every item they already had (an index probe each, so the
+    # 500th claim would cost 500). Items passed over while full come round after the wrap.
+    start = last_key
+    if start is None:
+        start = random.Random(f"{campaign.seed}:{participant.pk}").randrange(2**31)  # noqa: S311 - ordering only
     for candidates in pools:
         for part in (candidates.filter(shuffle_key__gte=start), candidates.filter(shuffle_key__lt=start)):
             item = part.select_for_update(skip_locked=True, of=("self",), no_key=True).first()
@@ -255,9 +261,10 @@ def _assign_next(participant: Participant) -> Assignment | None:
         participant.checks_done_at = now
         participant.save(update_fields=["checks_done_at"])
     previous = rated[0] if rated else None
-    item = _claim_regular(participant, previous)
+    last_key = next((a.item.shuffle_key for a in rated if a.item.kind == CampaignItem.Kind.REGULAR), None)
+    item = _claim_regular(participant, previous, last_key)
     if item is None and lease_sweep(campaign=campaign):
-        item = _claim_regular(participant, previous)
+        item = _claim_regular(participant, previous, last_key)
     if item is None:
         return _finish(participant)
     return _assign(participant, item, position)

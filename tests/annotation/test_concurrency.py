@@ -157,11 +157,13 @@ def test_a_slow_claim_does_not_hold_up_other_annotators(transactional_db, monkey
     slow_is_claiming, release_slow = threading.Event(), threading.Event()
     claim = assignments._claim_regular
 
-    def paused_claim(participant: Participant, previous: Assignment | None) -> CampaignItem | None:
+    def paused_claim(
+        participant: Participant, previous: Assignment | None, last_key: int | None
+    ) -> CampaignItem | None:
         if participant.pk == slow.pk:  # inside the slow annotator's claim transaction
             slow_is_claiming.set()
             release_slow.wait(timeout=30)
-        return claim(participant, previous)
+        return claim(participant, previous, last_key)
 
     def quick_claim() -> Assignment | OperationalError | None:
         assert slow_is_claiming.wait(timeout=30)

@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from annotation.models import Assignment, CampaignItem, Rating, RatingRevision, Submission
@@ -100,6 +101,46 @@ def test_annotators_see_the_pool_in_different_orders() -> None:
         orders.append([a.item_id for a in work_through(participant)])
 
     assert len({tuple(order) for order in orders}) > 1
+
+
+def test_each_claim_goes_on_round_the_shuffled_pool_from_the_last_item(annotator) -> None:
+    # One run, one item per user: spacing never reorders anything here.
+    study = campaign(runs=explained_runs(n_users=8, n_runs=1), overlap=1, items_per_annotator=8)
+    ring = list(study.items.filter(kind=CampaignItem.Kind.REGULAR).order_by("shuffle_key").values_list("pk", flat=True))
+    other = participant_join(campaign=study, user=UserFactory())
+    participant = participant_join(campaign=study, user=annotator)
+    first = take(participant)
+    held = take(other)  # an item someone else holds (k = 1) is passed over...
+    answer(first)
+    start = ring.index(first.item_id)
+    rotated = ring[start:] + ring[:start]
+
+    statements: list[tuple[str, tuple]] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, tuple(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        second = campaign_assign_next(participant=participant)
+    assert second is not None
+    answer(second)
+    given = [first, second, *work_through(participant)]  # the pool runs dry for them
+    Assignment.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    lease_sweep(campaign=study)
+    participant.refresh_from_db()
+    participant.completed_at = None
+    participant.save(update_fields=["completed_at"])
+    given += work_through(participant)
+
+    # ...and comes round after the wrap once its lease ran out.
+    expected = [pk for pk in rotated if pk != held.item_id] + [held.item_id]
+    assert [a.item_id for a in given] == expected
+    # The claim starts at the last item's key, not at the participant's first one: the
+    # database never steps over the items they already had again.
+    first_key = CampaignItem.objects.get(pk=first.item_id).shuffle_key
+    claim = next(params for sql, params in statements if '"shuffle_key" >=' in sql)
+    assert first_key in claim
 
 
 def test_an_expired_lease_returns_the_item_to_the_pool() -> None:
