@@ -48,6 +48,7 @@ from annotation.models import (
 from annotation.services.routing import REFRESH_EVERY, REFRESH_SECONDS
 from recommendations.models import Recommendation
 from recommendations.shared.queue import enqueue_on_commit
+from recommendations.shared.select import Layout, select_models
 
 SWEEP_LIMIT = 200
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
@@ -286,9 +287,24 @@ def campaign_assign_next(*, participant: Participant) -> Assignment | None:
 
 def participant_locked(pk: int) -> Participant:
     """The participant row, locked (inside a transaction), with its campaign. The participant's
-    lock (not the campaign's: ``of``) serialises one annotator's tabs and requests and leaves
-    every other annotator free to claim or submit at the same time."""
-    return Participant.objects.select_for_update(of=("self",), no_key=True).select_related("campaign").get(pk=pk)
+    lock (not the campaign's: ``OF p``) serialises one annotator's tabs and requests and leaves
+    every other annotator free to claim or submit at the same time. Hand-written, as the claim
+    is: every submit and claim starts here. Participant.DoesNotExist if there is no such row."""
+    lock = " FOR NO KEY UPDATE OF p" if connection.vendor == "postgresql" else ""
+    rows = select_models(
+        f"SELECT {_PARTICIPANT[0].columns}, {_PARTICIPANT[1].columns} FROM {Participant._meta.db_table} p"
+        f" INNER JOIN {Campaign._meta.db_table} c ON c.id = p.campaign_id WHERE p.id = %s{lock}",
+        [pk],
+        _PARTICIPANT,
+    )
+    if not rows:
+        raise Participant.DoesNotExist(f"No participant {pk}.")
+    participant: Participant = rows[0][0]
+    participant.campaign = rows[0][1]
+    return participant
+
+
+_PARTICIPANT = (Layout(Participant, "p"), Layout(Campaign, "c"))
 
 
 def _assign_next(participant: Participant) -> Assignment | None:

@@ -5,11 +5,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from annotation.models import Assignment, CampaignItem, Rating, RatingRevision, Submission
-from annotation.services.assignments import SubmitError, campaign_assign_next, lease_sweep, rating_submit
+from annotation.models import Assignment, CampaignItem, Participant, Rating, RatingRevision, Submission
+from annotation.services.assignments import (
+    SubmitError,
+    campaign_assign_next,
+    lease_sweep,
+    participant_locked,
+    rating_submit,
+)
 from annotation.services.campaigns import campaign_reference_item_add, participant_join
 from explanations.models import Explanation
 from tests.annotation.factories import campaign, explained_runs, take
@@ -393,3 +399,15 @@ def test_a_repeated_submission_does_not_claim(annotator) -> None:
     assert first.following is not None
     assert again.duplicate and not again.next_claimed and again.following is None
     assert Assignment.objects.filter(participant=first.following.participant).count() == 2
+
+
+def test_the_locked_participant_comes_with_its_campaign_in_one_query(annotator, django_assert_num_queries) -> None:
+    study = campaign(runs=explained_runs(n_users=4, n_runs=1), overlap=1)
+    participant = participant_join(campaign=study, user=annotator)
+
+    with transaction.atomic(), django_assert_num_queries(1):
+        locked = participant_locked(participant.pk)
+        assert (locked.pk, locked.campaign.pk, locked.campaign.routing) == (participant.pk, study.pk, study.routing)
+    assert locked.campaign.profile_fields == study.profile_fields  # JSON decoded, as the ORM reads it
+    with transaction.atomic(), pytest.raises(Participant.DoesNotExist):
+        participant_locked(participant.pk + 1000)
