@@ -166,8 +166,7 @@ def _claim_regular(participant: Participant, previous: _Recent | None, last_key:
 # other transactions hold are skipped), take a slot and return the row. Both backends run the
 # same text; only the lock clause is PostgreSQL's (SQLite runs one writer at a time).
 _ITEM = CampaignItem._meta.db_table
-_ITEM_COLUMNS = ", ".join(str(field.column) for field in CampaignItem._meta.concrete_fields)
-_ITEM_ATTNAMES = [field.attname for field in CampaignItem._meta.concrete_fields]
+_CLAIMED = Layout(CampaignItem, "")
 
 
 def _pool_where(campaign: Campaign, *, spaced: bool, priority: bool) -> tuple[str, str]:
@@ -207,12 +206,10 @@ def _pool_take(campaign: Campaign, values: dict[str, Any], *, spaced: bool, half
     sql = (
         f"UPDATE {_ITEM} SET n_live = n_live + 1 WHERE id = ("
         f"SELECT ci.id FROM {tables} WHERE {where} AND ci.shuffle_key {half} %(start)s"
-        f" ORDER BY ci.shuffle_key LIMIT 1{lock}) RETURNING {_ITEM_COLUMNS}"
+        f" ORDER BY ci.shuffle_key LIMIT 1{lock}) RETURNING {_CLAIMED.columns}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    return None if row is None else CampaignItem.from_db(connection.alias, _ITEM_ATTNAMES, row)
+    rows = select_models(sql, values, (_CLAIMED,))
+    return rows[0][0] if rows else None
 
 
 def _next_unassigned(participant: Participant, kinds: tuple[str, ...]) -> CampaignItem | None:

@@ -22,8 +22,9 @@ Converter = Callable[[Any, Any, Any], Any]
 
 class Layout:
     """Where one model's fields sit in a statement's select list: ``fields`` by attribute name
-    (``item_id``, not ``item``), or all its concrete fields. Resolved on first use, so a
-    layout may be written at import time, before the app registry is ready."""
+    (``item_id``, not ``item``), or all its concrete fields; ``alias`` the table's name in the
+    statement, or "" for bare column names (an UPDATE's RETURNING). Resolved on first use, so
+    a layout may be written at import time, before the app registry is ready."""
 
     def __init__(self, model: type[models.Model], alias: str, fields: Sequence[str] | None = None) -> None:
         self.model, self.alias, self._names = model, alias, fields
@@ -46,8 +47,9 @@ class Layout:
 
     @property
     def columns(self) -> str:
-        """The select list, e.g. ``i.id, i.title``."""
-        return ", ".join(f"{self.alias}.{connection.ops.quote_name(str(field.column))}" for field in self.fields)
+        """The select list, e.g. ``i."id", i."title"``."""
+        prefix = f"{self.alias}." if self.alias else ""
+        return ", ".join(f"{prefix}{connection.ops.quote_name(str(field.column))}" for field in self.fields)
 
     def converters(self) -> list[tuple[int, Any, list[Converter]]]:
         """(position, column, converters) for each field the backend or the field converts on

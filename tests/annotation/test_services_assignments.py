@@ -411,3 +411,15 @@ def test_the_locked_participant_comes_with_its_campaign_in_one_query(annotator, 
     assert locked.campaign.profile_fields == study.profile_fields  # JSON decoded, as the ORM reads it
     with transaction.atomic(), pytest.raises(Participant.DoesNotExist):
         participant_locked(participant.pk + 1000)
+
+
+def test_a_claimed_item_is_read_back_as_the_orm_reads_it(annotator) -> None:
+    study = campaign(runs=explained_runs(n_users=4, n_runs=1), overlap=2)
+    claimed = take(participant_join(campaign=study, user=annotator)).item
+
+    fresh = CampaignItem.objects.get(pk=claimed.pk)
+    # Every field, JSON decoded: the slot taken in the same statement shows in n_live.
+    assert {f.attname: getattr(claimed, f.attname) for f in CampaignItem._meta.concrete_fields} == {
+        f.attname: getattr(fresh, f.attname) for f in CampaignItem._meta.concrete_fields
+    }
+    assert isinstance(claimed.accepted, dict) and claimed.n_live == 1
