@@ -158,7 +158,7 @@ def test_a_slow_claim_does_not_hold_up_other_annotators(transactional_db, monkey
     claim = assignments._claim_regular
 
     def paused_claim(
-        participant: Participant, previous: Assignment | None, last_key: int | None
+        participant: Participant, previous: assignments._Recent | None, last_key: int | None
     ) -> CampaignItem | None:
         if participant.pk == slow.pk:  # inside the slow annotator's claim transaction
             slow_is_claiming.set()
