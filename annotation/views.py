@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -81,6 +82,7 @@ from explanations.models import AdapterTraining, Explanation
 from explanations.services.generators import GenerationError
 from recommendations.models import Item
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
+from recommendations.shared.select import Layout, select_models
 
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
 CROWD_PARAMETERS = {
@@ -804,16 +806,43 @@ def assignment_detail(request: HttpRequest, assignment_id: int) -> HttpResponse:
     return render(request, "annotation/annotate.html", _page_context(assignment, criteria))
 
 
+# The submit's first read, hand-written as the rest of the submit path is (README,
+# "Development"): the account's own assignment with its campaign and item, and the campaign's
+# criteria in order, one row per criterion (one row with none, in claims mode).
+_SUBMITTED = (Layout(Assignment, "a"), Layout(Campaign, "c"), Layout(CampaignItem, "ci"), Layout(Criterion, "cr"))
+
+
+def _submitted_assignment(user: Any, assignment_id: int) -> tuple[Assignment, list[Criterion]]:
+    """The signed-in account's assignment ``assignment_id`` (Http404 for anyone else's, as
+    ``Assignment.objects.of_user``) with campaign and item, and the campaign's criteria. Without
+    the participant: ``rating_submit`` reads it again, locked, and hands it on."""
+    table = connection.ops.quote_name
+    rows = select_models(
+        f"SELECT {', '.join(layout.columns for layout in _SUBMITTED)} FROM {table(Assignment._meta.db_table)} a"
+        f" INNER JOIN {table(Participant._meta.db_table)} p ON p.id = a.participant_id"
+        f" INNER JOIN {table(Campaign._meta.db_table)} c ON c.id = a.campaign_id"
+        f" INNER JOIN {table(CampaignItem._meta.db_table)} ci ON ci.id = a.item_id"
+        f" LEFT JOIN {table(Criterion._meta.db_table)} cr ON cr.campaign_id = c.id"
+        " WHERE a.id = %s AND p.user_id = %s ORDER BY cr.position, cr.id",
+        [assignment_id, user.pk],
+        _SUBMITTED,
+    )
+    if not rows:
+        raise Http404("No such assignment.")
+    assignment, campaign, item, _ = rows[0]
+    assignment.campaign, assignment.item = campaign, item
+    criteria = [criterion for *_, criterion in rows if criterion is not None]
+    for criterion in criteria:
+        criterion.campaign = campaign
+    return assignment, criteria
+
+
 @require_POST
 @login_required
 def assignment_submit(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
     """Store the answers (exactly once per ``submission_id``), then show feedback on a training
     item or move on to the next item."""
-    # Without the participant: ``rating_submit`` reads it again, locked, and hands it on.
-    assignment = get_object_or_404(
-        Assignment.objects.of_user(request.user).select_related("campaign", "item"), pk=assignment_id
-    )
-    criteria = list(assignment.campaign.criteria.all())
+    assignment, criteria = _submitted_assignment(request.user, assignment_id)
     claims = _claims(assignment)
     form = AnswerForm(request.POST, assignment=assignment, criteria=criteria, claims=claims)
     if form.is_valid():

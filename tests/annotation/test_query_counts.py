@@ -37,13 +37,14 @@ PAGE_QUERIES = 9
 # 18 since the submit claims the next item in its own transaction, under the one participant
 # lock (no second BEGIN, COMMIT, participant lock and read), and the next item's explanations
 # and recommendation are one query.
-# 17 since a claim locks its item and takes the slot in one statement.
-SUBMIT_QUERIES = 17
+# 17 since a claim locks its item and takes the slot in one statement; 16 since the submit
+# reads the assignment and the campaign's criteria in one statement.
+SUBMIT_QUERIES = 16
 # Claims mode: the page also reads the item's claims (and no criteria); the submit reads the
 # claims once (form and service share them), locks the labels, inserts them at once, and the
 # next page reads its claims.
 CLAIMS_PAGE_QUERIES = 10
-CLAIMS_SUBMIT_QUERIES = 20
+CLAIMS_SUBMIT_QUERIES = 19
 # Routed: the claim of the next item first reads the highest priority open to the annotator.
 ROUTED_SUBMIT_QUERIES = SUBMIT_QUERIES + 1
 
