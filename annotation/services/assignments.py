@@ -203,6 +203,9 @@ def _pool_take(campaign: Campaign, values: dict[str, Any], *, spaced: bool, half
     """Take a slot of the first free item of one half of the ring (``>=`` or ``<`` the start key)."""
     tables, where = _pool_where(campaign, spaced=spaced, priority=values["priority"] is not None)
     lock = " FOR NO KEY UPDATE OF ci SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # Ordered by shuffle_key alone, which the pool indexes end with: a tie-breaker on id made
+    # PostgreSQL sort every item of the top priority (57 ms a claim on bench_annotate's data,
+    # whose statistics predate the routing refresh) instead of stopping at the first free one.
     sql = (
         f"UPDATE {_ITEM} SET n_live = n_live + 1 WHERE id = ("
         f"SELECT ci.id FROM {tables} WHERE {where} AND ci.shuffle_key {half} %(start)s"
