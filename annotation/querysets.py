@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connection, models
+from django.db import models
 
 from explanations.models import Explanation, GenerationRun
 from explanations.textmetrics import mentioned_spans, title_variants
 from recommendations.models import DatasetUser, Interaction, Item, Recommendation, RecommenderRun, SplitTestInteraction
-from recommendations.shared.select import Layout, select_models
+from recommendations.shared.select import Layout, select_list, select_models, table
 
 if TYPE_CHECKING:
     from annotation.models import Assignment, Campaign  # noqa: F401 - named in quoted base classes
@@ -80,10 +80,6 @@ _PAGE_ROWS = (
 )
 
 
-def _table(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
 def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[Interaction]:
     """The ``length`` newest train-side interactions of ``user`` (with their items), as a rating
     page shows them beside an explanation: newest first, those the split ``split_id`` puts in
@@ -92,13 +88,13 @@ def shown_history(user: DatasetUser, split_id: int | None, length: int) -> list[
     params: dict[str, Any] = {"user": user.pk, "length": length}
     if split_id is not None:
         outside_test = (
-            f" AND NOT EXISTS (SELECT 1 FROM {_table(SplitTestInteraction)} t"
+            f" AND NOT EXISTS (SELECT 1 FROM {table(SplitTestInteraction)} t"
             " WHERE t.split_id = %(split)s AND t.interaction_id = h.id)"
         )
         params["split"] = split_id
     sql = (
-        f"SELECT {', '.join(layout.columns for layout in _HISTORY)}"
-        f" FROM {_table(Interaction)} h INNER JOIN {_table(Item)} it ON it.id = h.item_id"
+        f"SELECT {select_list(_HISTORY)}"
+        f" FROM {table(Interaction)} h INNER JOIN {table(Item)} it ON it.id = h.item_id"
         f" WHERE h.user_id = %(user)s{outside_test} ORDER BY h.timestamp DESC, h.id DESC LIMIT %(length)s"
     )
     rows = []
@@ -112,13 +108,13 @@ def _page_explanations(pks: list[int]) -> dict[int, Explanation]:
     """The explanations a rating page shows, with what the page reads of their generation run,
     recommendation, recommended item, dataset user and recommender run."""
     sql = (
-        f"SELECT {', '.join(layout.columns for layout in _PAGE_ROWS)}"
-        f" FROM {_table(Explanation)} e"
-        f" INNER JOIN {_table(GenerationRun)} g ON g.id = e.generation_run_id"
-        f" INNER JOIN {_table(Recommendation)} r ON r.id = e.recommendation_id"
-        f" INNER JOIN {_table(Item)} it ON it.id = r.item_id"
-        f" INNER JOIN {_table(DatasetUser)} u ON u.id = r.user_id"
-        f" INNER JOIN {_table(RecommenderRun)} rr ON rr.id = r.run_id"
+        f"SELECT {select_list(_PAGE_ROWS)}"
+        f" FROM {table(Explanation)} e"
+        f" INNER JOIN {table(GenerationRun)} g ON g.id = e.generation_run_id"
+        f" INNER JOIN {table(Recommendation)} r ON r.id = e.recommendation_id"
+        f" INNER JOIN {table(Item)} it ON it.id = r.item_id"
+        f" INNER JOIN {table(DatasetUser)} u ON u.id = r.user_id"
+        f" INNER JOIN {table(RecommenderRun)} rr ON rr.id = r.run_id"
         f" WHERE e.id IN ({', '.join(['%s'] * len(pks))})"
     )
     loaded = {}

@@ -16,7 +16,6 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -82,7 +81,7 @@ from explanations.models import AdapterTraining, Explanation
 from explanations.services.generators import GenerationError
 from recommendations.models import Item
 from recommendations.shared.htmx import HtmxHttpRequest, polled_partial
-from recommendations.shared.select import Layout, select_models
+from recommendations.shared.select import Layout, select_list, select_models, table
 
 # Crowd platforms and the query parameters their links carry: (worker id, other ids kept).
 CROWD_PARAMETERS = {
@@ -816,13 +815,12 @@ def _submitted_assignment(user: Any, assignment_id: int) -> tuple[Assignment, li
     """The signed-in account's assignment ``assignment_id`` (Http404 for anyone else's, as
     ``Assignment.objects.of_user``) with campaign and item, and the campaign's criteria. Without
     the participant: ``rating_submit`` reads it again, locked, and hands it on."""
-    table = connection.ops.quote_name
     rows = select_models(
-        f"SELECT {', '.join(layout.columns for layout in _SUBMITTED)} FROM {table(Assignment._meta.db_table)} a"
-        f" INNER JOIN {table(Participant._meta.db_table)} p ON p.id = a.participant_id"
-        f" INNER JOIN {table(Campaign._meta.db_table)} c ON c.id = a.campaign_id"
-        f" INNER JOIN {table(CampaignItem._meta.db_table)} ci ON ci.id = a.item_id"
-        f" LEFT JOIN {table(Criterion._meta.db_table)} cr ON cr.campaign_id = c.id"
+        f"SELECT {select_list(_SUBMITTED)} FROM {table(Assignment)} a"
+        f" INNER JOIN {table(Participant)} p ON p.id = a.participant_id"
+        f" INNER JOIN {table(Campaign)} c ON c.id = a.campaign_id"
+        f" INNER JOIN {table(CampaignItem)} ci ON ci.id = a.item_id"
+        f" LEFT JOIN {table(Criterion)} cr ON cr.campaign_id = c.id"
         " WHERE a.id = %s AND p.user_id = %s ORDER BY cr.position, cr.id",
         [assignment_id, user.pk],
         _SUBMITTED,

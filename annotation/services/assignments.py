@@ -48,7 +48,7 @@ from annotation.models import (
 from annotation.services.routing import REFRESH_EVERY, REFRESH_SECONDS
 from recommendations.models import Recommendation
 from recommendations.shared.queue import enqueue_on_commit
-from recommendations.shared.select import Layout, select_models
+from recommendations.shared.select import Layout, select_list, select_models, table
 
 SWEEP_LIMIT = 200
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
@@ -165,7 +165,6 @@ def _claim_regular(participant: Participant, previous: _Recent | None, last_key:
 # than running them): pick the first free pool item in ring order, lock it (PostgreSQL: rows
 # other transactions hold are skipped), take a slot and return the row. Both backends run the
 # same text; only the lock clause is PostgreSQL's (SQLite runs one writer at a time).
-_ITEM = CampaignItem._meta.db_table
 _CLAIMED = Layout(CampaignItem, "")
 
 
@@ -177,17 +176,17 @@ def _pool_where(campaign: Campaign, *, spaced: bool, priority: bool) -> tuple[st
         "ci.campaign_id = %(campaign)s",
         f"ci.kind = '{CampaignItem.Kind.REGULAR}'",
         "ci.n_live < %(overlap)s",
-        f"NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a"
+        f"NOT EXISTS (SELECT 1 FROM {table(Assignment)} a"
         " WHERE a.item_id = ci.id AND a.participant_id = %(participant)s)",
     ]
     if campaign.is_first_person:
         conditions.append("ci.participant_id = %(participant)s")
     if spaced:
-        joins = f" INNER JOIN {Recommendation._meta.db_table} r ON r.id = ci.recommendation_id"
+        joins = f" INNER JOIN {table(Recommendation)} r ON r.id = ci.recommendation_id"
         conditions += ["ci.recommendation_id <> %(recommendation)s", "r.user_id <> %(user)s"]
     if priority:
         conditions.append("ci.priority = %(priority)s")
-    return f"{_ITEM} ci{joins}", " AND ".join(conditions)
+    return f"{table(CampaignItem)} ci{joins}", " AND ".join(conditions)
 
 
 def _pool_best_priority(campaign: Campaign, spaced: bool, values: dict[str, Any]) -> int | None:
@@ -207,7 +206,7 @@ def _pool_take(campaign: Campaign, values: dict[str, Any], *, spaced: bool, half
     # PostgreSQL sort every item of the top priority (57 ms a claim on bench_annotate's data,
     # whose statistics predate the routing refresh) instead of stopping at the first free one.
     sql = (
-        f"UPDATE {_ITEM} SET n_live = n_live + 1 WHERE id = ("
+        f"UPDATE {table(CampaignItem)} SET n_live = n_live + 1 WHERE id = ("
         f"SELECT ci.id FROM {tables} WHERE {where} AND ci.shuffle_key {half} %(start)s"
         f" ORDER BY ci.shuffle_key LIMIT 1{lock}) RETURNING {_CLAIMED.columns}"
     )
@@ -292,8 +291,8 @@ def participant_locked(pk: int) -> Participant:
     is: every submit and claim starts here. Participant.DoesNotExist if there is no such row."""
     lock = " FOR NO KEY UPDATE OF p" if connection.vendor == "postgresql" else ""
     rows = select_models(
-        f"SELECT {_PARTICIPANT[0].columns}, {_PARTICIPANT[1].columns} FROM {Participant._meta.db_table} p"
-        f" INNER JOIN {Campaign._meta.db_table} c ON c.id = p.campaign_id WHERE p.id = %s{lock}",
+        f"SELECT {select_list(_PARTICIPANT)} FROM {table(Participant)} p"
+        f" INNER JOIN {table(Campaign)} c ON c.id = p.campaign_id WHERE p.id = %s{lock}",
         [pk],
         _PARTICIPANT,
     )

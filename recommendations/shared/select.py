@@ -28,6 +28,15 @@ class Layout:
 
     def __init__(self, model: type[models.Model], alias: str, fields: Sequence[str] | None = None) -> None:
         self.model, self.alias, self._names = model, alias, fields
+        # The select list and the converters, per database (alias and vendor): built once,
+        # not on every statement (for the submit path's layouts, some 1.4 ms a submit).
+        self._built: dict[tuple[str, str, str], Any] = {}
+
+    def _once(self, what: str, build: Callable[[], Any]) -> Any:
+        key = (what, connection.alias, connection.vendor)
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
 
     @functools.cached_property
     def fields(self) -> list[Any]:
@@ -49,18 +58,37 @@ class Layout:
     def columns(self) -> str:
         """The select list, e.g. ``i."id", i."title"``."""
         prefix = f"{self.alias}." if self.alias else ""
-        return ", ".join(f"{prefix}{connection.ops.quote_name(str(field.column))}" for field in self.fields)
+        return str(
+            self._once(
+                "columns",
+                lambda: ", ".join(f"{prefix}{connection.ops.quote_name(str(field.column))}" for field in self.fields),
+            )
+        )
 
     def converters(self) -> list[tuple[int, Any, list[Converter]]]:
         """(position, column, converters) for each field the backend or the field converts on
         reading, as the ORM's compiler finds them."""
-        found = []
-        for position, field in enumerate(self.fields):
-            column = field.get_col(self.alias)
-            chain = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            if chain:
-                found.append((position, column, chain))
-        return found
+
+        def build() -> list[tuple[int, Any, list[Converter]]]:
+            found = []
+            for position, field in enumerate(self.fields):
+                column = field.get_col(self.alias)
+                chain = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+                if chain:
+                    found.append((position, column, chain))
+            return found
+
+        return list(self._once("converters", build))
+
+
+def table(model: type[models.Model]) -> str:
+    """``model``'s table name, quoted for the database."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def select_list(layouts: Sequence[Layout]) -> str:
+    """The select list of ``layouts`` in order, for a statement ``select_models`` reads."""
+    return ", ".join(layout.columns for layout in layouts)
 
 
 def select_models(sql: str, params: Sequence[Any] | dict[str, Any], layouts: Sequence[Layout]) -> list[tuple[Any, ...]]:

@@ -1,17 +1,13 @@
 """select_models turns a hand-written join into the instances the ORM would have built."""
 
 import pytest
-from django.db import connection, models
+from django.db import connection
 from django.db.models.query_utils import DeferredAttribute
 
 from recommendations.models import Dataset, DatasetUser, Item
-from recommendations.shared.select import Layout, select_models
+from recommendations.shared.select import Layout, select_models, table
 
 pytestmark = pytest.mark.django_db
-
-
-def _table(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 def test_rows_become_instances_with_values_converted_as_the_orm_does() -> None:
@@ -19,8 +15,8 @@ def test_rows_become_instances_with_values_converted_as_the_orm_does() -> None:
     Item.objects.create(dataset=dataset, external_id="i1", title="Heat <1995>", attributes={"genres": ["Crime"]})
     layouts = (Layout(Dataset, "d"), Layout(Item, "i", ["id", "title", "attributes"]))
     sql = (
-        f"SELECT {layouts[0].columns}, {layouts[1].columns} FROM {_table(Dataset)} d"
-        f" INNER JOIN {_table(Item)} i ON i.dataset_id = d.id WHERE i.external_id = %s"
+        f"SELECT {layouts[0].columns}, {layouts[1].columns} FROM {table(Dataset)} d"
+        f" INNER JOIN {table(Item)} i ON i.dataset_id = d.id WHERE i.external_id = %s"
     )
 
     [(read_dataset, item)] = select_models(sql, ["i1"], layouts)
@@ -42,8 +38,8 @@ def test_an_outer_joined_row_that_is_missing_is_none() -> None:
     user = DatasetUser.objects.create(dataset=dataset, external_id="u1")
     layouts = (Layout(DatasetUser, "u", ["id", "external_id"]), Layout(Item, "i", ["id", "title"]))
     sql = (
-        f"SELECT {layouts[0].columns}, {layouts[1].columns} FROM {_table(DatasetUser)} u"
-        f" LEFT JOIN {_table(Item)} i ON i.dataset_id = u.dataset_id WHERE u.id = %s"
+        f"SELECT {layouts[0].columns}, {layouts[1].columns} FROM {table(DatasetUser)} u"
+        f" LEFT JOIN {table(Item)} i ON i.dataset_id = u.dataset_id WHERE u.id = %s"
     )
 
     assert [(row[0].pk, row[1]) for row in select_models(sql, [user.pk], layouts)] == [(user.pk, None)]
